@@ -1,0 +1,36 @@
+//! kiln's generated files: an optimized Dockerfile and a `.dockerignore` per image, and
+//! writing them to disk safely or checking that the committed ones are up to date.
+
+mod dockerfile;
+mod ignore;
+mod write;
+
+use kiln_graph::{GeneratedFiles, Graph};
+use kiln_manifest::Project;
+
+pub use dockerfile::{dockerfile, header, GeneratedText, ImageRefs, HEADER_MARK};
+pub use ignore::{copied_paths, dockerignore, DEFAULT_PATTERNS};
+pub use write::{apply_changes, diff, has_header, plan_changes, Change, OutputFile, PlannedChange, WriteError};
+
+/// Every file `kiln emit` writes, in build order: each image's Dockerfile, then its
+/// ignore file.
+pub fn output_files(project: &Project, graph: &Graph) -> Vec<OutputFile> {
+    let first_tag = |index: usize| project.images[index].reference();
+    let mut files = Vec::with_capacity(project.images.len() * 2);
+    for &index in graph.order() {
+        let image = &project.images[index];
+        let paths = GeneratedFiles::of(project, image);
+        let (dockerfile_name, ignore_name) = paths.display(project);
+        files.push(OutputFile {
+            path: paths.dockerfile,
+            display: dockerfile_name,
+            contents: dockerfile(project, graph, index, &first_tag).text,
+        });
+        files.push(OutputFile {
+            path: paths.dockerignore,
+            display: ignore_name,
+            contents: dockerignore(project, image).text,
+        });
+    }
+    files
+}

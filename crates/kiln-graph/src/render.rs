@@ -1,0 +1,246 @@
+//! `kiln graph` output: text, Graphviz DOT, Mermaid and JSON.
+//!
+//! Every format shows the images in build order, the stages each one writes out, and
+//! the edges between them: a stage's base, the stages and images it copies from, and
+//! the outside images it uses.
+
+use std::fmt::Write;
+
+use kiln_manifest::model::StageInput;
+use kiln_manifest::{Image, Project};
+use serde::Serialize;
+
+use crate::Graph;
+
+/// One edge into a stage, as every format needs it.
+struct Input<'a> {
+    kind: &'static str,
+    source: Source<'a>,
+}
+
+enum Source<'a> {
+    Stage(usize),
+    Image(usize),
+    External(&'a str),
+}
+
+/// The inputs of one stage, resolved to indices.
+fn inputs<'a>(project: &'a Project, image: &'a Image, stage: usize) -> Vec<Input<'a>> {
+    image.stages[stage]
+        .inputs()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(position, input)| {
+            let kind = if position == 0 { "from" } else { "copy" };
+            let source = match input {
+                StageInput::Stage(name, _) => Source::Stage(image.stage_index(name)?),
+                StageInput::Image(name, _) => Source::Image(project.image_index(name)?),
+                StageInput::External(reference, _) => Source::External(reference),
+            };
+            Some(Input { kind, source })
+        })
+        .collect()
+}
+
+/// Outside images in order of first use.
+fn externals<'a>(project: &'a Project, graph: &Graph) -> Vec<&'a str> {
+    let mut found: Vec<&str> = Vec::new();
+    for &i in graph.order() {
+        let image = &project.images[i];
+        for &s in graph.stage_order(i) {
+            for input in inputs(project, image, s) {
+                if let Source::External(reference) = input.source {
+                    if !found.contains(&reference) {
+                        found.push(reference);
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+pub fn render_text(project: &Project, graph: &Graph) -> String {
+    let mut out = String::new();
+    for &i in graph.order() {
+        let image = &project.images[i];
+        let deps: Vec<&str> = graph.dependencies(i).iter().map(|&d| project.images[d].name.as_str()).collect();
+        let _ = write!(out, "{}  ({})", image.name, image.reference());
+        if !deps.is_empty() {
+            let _ = write!(out, "  needs: {}", deps.join(", "));
+        }
+        out.push('\n');
+        let stages = graph.stage_order(i);
+        for (position, &s) in stages.iter().enumerate() {
+            let branch = if position + 1 == stages.len() { "└──" } else { "├──" };
+            let stage = &image.stages[s];
+            let mut described: Vec<String> = Vec::new();
+            for input in inputs(project, image, s) {
+                let what = match input.source {
+                    Source::Stage(t) => format!("stage `{}`", image.stages[t].name),
+                    Source::Image(d) => format!("image `{}`", project.images[d].name),
+                    Source::External(reference) => format!("`{reference}`"),
+                };
+                described.push(if input.kind == "from" { format!("from {what}") } else { format!("copies from {what}") });
+            }
+            let name = if stage.implicit { "stage".to_owned() } else { format!("stage {}", stage.name) };
+            let target = if s == image.target && stages.len() > 1 { " (target)" } else { "" };
+            let _ = writeln!(out, "{branch} {name}{target}: {}", described.join("; "));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("(no images)\n");
+    }
+    out
+}
+
+/// Quotes a DOT identifier or label.
+fn dot_quote(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn stage_id(image: &Image, stage: usize) -> String {
+    format!("{}/{}", image.name, image.stages[stage].name)
+}
+
+pub fn render_dot(project: &Project, graph: &Graph) -> String {
+    let mut out = String::from("digraph kiln {\n  rankdir=LR;\n  node [shape=box];\n");
+    for &i in graph.order() {
+        let image = &project.images[i];
+        let _ = writeln!(out, "  subgraph {} {{", dot_quote(&format!("cluster_{}", image.name)));
+        let _ = writeln!(out, "    label={};", dot_quote(&format!("{}\n{}", image.name, image.reference())));
+        for &s in graph.stage_order(i) {
+            let style = if s == image.target { ", style=bold" } else { "" };
+            let _ = writeln!(out, "    {} [label={}{style}];", dot_quote(&stage_id(image, s)), dot_quote(&image.stages[s].name));
+        }
+        out.push_str("  }\n");
+    }
+    for reference in externals(project, graph) {
+        let _ = writeln!(out, "  {} [shape=ellipse, style=dashed];", dot_quote(reference));
+    }
+    for &i in graph.order() {
+        let image = &project.images[i];
+        for &s in graph.stage_order(i) {
+            let to = dot_quote(&stage_id(image, s));
+            for input in inputs(project, image, s) {
+                let from = match input.source {
+                    Source::Stage(t) => dot_quote(&stage_id(image, t)),
+                    Source::Image(d) => {
+                        let dep = &project.images[d];
+                        dot_quote(&stage_id(dep, dep.target))
+                    }
+                    Source::External(reference) => dot_quote(reference),
+                };
+                let _ = writeln!(out, "  {from} -> {to} [label={}];", dot_quote(input.kind));
+            }
+        }
+    }
+    out.push_str("}\n");
+    out
+}
+
+pub fn render_mermaid(project: &Project, graph: &Graph) -> String {
+    // Mermaid identifiers are positional so that any name is safe; labels carry names.
+    let stage_node = |image: usize, stage: usize| format!("i{image}s{stage}");
+    let label = |text: &str| format!("\"{}\"", text.replace('"', "#quot;"));
+    let externals = externals(project, graph);
+    let mut out = String::from("flowchart LR\n");
+    for &i in graph.order() {
+        let image = &project.images[i];
+        let _ = writeln!(out, "  subgraph i{i} [{}]", label(&image.name));
+        for &s in graph.stage_order(i) {
+            let _ = writeln!(out, "    {}[{}]", stage_node(i, s), label(&image.stages[s].name));
+        }
+        out.push_str("  end\n");
+    }
+    for (n, reference) in externals.iter().enumerate() {
+        let _ = writeln!(out, "  e{n}([{}])", label(reference));
+    }
+    for &i in graph.order() {
+        let image = &project.images[i];
+        for &s in graph.stage_order(i) {
+            for input in inputs(project, image, s) {
+                let from = match input.source {
+                    Source::Stage(t) => stage_node(i, t),
+                    Source::Image(d) => stage_node(d, project.images[d].target),
+                    Source::External(reference) => {
+                        format!("e{}", externals.iter().position(|e| *e == reference).unwrap_or(0))
+                    }
+                };
+                let arrow = if input.kind == "copy" { "-. copy .->" } else { "-->" };
+                let _ = writeln!(out, "  {from} {arrow} {}", stage_node(i, s));
+            }
+        }
+    }
+    out
+}
+
+#[derive(Serialize)]
+struct JsonGraph<'a> {
+    order: Vec<&'a str>,
+    nodes: Vec<JsonNode<'a>>,
+    edges: Vec<JsonEdge>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+enum JsonNode<'a> {
+    Image { id: String, reference: String, target: String },
+    Stage { id: String, image: &'a str, stage: &'a str },
+    External { id: &'a str },
+}
+
+#[derive(Serialize)]
+struct JsonEdge {
+    from: String,
+    to: String,
+    kind: &'static str,
+}
+
+pub fn render_json(project: &Project, graph: &Graph) -> String {
+    let mut nodes = Vec::new();
+    let mut edges = Vec::new();
+    for &i in graph.order() {
+        let image = &project.images[i];
+        for &s in graph.stage_order(i) {
+            nodes.push(JsonNode::Stage {
+                id: stage_id(image, s),
+                image: &image.name,
+                stage: &image.stages[s].name,
+            });
+            for input in inputs(project, image, s) {
+                let from = match input.source {
+                    Source::Stage(t) => stage_id(image, t),
+                    Source::Image(d) => project.images[d].name.clone(),
+                    Source::External(reference) => reference.to_owned(),
+                };
+                edges.push(JsonEdge {
+                    from,
+                    to: stage_id(image, s),
+                    kind: input.kind,
+                });
+            }
+        }
+        nodes.push(JsonNode::Image {
+            id: image.name.clone(),
+            reference: image.reference(),
+            target: stage_id(image, image.target),
+        });
+        edges.push(JsonEdge {
+            from: stage_id(image, image.target),
+            to: image.name.clone(),
+            kind: "target",
+        });
+    }
+    for reference in externals(project, graph) {
+        nodes.push(JsonNode::External { id: reference });
+    }
+    let json = JsonGraph {
+        order: graph.order().iter().map(|&i| project.images[i].name.as_str()).collect(),
+        nodes,
+        edges,
+    };
+    let mut text = serde_json::to_string_pretty(&json).expect("the graph serializes");
+    text.push('\n');
+    text
+}

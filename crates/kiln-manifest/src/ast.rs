@@ -1,0 +1,339 @@
+//! The manifest as written: KDL nodes lowered into typed declarations, with a span on
+//! every value, before templates are applied and variables interpolated.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::source::{FileId, Span, Spanned};
+
+pub type Text = Spanned<String>;
+
+/// A `key=value` pair (env, label, build-arg).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct KeyValue {
+    pub key: Text,
+    pub value: Text,
+}
+
+/// All the declarations of a project, merged from its files in include order.
+#[derive(Debug, Default)]
+pub struct Declarations {
+    pub registry: Option<Text>,
+    pub output: Option<Text>,
+    pub level: Option<Text>,
+    pub syntax_directive: Option<Text>,
+    pub vars: Vec<VarDecl>,
+    pub templates: Vec<ImageDecl>,
+    pub images: Vec<ImageDecl>,
+    pub groups: Vec<GroupDecl>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VarDecl {
+    pub name: Text,
+    pub value: Text,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupDecl {
+    pub name: Text,
+    pub members: Vec<Text>,
+}
+
+/// An `image` or a `template` (same body).
+#[derive(Debug, Clone)]
+pub struct ImageDecl {
+    pub name: Text,
+    /// The whole node, for "declared here" labels.
+    pub span: Span,
+    /// The file it was declared in; its relative paths are resolved from that file.
+    pub file: FileId,
+    pub body: ImageBody,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ImageBody {
+    pub extends: Vec<Text>,
+    pub description: Option<Text>,
+    pub context: Option<Text>,
+    pub repository: Option<Text>,
+    pub tags: Option<Vec<Text>>,
+    pub build_args: Vec<KeyValue>,
+    pub labels: Vec<KeyValue>,
+    pub platform: Option<Text>,
+    pub target: Option<Text>,
+    pub ignore: Vec<Text>,
+    /// `from` and instructions written directly in the image: its single, implicit stage.
+    pub implicit: StageBody,
+    pub stages: Vec<StageDecl>,
+    pub variants: Vec<VariantDecl>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StageDecl {
+    pub name: Text,
+    pub span: Span,
+    pub body: StageBody,
+}
+
+#[derive(Debug, Clone)]
+pub struct VariantDecl {
+    pub name: Text,
+    pub span: Span,
+    pub body: ImageBody,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StageBody {
+    pub from: Option<Spanned<From>>,
+    pub instructions: Vec<Spanned<Instruction>>,
+}
+
+impl StageBody {
+    pub fn is_empty(&self) -> bool {
+        self.from.is_none() && self.instructions.is_empty()
+    }
+}
+
+/// What a stage starts from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum From {
+    /// An image from a registry, such as `python:3.11-slim`, or `scratch`.
+    External(Text),
+    /// Another stage of the same image.
+    Stage(Text),
+    /// Another image of the manifest: a cross-image dependency.
+    Image(Text),
+}
+
+/// Where a `copy` takes its files from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CopyFrom {
+    Context,
+    Stage(Text),
+    Image(Text),
+    External(Text),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Instruction {
+    Workdir(Text),
+    Copy(Copy),
+    Run(Run),
+    Env(Vec<KeyValue>),
+    Arg {
+        name: Text,
+        default: Option<Text>,
+    },
+    Label(Vec<KeyValue>),
+    User(User),
+    Expose(Vec<Text>),
+    Volume(Vec<Text>),
+    Entrypoint(Vec<Text>),
+    Cmd(Vec<Text>),
+    Healthcheck(Option<Healthcheck>),
+    Shell(Vec<Text>),
+    StopSignal(Text),
+    Apt(Vec<Text>),
+    Apk(Vec<Text>),
+    Pip(Pip),
+    Npm {
+        production: bool,
+    },
+    GoMod,
+    CargoFetch,
+}
+
+impl Instruction {
+    /// The manifest node name, for messages.
+    pub fn node_name(&self) -> &'static str {
+        match self {
+            Self::Workdir(_) => "workdir",
+            Self::Copy(_) => "copy",
+            Self::Run(_) => "run",
+            Self::Env(_) => "env",
+            Self::Arg { .. } => "arg",
+            Self::Label(_) => "label",
+            Self::User(_) => "user",
+            Self::Expose(_) => "expose",
+            Self::Volume(_) => "volume",
+            Self::Entrypoint(_) => "entrypoint",
+            Self::Cmd(_) => "cmd",
+            Self::Healthcheck(_) => "healthcheck",
+            Self::Shell(_) => "shell",
+            Self::StopSignal(_) => "stopsignal",
+            Self::Apt(_) => "apt",
+            Self::Apk(_) => "apk",
+            Self::Pip(_) => "pip",
+            Self::Npm { .. } => "npm",
+            Self::GoMod => "go-mod",
+            Self::CargoFetch => "cargo-fetch",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct Copy {
+    pub sources: Vec<Text>,
+    pub dest: Text,
+    pub from: CopyFrom,
+    pub chown: Option<Text>,
+    pub chmod: Option<Text>,
+    pub link: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct Run {
+    /// One entry per command; a multi-line string is split into its lines.
+    pub commands: Vec<Text>,
+    /// Cache mount targets.
+    pub caches: Vec<Text>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct User {
+    pub name: Text,
+    pub uid: Option<Spanned<u32>>,
+    pub gid: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct Healthcheck {
+    pub command: Vec<Text>,
+    pub interval: Option<Text>,
+    pub timeout: Option<Text>,
+    pub start_period: Option<Text>,
+    pub retries: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct Pip {
+    pub packages: Vec<Text>,
+    pub requirements: Option<Text>,
+    pub user: bool,
+}
+
+/// Calls `f` on every user string of an image body that variables may be interpolated
+/// into, with what the string is (so that some variables can be refused in some places).
+pub trait VisitStrings {
+    fn visit_strings(&mut self, f: &mut dyn FnMut(&mut Text, StringRole));
+}
+
+/// What a string is used for, as far as interpolation cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StringRole {
+    /// A tag: may use `{git.*}`, which changes with every commit.
+    Tag,
+    /// A build argument value: passed at build time, not written into generated files.
+    BuildArg,
+    /// Anything written into a generated file, or a name.
+    Generated,
+}
+
+fn visit_opt(text: &mut Option<Text>, role: StringRole, f: &mut dyn FnMut(&mut Text, StringRole)) {
+    if let Some(text) = text {
+        f(text, role);
+    }
+}
+
+fn visit_all(texts: &mut [Text], role: StringRole, f: &mut dyn FnMut(&mut Text, StringRole)) {
+    for text in texts {
+        f(text, role);
+    }
+}
+
+fn visit_values(pairs: &mut [KeyValue], role: StringRole, f: &mut dyn FnMut(&mut Text, StringRole)) {
+    for pair in pairs {
+        f(&mut pair.value, role);
+    }
+}
+
+impl VisitStrings for ImageBody {
+    fn visit_strings(&mut self, f: &mut dyn FnMut(&mut Text, StringRole)) {
+        use StringRole::{BuildArg, Generated, Tag};
+        visit_opt(&mut self.description, Generated, f);
+        visit_opt(&mut self.context, Generated, f);
+        visit_opt(&mut self.repository, Generated, f);
+        if let Some(tags) = &mut self.tags {
+            visit_all(tags, Tag, f);
+        }
+        visit_values(&mut self.build_args, BuildArg, f);
+        visit_values(&mut self.labels, Generated, f);
+        visit_opt(&mut self.platform, Generated, f);
+        visit_all(&mut self.ignore, Generated, f);
+        self.implicit.visit_strings(f);
+        for stage in &mut self.stages {
+            stage.body.visit_strings(f);
+        }
+        for variant in &mut self.variants {
+            variant.body.visit_strings(f);
+        }
+    }
+}
+
+impl VisitStrings for StageBody {
+    fn visit_strings(&mut self, f: &mut dyn FnMut(&mut Text, StringRole)) {
+        if let Some(Spanned {
+            value: From::External(text),
+            ..
+        }) = &mut self.from
+        {
+            f(text, StringRole::Generated);
+        }
+        for instruction in &mut self.instructions {
+            instruction.value.visit_strings(f);
+        }
+    }
+}
+
+impl VisitStrings for Instruction {
+    fn visit_strings(&mut self, f: &mut dyn FnMut(&mut Text, StringRole)) {
+        use StringRole::Generated;
+        match self {
+            Self::Workdir(text) | Self::StopSignal(text) => f(text, Generated),
+            Self::Copy(copy) => {
+                visit_all(&mut copy.sources, Generated, f);
+                f(&mut copy.dest, Generated);
+                if let CopyFrom::External(text) = &mut copy.from {
+                    f(text, Generated);
+                }
+                visit_opt(&mut copy.chown, Generated, f);
+                visit_opt(&mut copy.chmod, Generated, f);
+            }
+            Self::Run(run) => {
+                visit_all(&mut run.commands, Generated, f);
+                visit_all(&mut run.caches, Generated, f);
+            }
+            Self::Env(pairs) | Self::Label(pairs) => visit_values(pairs, Generated, f),
+            Self::Arg { default, .. } => visit_opt(default, Generated, f),
+            Self::User(user) => f(&mut user.name, Generated),
+            Self::Expose(texts)
+            | Self::Volume(texts)
+            | Self::Entrypoint(texts)
+            | Self::Cmd(texts)
+            | Self::Shell(texts)
+            | Self::Apt(texts)
+            | Self::Apk(texts) => visit_all(texts, Generated, f),
+            Self::Healthcheck(Some(check)) => {
+                visit_all(&mut check.command, Generated, f);
+                visit_opt(&mut check.interval, Generated, f);
+                visit_opt(&mut check.timeout, Generated, f);
+                visit_opt(&mut check.start_period, Generated, f);
+            }
+            Self::Pip(pip) => {
+                visit_all(&mut pip.packages, Generated, f);
+                visit_opt(&mut pip.requirements, Generated, f);
+            }
+            Self::Healthcheck(None) | Self::Npm { .. } | Self::GoMod | Self::CargoFetch => {}
+        }
+    }
+}

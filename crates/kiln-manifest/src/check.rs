@@ -1,0 +1,566 @@
+//! Checks on the values of one stage's instructions: what Docker would reject, what
+//! could not be written safely into a Dockerfile, and what is likely a mistake.
+
+use std::path::Path;
+
+use kiln_dockerignore::Matcher;
+
+use crate::ast::{Copy, CopyFrom, Healthcheck, Instruction, KeyValue, Pip, Run, Text, User};
+use crate::diagnostic::{Code, Diagnostic, Diagnostics};
+use crate::model::Level;
+use crate::source::Spanned;
+
+/// What the checks of a stage need to know about its image.
+pub(crate) struct StageContext<'a> {
+    pub level: Level,
+    pub context_dir: &'a Path,
+    /// The image's declared ignore patterns, compiled, and the text of each.
+    pub ignore: &'a Matcher,
+    pub ignore_texts: &'a [Text],
+    /// Whether the stage starts from an outside image (whose WORKDIR kiln cannot know).
+    pub external_base: bool,
+}
+
+pub(crate) fn check_stage(
+    instructions: &[Spanned<Instruction>],
+    ctx: &StageContext<'_>,
+    diags: &mut Diagnostics,
+) {
+    let mut has_workdir = !ctx.external_base;
+    let mut copied_whole_context: Option<Text> = None;
+    let mut seen_single: Vec<(&'static str, crate::source::Span)> = Vec::new();
+    for instruction in instructions {
+        let span = instruction.span;
+        match &instruction.value {
+            Instruction::Workdir(path) => {
+                check_line(path, "a path", diags);
+                if !(path.value.starts_with('/') || path.value.starts_with('$')) {
+                    diags.push(
+                        Diagnostic::error(Code::RelativeWorkdir, format!("`workdir` must be absolute, got `{}`", path.value))
+                            .label(path.span, "relative path")
+                            .help(format!("write `workdir \"/{}\"`", path.value.trim_start_matches("./"))),
+                    );
+                }
+                has_workdir = true;
+            }
+            Instruction::Copy(copy) => {
+                check_copy(copy, ctx, diags);
+                if copy.from == CopyFrom::Context && copy.sources.iter().any(|s| is_whole_context(&s.value)) {
+                    copied_whole_context.get_or_insert_with(|| copy.sources[0].clone());
+                }
+            }
+            Instruction::Run(run) => check_run(run, ctx.level, diags),
+            Instruction::Env(pairs) => {
+                check_pairs(pairs, "environment variable", is_env_key, diags);
+                check_secrets(pairs.iter().map(|p| &p.key), diags);
+            }
+            Instruction::Arg { name, default } => {
+                check_key(name, "build argument", is_env_key, diags);
+                if let Some(default) = default {
+                    check_line(default, "a value", diags);
+                }
+                check_secrets(std::iter::once(name), diags);
+            }
+            Instruction::Label(pairs) => check_pairs(pairs, "label", is_label_key, diags),
+            Instruction::User(user) => check_user(user, diags),
+            Instruction::Expose(ports) => {
+                for port in ports {
+                    check_port(port, diags);
+                }
+            }
+            Instruction::Volume(paths) => {
+                for path in paths {
+                    check_line(path, "a path", diags);
+                    if !path.value.starts_with('/') {
+                        diags.push(
+                            Diagnostic::error(Code::InvalidValue, "a volume must be an absolute path")
+                                .label(path.span, "relative path"),
+                        );
+                    }
+                }
+            }
+            Instruction::Entrypoint(_) | Instruction::Cmd(_) | Instruction::Healthcheck(_) => {
+                let name = instruction.value.node_name();
+                if let Some((_, first)) = seen_single.iter().find(|(n, _)| *n == name) {
+                    diags.push(
+                        Diagnostic::warning(Code::DuplicateInstruction, format!("`{name}` is set twice in one stage; only the last counts"))
+                            .label(span, "this one wins")
+                            .label(*first, "this one is ignored"),
+                    );
+                }
+                seen_single.push((name, span));
+                if let Instruction::Healthcheck(Some(check)) = &instruction.value {
+                    check_healthcheck(check, diags);
+                }
+            }
+            Instruction::Shell(_) => {}
+            Instruction::StopSignal(signal) => {
+                let ok = signal.value.parse::<u8>().is_ok_and(|n| (1..=64).contains(&n))
+                    || (signal.value.len() > 3
+                        && signal.value.starts_with("SIG")
+                        && signal.value[3..].chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '+' || c == '-'));
+                if !ok {
+                    diags.push(
+                        Diagnostic::error(Code::InvalidValue, format!("`{}` is not a signal", signal.value))
+                            .label(signal.span, "expected a name like `SIGTERM` or a number")
+                            .help("write `stopsignal \"SIGTERM\"`"),
+                    );
+                }
+            }
+            Instruction::Apt(packages) | Instruction::Apk(packages) => {
+                for package in packages {
+                    check_package(package, diags);
+                }
+            }
+            Instruction::Pip(pip) => {
+                check_pip(pip, ctx, diags);
+                if pip.requirements.is_some() {
+                    dependency_order(instruction, &copied_whole_context, has_workdir, diags);
+                }
+            }
+            Instruction::Npm { .. } => {
+                check_files_exist(ctx, &["package.json", "package-lock.json"], span, "npm", diags);
+                dependency_order(instruction, &copied_whole_context, has_workdir, diags);
+            }
+            Instruction::GoMod => {
+                check_files_exist(ctx, &["go.mod", "go.sum"], span, "go-mod", diags);
+                dependency_order(instruction, &copied_whole_context, has_workdir, diags);
+            }
+            Instruction::CargoFetch => {
+                check_files_exist(ctx, &["Cargo.toml", "Cargo.lock"], span, "cargo-fetch", diags);
+                dependency_order(instruction, &copied_whole_context, has_workdir, diags);
+            }
+        }
+    }
+}
+
+/// A dependency node copies its manifest files into the working directory; warn when
+/// that comes after the sources (every source change reinstalls) or has no known WORKDIR.
+fn dependency_order(
+    instruction: &Spanned<Instruction>,
+    copied_whole_context: &Option<Text>,
+    has_workdir: bool,
+    diags: &mut Diagnostics,
+) {
+    let name = instruction.value.node_name();
+    if let Some(copy) = copied_whole_context {
+        diags.push(
+            Diagnostic::warning(Code::CacheOrder, format!("`{name}` comes after the sources are copied"))
+                .label(instruction.span, "dependencies reinstall whenever any source file changes")
+                .label(copy.span, "sources copied here")
+                .help(format!("move `{name}` before the `copy` of the sources, so its layer stays cached")),
+        );
+    }
+    if !has_workdir {
+        diags.push(
+            Diagnostic::warning(Code::MissingWorkdir, format!("`{name}` copies files into the working directory, but this stage sets none"))
+                .label(instruction.span, "files would land in the base image's WORKDIR, often `/`")
+                .help("add a `workdir \"/app\"` before it"),
+        );
+    }
+}
+
+fn is_whole_context(source: &str) -> bool {
+    matches!(source, "." | "./" | "*" | "./*")
+}
+
+fn check_copy(copy: &Copy, ctx: &StageContext<'_>, diags: &mut Diagnostics) {
+    check_line(&copy.dest, "a path", diags);
+    for source in &copy.sources {
+        check_line(source, "a path", diags);
+        if copy.from == CopyFrom::Context {
+            check_context_path(source, ctx, diags);
+        }
+    }
+    if copy.sources.len() > 1 && !copy.dest.value.ends_with('/') {
+        diags.push(
+            Diagnostic::error(Code::InvalidValue, "copying several sources needs a destination folder ending in `/`")
+                .label(copy.dest.span, "not a folder")
+                .help(format!("write `\"{}/\"`", copy.dest.value)),
+        );
+    }
+    if let Some(chown) = &copy.chown {
+        if !is_user_spec(&chown.value) {
+            diags.push(
+                Diagnostic::error(Code::InvalidValue, format!("`{}` is not a valid owner", chown.value))
+                    .label(chown.span, "expected `user`, `user:group`, `uid` or `uid:gid`"),
+            );
+        }
+    }
+    if let Some(chmod) = &copy.chmod {
+        let octal = (3..=4).contains(&chmod.value.len()) && chmod.value.chars().all(|c| ('0'..='7').contains(&c));
+        if !octal {
+            diags.push(
+                Diagnostic::error(Code::InvalidValue, format!("`{}` is not an octal mode", chmod.value))
+                    .label(chmod.span, "expected 3 or 4 octal digits, such as `0755`")
+                    .help("quote the mode so that KDL keeps its leading zero: `chmod=\"0755\"`"),
+            );
+        } else if !ctx.level.copy_chmod() {
+            diags.push(
+                Diagnostic::error(Code::UnsupportedAtLevel, "`chmod` needs `dockerfile-level \"1.2\"` or later")
+                    .label(chmod.span, "COPY --chmod is not available at the `classic` level")
+                    .help("set `dockerfile-level \"1.2\"` in the root manifest (builds then need BuildKit), or drop `chmod`"),
+            );
+        }
+    }
+}
+
+/// A path inside the build context: relative, not leaving it, not ignored.
+pub(crate) fn check_context_path(source: &Text, ctx: &StageContext<'_>, diags: &mut Diagnostics) {
+    let value = &source.value;
+    if value.starts_with('/') {
+        diags.push(
+            Diagnostic::error(Code::PathOutsideContext, format!("`{value}` is an absolute path, outside the build context"))
+                .label(source.span, "absolute path")
+                .help("paths copied from the context are relative to it; to copy from a stage or image, add `from=` or `image=`"),
+        );
+        return;
+    }
+    let cleaned = kiln_dockerignore::clean_path(value);
+    if cleaned == ".." || cleaned.starts_with("../") {
+        diags.push(
+            Diagnostic::error(Code::PathOutsideContext, format!("`{value}` leaves the build context"))
+                .label(source.span, "goes above the context folder")
+                .help("Docker only sends the context folder to the builder; widen the image's `context`, or move the file into it"),
+        );
+        return;
+    }
+    if let Some(index) = ctx.ignore.excluded_by(&cleaned) {
+        let pattern = ctx.ignore_texts.get(index);
+        let mut diagnostic = Diagnostic::error(
+            Code::IgnoredCopySource,
+            format!("`{value}` is copied, but the image's ignore patterns exclude it"),
+        )
+        .label(source.span, "copied here");
+        if let Some(pattern) = pattern {
+            diagnostic = diagnostic
+                .label(pattern.span, "excluded by this pattern")
+                .help(format!("remove the pattern, or add an exception: `ignore \"!{cleaned}\"`"));
+        }
+        diags.push(diagnostic);
+        return;
+    }
+    // Docker expands `$VAR` in COPY sources; such paths cannot be checked here.
+    if value.contains('$') || cleaned == "." {
+        return;
+    }
+    let exists = if value.contains(['*', '?', '[']) {
+        let pattern = format!("{}/{}", glob::Pattern::escape(&ctx.context_dir.to_string_lossy()), cleaned);
+        glob::glob(&pattern).is_ok_and(|mut paths| paths.next().is_some())
+    } else {
+        ctx.context_dir.join(&cleaned).exists()
+    };
+    if !exists && ctx.context_dir.is_dir() {
+        let siblings = list_siblings(ctx.context_dir, &cleaned);
+        diags.push(
+            Diagnostic::warning(Code::MissingFile, format!("`{value}` does not exist in the build context"))
+                .label(source.span, "not found")
+                .help_opt(crate::suggest::did_you_mean(
+                    &cleaned,
+                    siblings.iter().map(String::as_str),
+                ))
+                .help_opt(Some(format!("the context is `{}`", ctx.context_dir.file_name().map_or_else(|| ".".into(), |n| n.to_string_lossy().into_owned())))
+                    .filter(|_| siblings.is_empty())),
+        );
+    }
+}
+
+/// Names in the folder of `path` (relative paths), for "did you mean" hints.
+fn list_siblings(context: &Path, path: &str) -> Vec<String> {
+    let (dir, prefix) = match path.rsplit_once('/') {
+        Some((dir, _)) => (context.join(dir), format!("{dir}/")),
+        None => (context.to_path_buf(), String::new()),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| format!("{prefix}{}", e.file_name().to_string_lossy()))
+        .collect();
+    names.sort();
+    names
+}
+
+fn check_files_exist(ctx: &StageContext<'_>, files: &[&str], span: crate::source::Span, node: &str, diags: &mut Diagnostics) {
+    if !ctx.context_dir.is_dir() {
+        return;
+    }
+    let missing: Vec<&str> = files.iter().copied().filter(|f| !ctx.context_dir.join(f).exists()).collect();
+    if !missing.is_empty() {
+        let list = missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(" and ");
+        diags.push(
+            Diagnostic::warning(Code::MissingFile, format!("`{node}` needs {list} in the build context"))
+                .label(span, "not found in the context")
+                .help("the build will fail until the file exists"),
+        );
+    }
+}
+
+fn check_pip(pip: &Pip, ctx: &StageContext<'_>, diags: &mut Diagnostics) {
+    for package in &pip.packages {
+        check_line(package, "a requirement", diags);
+        if package.value.starts_with('-') {
+            diags.push(
+                Diagnostic::error(Code::InvalidValue, format!("`{}` looks like an option, not a package", package.value))
+                    .label(package.span, "pip options are not passed through")
+                    .help("use `requirements=` for a requirements file"),
+            );
+        }
+    }
+    if let Some(requirements) = &pip.requirements {
+        check_line(requirements, "a path", diags);
+        check_context_path(requirements, ctx, diags);
+    }
+}
+
+fn check_run(run: &Run, level: Level, diags: &mut Diagnostics) {
+    for command in &run.commands {
+        if command.value.trim_end().ends_with('\\') {
+            diags.push(
+                Diagnostic::error(Code::Unexpressible, "a `run` command cannot end with `\\`")
+                    .label(command.span, "the Dockerfile would join the next instruction to it"),
+            );
+        }
+        if has_heredoc(&command.value) {
+            let mut diagnostic = Diagnostic::error(Code::Unexpressible, "shell heredocs (`<<WORD`) are not supported in `run`")
+                .label(command.span, "heredoc here");
+            diagnostic = if level.heredocs() {
+                diagnostic.help("at level 1.4 the Dockerfile parser would read it as a Dockerfile heredoc; put the text in a file and `copy` it")
+            } else {
+                diagnostic.help("each line of a `run` string is a separate command; put the text in a file and `copy` it")
+            };
+            diags.push(diagnostic);
+        }
+    }
+    for cache in &run.caches {
+        check_line(cache, "a path", diags);
+        if !cache.value.starts_with('/') {
+            diags.push(
+                Diagnostic::error(Code::InvalidValue, "a cache directory must be an absolute path")
+                    .label(cache.span, "relative path"),
+            );
+        }
+        if cache.value.contains([',', '"', '=']) {
+            diags.push(
+                Diagnostic::error(Code::Unexpressible, "a cache directory cannot contain `,`, `=` or `\"`")
+                    .label(cache.span, "cannot be written in a `--mount` flag"),
+            );
+        }
+    }
+}
+
+/// `<<EOF`, `<<-EOF`, `<<'EOF'`, but not `<<<` (a here-string) or `1<<2`.
+fn has_heredoc(command: &str) -> bool {
+    let bytes = command.as_bytes();
+    let mut i = 0;
+    while let Some(found) = command[i..].find("<<") {
+        let at = i + found;
+        let mut j = at + 2;
+        let before_ok = at == 0 || bytes[at - 1] != b'<';
+        if bytes.get(j) == Some(&b'<') {
+            i = j + 1;
+            continue;
+        }
+        if bytes.get(j) == Some(&b'-') {
+            j += 1;
+        }
+        if matches!(bytes.get(j), Some(b'\'' | b'"')) {
+            j += 1;
+        }
+        while bytes.get(j) == Some(&b' ') {
+            j += 1;
+        }
+        if before_ok && bytes.get(j).is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_') {
+            return true;
+        }
+        i = at + 2;
+    }
+    false
+}
+
+fn check_pairs(pairs: &[KeyValue], what: &str, valid_key: fn(&str) -> bool, diags: &mut Diagnostics) {
+    for pair in pairs {
+        check_key(&pair.key, what, valid_key, diags);
+        check_line(&pair.value, "a value", diags);
+    }
+}
+
+fn check_key(key: &Text, what: &str, valid: fn(&str) -> bool, diags: &mut Diagnostics) {
+    if !valid(&key.value) {
+        diags.push(
+            Diagnostic::error(Code::InvalidName, format!("`{}` is not a valid {what} name", key.value))
+                .label(key.span, "invalid name")
+                .help(if what == "label" {
+                    "label keys use letters, digits, `.`, `-`, `_` and `/`, such as `org.opencontainers.image.title`"
+                } else {
+                    "use letters, digits and `_`, not starting with a digit"
+                }),
+        );
+    }
+}
+
+/// BuildKit's `SecretsUsedInArgOrEnv` rule: these names suggest a secret baked into an
+/// image layer, where anyone with the image can read it.
+fn check_secrets<'a>(keys: impl Iterator<Item = &'a Text>, diags: &mut Diagnostics) {
+    const SECRET: &[&str] = &["apikey", "auth", "credential", "credentials", "key", "password", "pword", "passwd", "secret", "token"];
+    const HARMLESS: &[&str] = &["public", "file", "version"];
+    for key in keys {
+        let lower = key.value.to_ascii_lowercase();
+        let parts: Vec<&str> = lower.split('_').collect();
+        if parts.iter().any(|p| SECRET.contains(p)) && !parts.iter().any(|p| HARMLESS.contains(p)) {
+            diags.push(
+                Diagnostic::warning(Code::SecretInEnv, format!("`{}` looks like a secret, and would be stored in the image", key.value))
+                    .label(key.span, "readable by anyone who has the image")
+                    .help("pass secrets at run time, not at build time"),
+            );
+        }
+    }
+}
+
+fn check_user(user: &User, diags: &mut Diagnostics) {
+    check_line(&user.name, "a user", diags);
+    if user.uid.is_some() || user.gid.is_some() {
+        let valid = user.name.value.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && user.name.value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+            && user.name.value.len() <= 32;
+        if !valid {
+            diags.push(
+                Diagnostic::error(Code::InvalidName, format!("`{}` is not a valid name for a new user", user.name.value))
+                    .label(user.name.span, "expected lowercase letters, digits, `_` and `-`"),
+            );
+        }
+        if user.uid.is_none() {
+            if let Some(gid) = &user.gid {
+                diags.push(
+                    Diagnostic::error(Code::MissingValue, "creating a user needs `uid=` as well as `gid=`")
+                        .label(gid.span, "`gid=` alone"),
+                );
+            }
+        }
+    } else if !is_user_spec(&user.name.value) {
+        diags.push(
+            Diagnostic::error(Code::InvalidValue, format!("`{}` is not a valid user", user.name.value))
+                .label(user.name.span, "expected `user`, `user:group`, `uid` or `uid:gid`"),
+        );
+    }
+}
+
+fn is_user_spec(spec: &str) -> bool {
+    let part_ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$' | '{' | '}'));
+    match spec.split_once(':') {
+        Some((user, group)) => part_ok(user) && part_ok(group),
+        None => part_ok(spec),
+    }
+}
+
+fn check_port(port: &Text, diags: &mut Diagnostics) {
+    let (number, protocol) = match port.value.split_once('/') {
+        Some((n, p)) => (n, Some(p)),
+        None => (port.value.as_str(), None),
+    };
+    let in_range = |n: &str| n.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n));
+    let numbers_ok = match number.split_once('-') {
+        Some((lo, hi)) => in_range(lo) && in_range(hi) && lo.parse::<u32>().ok() <= hi.parse::<u32>().ok(),
+        None => in_range(number),
+    };
+    let protocol_ok = protocol.is_none_or(|p| matches!(p, "tcp" | "udp" | "sctp"));
+    if !numbers_ok || !protocol_ok {
+        diags.push(
+            Diagnostic::error(Code::InvalidValue, format!("`{}` is not a valid port", port.value))
+                .label(port.span, "expected a port from 1 to 65535, a range `8000-8010`, optionally with `/tcp`, `/udp` or `/sctp`"),
+        );
+    }
+}
+
+fn check_healthcheck(check: &Healthcheck, diags: &mut Diagnostics) {
+    for text in check.command.iter() {
+        check_line(text, "an argument", diags);
+    }
+    for duration in [&check.interval, &check.timeout, &check.start_period].into_iter().flatten() {
+        if !is_duration(&duration.value) {
+            diags.push(
+                Diagnostic::error(Code::InvalidValue, format!("`{}` is not a duration", duration.value))
+                    .label(duration.span, "expected a duration such as `30s`, `1m30s` or `500ms`"),
+            );
+        }
+    }
+}
+
+/// Go's `time.ParseDuration` syntax, without a sign: `1h30m`, `1.5s`, `250ms`.
+fn is_duration(text: &str) -> bool {
+    let mut rest = text;
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number = &rest[..digits];
+        if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+            return false;
+        }
+        rest = &rest[digits..];
+        let unit = ["ns", "us", "µs", "ms", "s", "m", "h"].iter().find(|u| rest.starts_with(**u));
+        match unit {
+            Some(unit) => rest = &rest[unit.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+fn check_package(package: &Text, diags: &mut Diagnostics) {
+    let value = &package.value;
+    let ok = value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | ':' | '=' | '~' | '_' | '-' | '/'));
+    if !ok {
+        diags.push(
+            Diagnostic::error(Code::InvalidValue, format!("`{value}` is not a valid package name"))
+                .label(package.span, "expected letters, digits and `+.:=~_-/`")
+                .help("one package per argument: `apt curl ca-certificates`"),
+        );
+    }
+}
+
+/// A value written on one Dockerfile line: a line break would end the instruction.
+pub(crate) fn check_line(text: &Text, what: &str, diags: &mut Diagnostics) {
+    if text.value.contains(['\n', '\r']) {
+        diags.push(
+            Diagnostic::error(Code::Unexpressible, format!("{what} cannot contain a line break"))
+                .label(text.span, "a Dockerfile cannot express this line break")
+                .help("Dockerfile values are written on one line; remove the line break"),
+        );
+    }
+}
+
+pub(crate) fn is_env_key(key: &str) -> bool {
+    crate::vars::is_var_name(key)
+}
+
+fn is_label_key(key: &str) -> bool {
+    !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heredocs() {
+        assert!(has_heredoc("cat <<EOF"));
+        assert!(has_heredoc("cat <<-'END'"));
+        assert!(!has_heredoc("cat <<< hi"));
+        assert!(!has_heredoc("echo $((1<<2))"));
+        assert!(!has_heredoc("echo hi"));
+    }
+
+    #[test]
+    fn durations() {
+        for ok in ["30s", "1m30s", "500ms", "1.5h", "10us"] {
+            assert!(is_duration(ok), "{ok}");
+        }
+        for bad in ["", "30", "s", "1x", "-1s", "1..2s"] {
+            assert!(!is_duration(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Finding the root manifest, reading it and the files it includes, and parsing KDL.
+
+use std::path::{Component, Path, PathBuf};
+
+use kdl::KdlDocument;
+
+use crate::ast::{Declarations, Text};
+use crate::diagnostic::{Code, Diagnostic, Diagnostics};
+use crate::lower::lower_file;
+use crate::source::{FileId, SourceMap, Span};
+
+/// The name of the root manifest file.
+pub const MANIFEST_FILE: &str = "kiln.kdl";
+
+/// Looks for `kiln.kdl` in `start` and its parents, as cargo looks for `Cargo.toml`.
+pub fn find_manifest(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|dir| dir.join(MANIFEST_FILE))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Reads the root manifest and every file it includes, depth first, each file once.
+/// The root must be an absolute path. Problems are reported into `diags`.
+pub(crate) fn load(root: &Path, sources: &mut SourceMap, diags: &mut Diagnostics) -> Declarations {
+    let mut decls = Declarations::default();
+    let root_dir = root.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let text = match fs_err::read_to_string(root) {
+        Ok(text) => text,
+        Err(err) => {
+            diags.push(Diagnostic::error(Code::Io, err.to_string()));
+            return decls;
+        }
+    };
+    let name = display_name(&root_dir, root);
+    let file = sources.add(normalize(root), name, text);
+    load_file(file, &root_dir, true, sources, &mut decls, diags);
+    decls
+}
+
+fn load_file(
+    file: FileId,
+    root_dir: &Path,
+    is_root: bool,
+    sources: &mut SourceMap,
+    decls: &mut Declarations,
+    diags: &mut Diagnostics,
+) {
+    let text = sources.file(file).text.clone();
+    let doc = match KdlDocument::parse_v2(&text) {
+        Ok(doc) => doc,
+        Err(err) => {
+            for d in err.diagnostics {
+                diags.push(syntax_error(file, &d));
+            }
+            return;
+        }
+    };
+    let includes = lower_file(&doc, file, &text, is_root, decls, diags);
+    let dir = sources.file(file).dir().to_path_buf();
+    for include in includes {
+        for path in expand_include(&include, &dir, diags) {
+            if sources.find(&path).is_some() {
+                continue; // Already read: include order is first come, first served.
+            }
+            match fs_err::read_to_string(&path) {
+                Ok(text) => {
+                    let name = display_name(root_dir, &path);
+                    let child = sources.add(path, name, text);
+                    load_file(child, root_dir, false, sources, decls, diags);
+                }
+                Err(err) => diags.push(
+                    Diagnostic::error(Code::Io, format!("cannot read an included file: {err}"))
+                        .label(include.span, "included here"),
+                ),
+            }
+        }
+    }
+}
+
+/// The files an `include` pattern names, sorted, as absolute normalized paths.
+fn expand_include(include: &Text, dir: &Path, diags: &mut Diagnostics) -> Vec<PathBuf> {
+    let pattern_text = include.value.as_str();
+    let is_glob = pattern_text.contains(['*', '?', '[']);
+    let full = if Path::new(pattern_text).is_absolute() {
+        pattern_text.to_owned()
+    } else {
+        format!(
+            "{}/{pattern_text}",
+            glob::Pattern::escape(&dir.to_string_lossy())
+        )
+    };
+    let mut found: Vec<PathBuf> = match glob::glob(&full) {
+        Ok(paths) => paths.filter_map(Result::ok).filter(|p| p.is_file()).map(|p| normalize(&p)).collect(),
+        Err(err) => {
+            diags.push(
+                Diagnostic::error(Code::InvalidValue, format!("invalid include pattern: {}", err.msg))
+                    .label(include.span, "in this pattern"),
+            );
+            return Vec::new();
+        }
+    };
+    found.sort();
+    if found.is_empty() {
+        let message = if is_glob {
+            format!("include pattern `{pattern_text}` matches no file")
+        } else {
+            format!("included file `{pattern_text}` does not exist")
+        };
+        diags.push(
+            Diagnostic::error(Code::IncludeNotFound, message)
+                .label(include.span, "nothing found")
+                .help("include paths are relative to the file that includes them"),
+        );
+    }
+    found
+}
+
+fn syntax_error(file: FileId, d: &kdl::KdlDiagnostic) -> Diagnostic {
+    let message = d.message.as_deref().map_or_else(|| "invalid KDL".to_owned(), tidy_message);
+    let span = Span::new(file, d.span.offset(), d.span.len());
+    let label = d.label.as_deref().map_or_else(|| "here".to_owned(), tidy_message);
+    Diagnostic::error(Code::KdlSyntax, message)
+        .label(span, label)
+        .help_opt(d.help.as_deref().map(tidy_message))
+}
+
+/// kdl's messages are sentences ("Expected valid value."); ours are lower-case phrases.
+fn tidy_message(message: &str) -> String {
+    let trimmed = message.trim().trim_end_matches('.');
+    let mut chars = trimmed.chars();
+    match chars.next() {
+        Some(first) if chars.clone().next().is_some_and(char::is_lowercase) || chars.clone().next().is_none() => {
+            first.to_lowercase().chain(chars).collect()
+        }
+        _ => trimmed.to_owned(),
+    }
+}
+
+/// A path relative to `base`, `/`-separated, as shown to users and written in generated
+/// files (so that they do not depend on where the repository is checked out).
+pub fn display_name(base: &Path, path: &Path) -> String {
+    let relative = relative_path(base, path);
+    let text = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/");
+    if text.is_empty() { ".".to_owned() } else { text }
+}
+
+/// `path` relative to `base`, both absolute and normalized; uses `..` where needed.
+pub fn relative_path(base: &Path, path: &Path) -> PathBuf {
+    let base: Vec<Component> = base.components().collect();
+    let path_parts: Vec<Component> = path.components().collect();
+    let common = base.iter().zip(&path_parts).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..base.len() {
+        out.push("..");
+    }
+    for part in &path_parts[common..] {
+        out.push(part.as_os_str());
+    }
+    out
+}
+
+/// Removes `.` and resolves `..` lexically, so that the same file always has the same
+/// path (symlinks are left alone: the user's layout is what they wrote).
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(display_name(Path::new("/a/b"), Path::new("/a/b/c/kiln.kdl")), "c/kiln.kdl");
+        assert_eq!(display_name(Path::new("/a/b"), Path::new("/a/x/kiln.kdl")), "../x/kiln.kdl");
+        assert_eq!(display_name(Path::new("/a/b"), Path::new("/a/b")), ".");
+    }
+
+    #[test]
+    fn tidies_kdl_messages() {
+        assert_eq!(tidy_message("Expected valid value."), "expected valid value");
+        assert_eq!(tidy_message("KDL is fun."), "KDL is fun");
+    }
+}

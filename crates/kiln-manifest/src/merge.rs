@@ -1,0 +1,83 @@
+//! How a body is laid over another: a template under an image, an image under its variant.
+//!
+//! One rule at every level: settings of the overlay replace those of the base,
+//! instructions are appended after the base's, `build-arg` and `label` merge by key,
+//! ignore patterns accumulate, and stages and variants merge by name.
+
+use crate::ast::{ImageBody, KeyValue, StageBody, StageDecl, VariantDecl};
+
+pub(crate) fn merge_bodies(base: &ImageBody, overlay: &ImageBody) -> ImageBody {
+    ImageBody {
+        extends: Vec::new(),
+        description: overlay.description.clone().or_else(|| base.description.clone()),
+        context: overlay.context.clone().or_else(|| base.context.clone()),
+        repository: overlay.repository.clone().or_else(|| base.repository.clone()),
+        tags: overlay.tags.clone().or_else(|| base.tags.clone()),
+        build_args: merge_pairs(&base.build_args, &overlay.build_args),
+        labels: merge_pairs(&base.labels, &overlay.labels),
+        platform: overlay.platform.clone().or_else(|| base.platform.clone()),
+        target: overlay.target.clone().or_else(|| base.target.clone()),
+        ignore: base.ignore.iter().chain(&overlay.ignore).cloned().collect(),
+        implicit: merge_stages(&base.implicit, &overlay.implicit),
+        stages: merge_named(
+            &base.stages,
+            &overlay.stages,
+            |s| &s.name.value,
+            |b, o| StageDecl {
+                name: o.name.clone(),
+                span: o.span,
+                body: merge_stages(&b.body, &o.body),
+            },
+        ),
+        variants: merge_named(
+            &base.variants,
+            &overlay.variants,
+            |v| &v.name.value,
+            |b, o| VariantDecl {
+                name: o.name.clone(),
+                span: o.span,
+                body: merge_bodies(&b.body, &o.body),
+            },
+        ),
+    }
+}
+
+pub(crate) fn merge_stages(base: &StageBody, overlay: &StageBody) -> StageBody {
+    StageBody {
+        from: overlay.from.clone().or_else(|| base.from.clone()),
+        instructions: base
+            .instructions
+            .iter()
+            .chain(&overlay.instructions)
+            .cloned()
+            .collect(),
+    }
+}
+
+/// Keys keep the position where they first appeared; the overlay's value wins.
+fn merge_pairs(base: &[KeyValue], overlay: &[KeyValue]) -> Vec<KeyValue> {
+    let mut merged: Vec<KeyValue> = base.to_vec();
+    for pair in overlay {
+        match merged.iter_mut().find(|p| p.key.value == pair.key.value) {
+            Some(existing) => existing.value = pair.value.clone(),
+            None => merged.push(pair.clone()),
+        }
+    }
+    merged
+}
+
+fn merge_named<T: Clone>(
+    base: &[T],
+    overlay: &[T],
+    name: impl Fn(&T) -> &String,
+    combine: impl Fn(&T, &T) -> T,
+) -> Vec<T> {
+    let mut merged: Vec<T> = base.to_vec();
+    for item in overlay {
+        match merged.iter_mut().find(|m| name(m) == name(item)) {
+            Some(existing) => *existing = combine(existing, item),
+            None => merged.push(item.clone()),
+        }
+    }
+    merged
+}

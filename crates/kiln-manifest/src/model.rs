@@ -1,0 +1,253 @@
+//! The resolved project: templates applied, variables interpolated, names and values
+//! checked. This is what the graph, the emitter and the engine work from.
+
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::ast::{CopyFrom, From, Instruction, KeyValue, Text};
+use crate::source::{FileId, SourceMap, Span, Spanned};
+
+/// Which Dockerfile features the generated files may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
+pub enum Level {
+    /// Plain Dockerfile syntax that both the classic builder and BuildKit accept.
+    #[serde(rename = "classic")]
+    Classic,
+    /// The BuildKit frontend built into Docker Engine 20.10 (Dockerfile syntax 1.2):
+    /// adds `RUN --mount=type=cache` and `COPY --chmod`.
+    #[serde(rename = "1.2")]
+    V1_2,
+    /// Dockerfile syntax 1.4 (Engine 23 and later, or a `syntax-directive`): adds
+    /// `COPY --link` and heredocs.
+    #[serde(rename = "1.4")]
+    V1_4,
+}
+
+impl Level {
+    pub const NAMES: &[&str] = &["classic", "1.2", "1.4"];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "classic" => Some(Self::Classic),
+            "1.2" => Some(Self::V1_2),
+            "1.4" => Some(Self::V1_4),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::V1_2 => "1.2",
+            Self::V1_4 => "1.4",
+        }
+    }
+
+    pub fn cache_mounts(self) -> bool {
+        self >= Self::V1_2
+    }
+
+    pub fn copy_chmod(self) -> bool {
+        self >= Self::V1_2
+    }
+
+    pub fn copy_link(self) -> bool {
+        self >= Self::V1_4
+    }
+
+    pub fn heredocs(self) -> bool {
+        self >= Self::V1_4
+    }
+}
+
+/// The whole resolved project.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Project {
+    #[serde(skip)]
+    pub sources: SourceMap,
+    /// The folder of the root manifest; every displayed path is relative to it.
+    #[serde(skip)]
+    pub root_dir: PathBuf,
+    /// The root manifest file, relative to the current folder when it was found.
+    pub manifest: String,
+    /// Where generated files go, relative to the root manifest's folder.
+    pub output: String,
+    #[serde(skip)]
+    pub output_dir: PathBuf,
+    pub dockerfile_level: Level,
+    pub syntax_directive: Option<String>,
+    pub registry: Option<String>,
+    /// Variables with their final values.
+    pub variables: IndexMap<String, String>,
+    /// Images and variants, in declaration order.
+    pub images: Vec<Image>,
+    pub groups: IndexMap<String, Group>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Group {
+    #[serde(skip)]
+    pub span: Span,
+    /// The members as written: images, variants or other groups.
+    pub members: Vec<Text>,
+    /// Every image the group stands for, groups expanded, in order.
+    pub images: Vec<String>,
+}
+
+/// One buildable image: an `image`, or one of its variants.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Image {
+    /// `api`, or `api.prod` for the variant `prod` of `api`.
+    pub name: String,
+    #[serde(skip)]
+    pub name_span: Span,
+    /// Where it is declared, `file:line:col`.
+    pub location: String,
+    #[serde(skip)]
+    pub file: FileId,
+    pub variant: Option<VariantOf>,
+    pub description: Option<String>,
+    /// The build context, relative to the root manifest's folder.
+    pub context: String,
+    #[serde(skip)]
+    pub context_dir: PathBuf,
+    pub repository: String,
+    pub tags: Vec<Text>,
+    pub build_args: Vec<KeyValue>,
+    pub labels: Vec<KeyValue>,
+    pub platform: Option<Text>,
+    /// The stage that is built (an index into `stages`).
+    pub target: usize,
+    /// Ignore patterns declared for the context (kiln adds its defaults when emitting).
+    pub ignore: Vec<Text>,
+    pub stages: Vec<Stage>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct VariantOf {
+    pub image: String,
+    pub variant: String,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Stage {
+    pub name: String,
+    #[serde(skip)]
+    pub name_span: Span,
+    /// The single stage of an image written without `stage` blocks.
+    pub implicit: bool,
+    pub from: Spanned<From>,
+    pub instructions: Vec<Spanned<Instruction>>,
+}
+
+/// Something a stage needs before it can build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageInput<'a> {
+    Stage(&'a str, Span),
+    Image(&'a str, Span),
+    External(&'a str, Span),
+}
+
+impl Image {
+    /// The reference the image is built as: its repository and first tag.
+    pub fn reference(&self) -> String {
+        match self.tags.first() {
+            Some(tag) => format!("{}:{}", self.repository, tag.value),
+            None => self.repository.clone(),
+        }
+    }
+
+    /// Every `repository:tag` the image gets.
+    pub fn references(&self) -> Vec<String> {
+        self.tags
+            .iter()
+            .map(|tag| format!("{}:{}", self.repository, tag.value))
+            .collect()
+    }
+
+    pub fn stage_index(&self, name: &str) -> Option<usize> {
+        self.stages.iter().position(|s| s.name == name)
+    }
+
+    /// Images of the manifest this image needs, with the span of each reference, in
+    /// order of appearance (with repeats).
+    pub fn image_dependencies(&self) -> Vec<(&str, Span)> {
+        self.stages
+            .iter()
+            .flat_map(Stage::inputs)
+            .filter_map(|input| match input {
+                StageInput::Image(name, span) => Some((name, span)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The stages the target needs, as a mask over `stages`.
+    pub fn needed_stages(&self) -> Vec<bool> {
+        let mut needed = vec![false; self.stages.len()];
+        let mut stack = vec![self.target];
+        while let Some(index) = stack.pop() {
+            if index >= needed.len() || needed[index] {
+                continue;
+            }
+            needed[index] = true;
+            for input in self.stages[index].inputs() {
+                if let StageInput::Stage(name, _) = input {
+                    stack.extend(self.stage_index(name));
+                }
+            }
+        }
+        needed
+    }
+
+    /// External images (registry references) the needed stages use.
+    pub fn external_bases(&self) -> Vec<&str> {
+        let needed = self.needed_stages();
+        let mut refs: Vec<&str> = Vec::new();
+        for (stage, _) in self.stages.iter().zip(&needed).filter(|(_, n)| **n) {
+            for input in stage.inputs() {
+                if let StageInput::External(reference, _) = input {
+                    if reference != "scratch" && !refs.contains(&reference) {
+                        refs.push(reference);
+                    }
+                }
+            }
+        }
+        refs
+    }
+}
+
+impl Stage {
+    /// The base and every `copy` source that is not the build context.
+    pub fn inputs(&self) -> Vec<StageInput<'_>> {
+        let mut inputs = vec![match &self.from.value {
+            From::External(r) => StageInput::External(&r.value, r.span),
+            From::Stage(s) => StageInput::Stage(&s.value, s.span),
+            From::Image(i) => StageInput::Image(&i.value, i.span),
+        }];
+        for instruction in &self.instructions {
+            if let Instruction::Copy(copy) = &instruction.value {
+                match &copy.from {
+                    CopyFrom::Context => {}
+                    CopyFrom::Stage(s) => inputs.push(StageInput::Stage(&s.value, s.span)),
+                    CopyFrom::Image(i) => inputs.push(StageInput::Image(&i.value, i.span)),
+                    CopyFrom::External(r) => inputs.push(StageInput::External(&r.value, r.span)),
+                }
+            }
+        }
+        inputs
+    }
+}
+
+impl Project {
+    pub fn image(&self, name: &str) -> Option<&Image> {
+        self.images.iter().find(|i| i.name == name)
+    }
+
+    pub fn image_index(&self, name: &str) -> Option<usize> {
+        self.images.iter().position(|i| i.name == name)
+    }
+}

@@ -1,0 +1,15 @@
+//! `kiln manifest`: the resolved manifest as JSON, to see what templates, variants and
+//! variables produced.
+
+use crate::cli::GlobalArgs;
+use crate::session;
+use crate::term::Term;
+use crate::Status;
+
+pub(crate) fn run(global: &GlobalArgs, term: &Term) -> Result<Status, Status> {
+    let session = session::load(global, term)?;
+    session::report(&session, term)?;
+    let json = serde_json::to_string_pretty(&session.project).expect("the project serializes");
+    term.out(&(json + "\n"));
+    Ok(Status::Success)
+}

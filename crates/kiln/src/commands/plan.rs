@@ -1,0 +1,68 @@
+//! `kiln plan`: what would be built, in order.
+
+use std::fmt::Write;
+
+use kiln_graph::Plan;
+
+use crate::cli::{GlobalArgs, PlanArgs};
+use crate::session::{self, count};
+use crate::term::Term;
+use crate::Status;
+
+pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, term: &Term) -> Result<Status, Status> {
+    let session = session::load(global, term)?;
+    session::report(&session, term)?;
+    let plan = Plan::new(&session.project, &session.graph, &args.targets).map_err(|unknown| {
+        for u in unknown {
+            term.error(&format!("no image or group named `{}`", u.name));
+            if let Some(suggestion) = u.suggestion {
+                eprintln!("\nhint: {suggestion}");
+            }
+        }
+        Status::Invalid
+    })?;
+    if args.json {
+        term.out(&(serde_json::to_string_pretty(&plan).expect("the plan serializes") + "\n"));
+    } else {
+        term.out(&render(&plan));
+    }
+    Ok(Status::Success)
+}
+
+fn render(plan: &Plan) -> String {
+    let mut out = format!(
+        "{}: {} in build order (dockerfile level {}, output `{}`)\n",
+        plan.manifest,
+        count(plan.images.len(), "image"),
+        plan.dockerfile_level,
+        plan.output
+    );
+    let width = plan.images.len().to_string().len();
+    for (position, image) in plan.images.iter().enumerate() {
+        let _ = writeln!(out, "\n{:>width$}. {}", position + 1, image.name);
+        let pad = " ".repeat(width + 2);
+        let mut field = |name: &str, values: &[String]| {
+            for (i, value) in values.iter().enumerate() {
+                let label = if i == 0 { name } else { "" };
+                let _ = writeln!(out, "{pad}{label:<9}{value}");
+            }
+        };
+        if let Some(of) = &image.variant_of {
+            field("variant", &[format!("of `{of}`")]);
+        }
+        field("tags", &image.tags);
+        field("needs", &image.depends_on);
+        field("uses", &image.external_images);
+        field("context", &[image.context.clone()]);
+        let stages = if image.stages.len() > 1 { image.stages.join(" -> ") } else { image.target.clone() };
+        field("stages", &[stages]);
+        let args: Vec<String> = image.build_args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        field("args", &args);
+        if let Some(platform) = &image.platform {
+            field("platform", &[platform.clone()]);
+        }
+        field("files", &[image.dockerfile.clone(), image.dockerignore.clone()]);
+        field("declared", &[image.location.clone()]);
+    }
+    out
+}

@@ -1,0 +1,19 @@
+//! `kiln schema`: JSON Schemas of kiln's JSON documents (also committed under `schema/`).
+
+use crate::cli::{SchemaArgs, SchemaKind};
+use crate::term::Term;
+use crate::Status;
+
+/// The schema text for a document kind, as committed under `schema/`.
+pub fn schema_text(kind: SchemaKind) -> String {
+    let schema = match kind {
+        SchemaKind::Plan => schemars::schema_for!(kiln_graph::Plan),
+        SchemaKind::Manifest => schemars::schema_for!(kiln_manifest::Project),
+    };
+    serde_json::to_string_pretty(&schema).expect("schemas serialize") + "\n"
+}
+
+pub(crate) fn run(args: &SchemaArgs, term: &Term) -> Status {
+    term.out(&schema_text(args.which));
+    Status::Success
+}

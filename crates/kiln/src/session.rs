@@ -1,0 +1,114 @@
+//! Loading a project for a command: finding the manifest, applying command-line
+//! settings, resolving, building the graph, and reporting diagnostics.
+
+use std::path::{Path, PathBuf};
+
+use kiln_graph::Graph;
+use kiln_manifest::{find_manifest, Diagnostic, Level, LoadOptions, Project, MANIFEST_FILE};
+
+use crate::cli::GlobalArgs;
+use crate::term::Term;
+use crate::Status;
+
+pub(crate) struct Session {
+    pub project: Project,
+    pub graph: Graph,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Session {
+    pub(crate) fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    pub(crate) fn warning_count(&self) -> usize {
+        self.diagnostics.len() - self.error_count()
+    }
+}
+
+/// Loads the project; usage problems are printed and returned as `Status::Invalid`.
+/// Diagnostics are returned, not printed, so that commands choose how to show them.
+pub(crate) fn load(global: &GlobalArgs, term: &Term) -> Result<Session, Status> {
+    let cwd = std::env::current_dir().map_err(|e| {
+        term.error(&format!("cannot read the current folder: {e}"));
+        Status::Invalid
+    })?;
+    let manifest = match &global.file {
+        Some(file) => {
+            let path = absolute(&cwd, file);
+            if !path.is_file() {
+                term.error(&format!("manifest `{}` does not exist", file.display()));
+                return Err(Status::Invalid);
+            }
+            path
+        }
+        None => find_manifest(&cwd).ok_or_else(|| {
+            term.error(&format!("no `{MANIFEST_FILE}` in `{}` or any parent folder", cwd.display()));
+            eprintln!("\nhint: create one, or point at it with `-f PATH`");
+            Status::Invalid
+        })?,
+    };
+    let level = match &global.level {
+        None => None,
+        Some(text) => Some(Level::parse(text).ok_or_else(|| {
+            term.error(&format!("unknown level `{text}`: use one of `classic`, `1.2`, `1.4`"));
+            Status::Invalid
+        })?),
+    };
+    let mut sets = Vec::new();
+    for set in &global.set {
+        let Some((name, value)) = set.split_once('=') else {
+            term.error(&format!("`--set {set}` needs the form `NAME=VALUE`"));
+            return Err(Status::Invalid);
+        };
+        sets.push((name.to_owned(), value.to_owned()));
+    }
+    let options = LoadOptions {
+        manifest,
+        env: std::env::vars().collect(),
+        sets,
+        output: global.output.as_ref().map(|o| absolute(&cwd, o)),
+        level,
+    };
+    let (project, mut diags) = kiln_manifest::load_project(&options).map_err(|unknown| {
+        for u in unknown {
+            term.error(&format!("`--set {}`: the manifest declares no variable `{}`", u.name, u.name));
+            if let Some(suggestion) = u.suggestion {
+                eprintln!("\nhint: {suggestion}");
+            }
+        }
+        Status::Invalid
+    })?;
+    let graph = Graph::build(&project, &mut diags);
+    Ok(Session {
+        project,
+        graph,
+        diagnostics: diags.into_sorted(),
+    })
+}
+
+/// Prints the diagnostics; `Err(Status::Invalid)` when there are errors, with a summary.
+pub(crate) fn report(session: &Session, term: &Term) -> Result<(), Status> {
+    for diagnostic in &session.diagnostics {
+        term.diagnostic(diagnostic, &session.project.sources);
+    }
+    let errors = session.error_count();
+    if errors > 0 {
+        let warnings = session.warning_count();
+        let mut summary = format!("`{}` has {}", session.project.manifest, count(errors, "error"));
+        if warnings > 0 && !term.quiet {
+            summary.push_str(&format!(" and {}", count(warnings, "warning")));
+        }
+        term.error(&summary);
+        return Err(Status::Invalid);
+    }
+    Ok(())
+}
+
+pub(crate) fn count(n: usize, word: &str) -> String {
+    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+}
+
+fn absolute(cwd: &Path, path: &Path) -> PathBuf {
+    kiln_manifest::normalize(&cwd.join(path))
+}
