@@ -271,7 +271,7 @@ fn user_steps(user: &User, span: Span, steps: &mut Vec<Step>) {
     let name = &user.name.value;
     // Debian-like images have groupadd/useradd, Alpine and busybox have addgroup/adduser.
     let create = format!(
-        "if command -v useradd >/dev/null 2>&1; then groupadd --gid {gid} {name} && useradd --no-log-init --uid {uid} --gid {gid} --create-home {name}; else addgroup -g {gid} {name} && adduser -D -u {uid} -G {name} {name}; fi"
+        "if command -v useradd >/dev/null 2>&1; then \\\n        groupadd --gid {gid} {name} && useradd --no-log-init --uid {uid} --gid {gid} --create-home {name}; \\\n    else \\\n        addgroup -g {gid} {name} && adduser -D -u {uid} -G {name} {name}; \\\n    fi"
     );
     steps.push(Step::Run { commands: vec![create], caches: Vec::new(), span, mergeable: false });
     steps.push(Step::Other(format!("USER {uid}:{gid}"), span));

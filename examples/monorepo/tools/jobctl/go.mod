@@ -1,0 +1,3 @@
+module example.com/shop/jobctl
+
+go 1.22
