@@ -1,1 +1,10 @@
+//! kiln's integration tests: the real `kiln` binary, run in temporary folders or on the
+//! examples. One test binary, one module per area.
 
+mod harness;
+
+mod cli;
+mod diagnostics;
+mod emit;
+mod examples;
+mod schema;

@@ -400,7 +400,7 @@ fn shell_quote(word: &str) -> String {
 }
 
 /// Comment text on one line, with control characters replaced.
-pub fn sanitize_comment(text: &str) -> String {
+pub(crate) fn sanitize_comment(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 

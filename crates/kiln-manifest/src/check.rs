@@ -533,6 +533,11 @@ pub(crate) fn check_line(text: &Text, what: &str, diags: &mut Diagnostics) {
     }
 }
 
+/// An image-level label: a valid key, a value on one line.
+pub(crate) fn check_label(pair: &KeyValue, diags: &mut Diagnostics) {
+    check_pairs(std::slice::from_ref(pair), "label", is_label_key, diags);
+}
+
 pub(crate) fn is_env_key(key: &str) -> bool {
     crate::vars::is_var_name(key)
 }

@@ -12,6 +12,8 @@ use crate::source::{SourceMap, Span};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
+    /// Only used to draw the parts of a diagnostic that are in other files.
+    Note,
     Warning,
     Error,
 }
@@ -162,6 +164,10 @@ impl Diagnostics {
         self.items.iter().filter(|d| d.is_error()).count()
     }
 
+    pub fn retain(&mut self, keep: impl FnMut(&Diagnostic) -> bool) {
+        self.items.retain(keep);
+    }
+
     pub fn extend(&mut self, other: impl IntoIterator<Item = Diagnostic>) {
         self.items.extend(other);
     }
@@ -217,11 +223,19 @@ pub fn render(diagnostic: &Diagnostic, sources: &SourceMap, options: RenderOptio
         .with_width(options.width)
         .with_links(false)
         .with_break_words(false);
-    let report = Report::new(diagnostic, sources);
+    let mut report = Report::new(diagnostic, sources);
+    // miette draws one file per report and prefixes related reports with `Error:`;
+    // labels in other files are drawn as notes of their own, right after.
+    let others = std::mem::take(&mut report.related);
     let mut out = String::new();
     handler
         .render_report(&mut out, &report)
         .expect("writing to a String cannot fail");
+    for other in others {
+        handler
+            .render_report(&mut out, &other)
+            .expect("writing to a String cannot fail");
+    }
     out
 }
 
@@ -239,10 +253,12 @@ struct Report {
 
 impl Report {
     fn new(diagnostic: &Diagnostic, sources: &SourceMap) -> Self {
-        let header = match diagnostic.severity {
-            Severity::Error => format!("error[{}]: {}", diagnostic.code, diagnostic.message),
-            Severity::Warning => format!("warning[{}]: {}", diagnostic.code, diagnostic.message),
+        let kind = match diagnostic.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
         };
+        let header = format!("{kind}[{}]: {}", diagnostic.code, diagnostic.message);
         let primary_file = diagnostic.primary_span().map(|s| s.file);
         let mut report = Self {
             severity: diagnostic.severity,
@@ -264,8 +280,8 @@ impl Report {
                 other.labels.push(labeled);
             } else {
                 report.related.push(Self {
-                    severity: diagnostic.severity,
-                    header: format!("in `{}`", sources.file(label.span.file).name),
+                    severity: Severity::Note,
+                    header: format!("and in `{}`:", sources.file(label.span.file).name),
                     help: None,
                     source: Some(named_source(sources, label.span.file)),
                     labels: vec![labeled],
@@ -305,6 +321,7 @@ impl miette::Diagnostic for Report {
         Some(match self.severity {
             Severity::Error => miette::Severity::Error,
             Severity::Warning => miette::Severity::Warning,
+            Severity::Note => miette::Severity::Advice,
         })
     }
 

@@ -67,6 +67,7 @@ pub fn load_project(options: &LoadOptions) -> Result<(Project, Diagnostics), Vec
         vars: &vars,
         settings: &settings,
         diags: &mut diags,
+        tainted: std::collections::HashSet::new(),
     }
     .resolve(&decls);
     let manifest_name = sources.files().next().map_or_else(|| MANIFEST_FILE.to_owned(), |(_, f)| f.name.clone());

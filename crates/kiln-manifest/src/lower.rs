@@ -365,6 +365,8 @@ impl Lowerer<'_> {
         given.extend(external.map(From::External));
         given.extend(stage.map(From::Stage));
         given.extend(image.map(From::Image));
+        // On error the node still gives the stage a base (a placeholder, or the first
+        // one written), so that "no `from`" is not reported on top.
         let from = match given.len() {
             1 => given.remove(0),
             0 => {
@@ -373,7 +375,7 @@ impl Lowerer<'_> {
                         .label(node_span, "no base given")
                         .help("write `from \"python:3.11-slim\"`, `from stage=NAME` or `from image=NAME`"),
                 );
-                return;
+                From::External(Spanned::new("scratch".to_owned(), node_span))
             }
             _ => {
                 self.error(
@@ -381,7 +383,7 @@ impl Lowerer<'_> {
                         .label(node_span, "several bases given")
                         .help("use one of an image reference, `stage=` or `image=`"),
                 );
-                return;
+                given.remove(0)
             }
         };
         if let Some(previous) = &body.from {
@@ -396,7 +398,15 @@ impl Lowerer<'_> {
         body.from = Some(Spanned::new(from, node_span));
     }
 
+    /// Lowers an instruction node. A node with shape errors is dropped, so that later
+    /// checks do not report consequences of the same mistake.
     fn instruction(&mut self, node: &KdlNode) -> Option<Spanned<Instruction>> {
+        let errors_before = self.diags.error_count();
+        let instruction = self.instruction_inner(node)?;
+        (self.diags.error_count() == errors_before).then_some(instruction)
+    }
+
+    fn instruction_inner(&mut self, node: &KdlNode) -> Option<Spanned<Instruction>> {
         let span = self.span(node.span());
         let name = node.name().value();
         let instruction = match name {
@@ -568,34 +578,35 @@ impl Lowerer<'_> {
     /// A `run` string may hold several commands, one per line. Lines ending in `\` go
     /// on, blank lines and `#` comment lines are dropped.
     fn split_commands(&self, arg: &Text) -> Vec<Text> {
+        let is_comment = |line: &str| line.is_empty() || line.starts_with('#');
         if !arg.value.contains('\n') {
-            return vec![arg.clone()];
+            return if is_comment(arg.value.trim()) { Vec::new() } else { vec![arg.clone()] };
         }
         let source = self.text.get(arg.span.start as usize..arg.span.end as usize).unwrap_or("");
+        // Points at a line of the string when it can be found in the source.
+        let line_span = |line: &str| source.find(line).map_or(arg.span, |offset| arg.span.sub(offset, line.len()));
         let mut commands = Vec::new();
-        let mut pending = String::new();
-        for line in arg.value.lines() {
-            let line = line.trim();
-            if pending.is_empty() && (line.is_empty() || line.starts_with('#')) {
+        let mut pending: Option<(String, Span)> = None;
+        for line in arg.value.lines().map(str::trim) {
+            if pending.is_none() && is_comment(line) {
                 continue;
             }
-            if let Some(head) = line.strip_suffix('\\') {
-                pending.push_str(head.trim_end());
-                pending.push(' ');
-                continue;
+            let (mut command, span) = pending.take().unwrap_or_else(|| (String::new(), line_span(line)));
+            match line.strip_suffix('\\') {
+                Some(head) => {
+                    command.push_str(head.trim_end());
+                    command.push(' ');
+                    pending = Some((command, span));
+                }
+                None => {
+                    command.push_str(line);
+                    commands.push(Spanned::new(command.trim().to_owned(), span));
+                }
             }
-            pending.push_str(line);
-            let command = std::mem::take(&mut pending);
-            // Point at the line when it can be found in the source.
-            let first_line = command.split(' ').next().unwrap_or("");
-            let span = source
-                .find(line)
-                .filter(|_| !first_line.is_empty())
-                .map_or(arg.span, |offset| arg.span.sub(offset, line.len()));
-            commands.push(Spanned::new(command.trim().to_owned(), span));
         }
-        if !pending.trim().is_empty() {
-            commands.push(Spanned::new(pending.trim().to_owned(), arg.span));
+        // A last line that continues into nothing is kept as written, to be reported.
+        if let Some((command, span)) = pending {
+            commands.push(Spanned::new(format!("{} \\", command.trim()), span));
         }
         commands
     }

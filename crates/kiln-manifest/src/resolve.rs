@@ -49,7 +49,8 @@ pub(crate) fn resolve_settings(
     diags: &mut Diagnostics,
 ) -> Settings {
     let interpolate = |text: &Text, diags: &mut Diagnostics| {
-        Spanned::new(vars.interpolate(sources, text, StringRole::Generated, diags), text.span)
+        let value = vars.interpolate(sources, text, StringRole::Generated, diags).unwrap_or_default();
+        Spanned::new(value, text.span)
     };
     let registry = decls.registry.as_ref().map(|r| interpolate(r, diags)).and_then(|registry| {
         let trimmed = registry.value.trim_end_matches('/');
@@ -117,6 +118,8 @@ pub(crate) struct Resolver<'a> {
     pub vars: &'a Variables,
     pub settings: &'a Settings,
     pub diags: &'a mut Diagnostics,
+    /// Strings whose interpolation failed; other problems with them are consequences.
+    pub tainted: HashSet<Span>,
 }
 
 impl Resolver<'_> {
@@ -186,6 +189,11 @@ impl Resolver<'_> {
         self.check_tag_collisions(&built);
         self.check_unused_stages(&built);
         let groups = self.resolve_groups(&decls.groups, &lookup);
+        let tainted = std::mem::take(&mut self.tainted);
+        self.diags.retain(|d| {
+            matches!(d.code, Code::UndefinedVariable | Code::VariableNotAllowed | Code::Cycle)
+                || !d.primary_span().is_some_and(|span| tainted.contains(&span))
+        });
         (built, groups)
     }
 
@@ -298,9 +306,15 @@ impl Resolver<'_> {
         let vars = self.vars;
         let sources = self.sources;
         let diags = &mut *self.diags;
+        let tainted = &mut self.tainted;
         body.visit_strings(&mut |text, role| {
             if text.value.contains(['{', '}']) {
-                text.value = vars.interpolate(sources, text, role, diags);
+                match vars.interpolate(sources, text, role, diags) {
+                    Some(value) => text.value = value,
+                    None => {
+                        tainted.insert(text.span);
+                    }
+                }
             }
         });
     }
@@ -364,7 +378,7 @@ impl Resolver<'_> {
             }
         }
         for pair in &body.labels {
-            crate::check::check_line(&pair.value, "a label value", self.diags);
+            crate::check::check_label(pair, self.diags);
         }
         if let Some(platform) = &body.platform {
             self.check_platform(platform);
@@ -726,8 +740,9 @@ impl Resolver<'_> {
         out: &mut Vec<String>,
     ) {
         if let Some(start) = stack.iter().position(|g| g == name) {
-            // Report the cycle once, from the group where it was first entered.
-            if start == 0 {
+            // Report each cycle once, from the first of its groups in the manifest.
+            let first = stack[start..].iter().min_by_key(|g| groups.get_index_of(g.as_str()));
+            if start == 0 && first.is_some_and(|f| f == name) {
                 let mut cycle: Vec<&str> = stack[start..].iter().map(String::as_str).collect();
                 cycle.push(name);
                 let mut diagnostic = Diagnostic::error(Code::Cycle, format!("groups contain each other: {}", cycle.join(" -> ")));

@@ -41,6 +41,9 @@ struct Variable {
 #[derive(Debug)]
 pub struct Variables {
     vars: IndexMap<String, Variable>,
+    /// Variables whose value could not be computed (a cycle or an undefined reference,
+    /// already reported): strings that use them are not checked further.
+    poisoned: std::collections::HashSet<String>,
     builtin_overrides: IndexMap<String, String>,
     git_dir: PathBuf,
     git: OnceCell<Option<GitInfo>>,
@@ -127,6 +130,7 @@ impl Variables {
         }
         let mut variables = Self {
             vars,
+            poisoned: std::collections::HashSet::new(),
             builtin_overrides,
             git_dir: git_dir.to_path_buf(),
             git: OnceCell::new(),
@@ -172,6 +176,7 @@ impl Variables {
                 if let Some(v) = self.vars.get_mut(member.as_str()) {
                     v.value = Some(String::new());
                 }
+                self.poisoned.insert(member.clone());
             }
             return None;
         }
@@ -201,6 +206,9 @@ impl Variables {
             }
         }
         stack.pop();
+        if !ok {
+            self.poisoned.insert(name.to_owned());
+        }
         let var = self.vars.get_mut(name)?;
         if var.value.is_none() {
             var.value = Some(value.clone());
@@ -220,18 +228,20 @@ impl Variables {
         self.vars.get(name).map(|v| &v.origin)
     }
 
-    /// Interpolates the variables in one string. Errors are reported and the reference is
-    /// left out of the result.
-    pub fn interpolate(&self, sources: &SourceMap, text: &Text, role: StringRole, diags: &mut Diagnostics) -> String {
+    /// Interpolates the variables in one string. `None` when a reference could not be
+    /// resolved (reported here, or already reported for the variable it uses).
+    pub fn interpolate(&self, sources: &SourceMap, text: &Text, role: StringRole, diags: &mut Diagnostics) -> Option<String> {
         if !text.value.contains(['{', '}']) {
-            return text.value.clone();
+            return Some(text.value.clone());
         }
+        let mut ok = true;
         let mut out = String::with_capacity(text.value.len());
         for piece in scan(&text.value) {
             match piece {
                 Piece::Literal(literal) => out.push_str(literal),
                 Piece::Reference { name } => {
                     if let Some(var) = self.vars.get(name) {
+                        ok &= !self.poisoned.contains(name);
                         out.push_str(var.value.as_deref().unwrap_or(""));
                     } else if BUILTINS.contains(&name) {
                         if role == StringRole::Generated {
@@ -244,16 +254,20 @@ impl Variables {
                                 .label(span, "changes with every commit")
                                 .help("generated files must not change with every commit, or `kiln emit --check` could never pass; put the commit in a tag"),
                             );
+                            ok = false;
                         } else if let Some(value) = self.builtin(name, text.span, diags) {
                             out.push_str(&value);
+                        } else {
+                            ok = false;
                         }
                     } else {
                         self.undefined(sources, text, name, diags);
+                        ok = false;
                     }
                 }
             }
         }
-        out
+        ok.then_some(out)
     }
 
     fn undefined(&self, sources: &SourceMap, text: &Text, name: &str, diags: &mut Diagnostics) {
@@ -407,10 +421,14 @@ mod tests {
             ]
         );
         assert_eq!(scan("echo ${HOME}"), [Piece::Literal("echo ${HOME}")]);
-        assert_eq!(
-            scan("{{x}}"),
-            [Piece::Literal("{"), Piece::Literal("x"), Piece::Literal("}")]
-        );
+        let literal: String = scan("{{x}} and }}")
+            .iter()
+            .map(|p| match p {
+                Piece::Literal(text) => *text,
+                Piece::Reference { .. } => panic!("no reference expected"),
+            })
+            .collect();
+        assert_eq!(literal, "{x} and }");
         assert_eq!(scan("{ echo; }"), [Piece::Literal("{ echo; }")]);
         assert_eq!(scan("{a,b}"), [Piece::Literal("{a,b}")]);
         assert_eq!(

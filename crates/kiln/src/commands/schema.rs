@@ -5,7 +5,7 @@ use crate::term::Term;
 use crate::Status;
 
 /// The schema text for a document kind, as committed under `schema/`.
-pub fn schema_text(kind: SchemaKind) -> String {
+pub(crate) fn schema_text(kind: SchemaKind) -> String {
     let schema = match kind {
         SchemaKind::Plan => schemars::schema_for!(kiln_graph::Plan),
         SchemaKind::Manifest => schemars::schema_for!(kiln_manifest::Project),

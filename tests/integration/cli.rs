@@ -1,0 +1,115 @@
+//! The command line itself: help, usage errors, exit codes, finding the manifest.
+
+use crate::harness::Test;
+
+const MINIMAL: &str = "image app {\n    from \"alpine:3.20\"\n    cmd \"true\"\n}\n";
+
+#[test]
+fn help_text() {
+    let output = Test::new().args(&["--help"]).run().success();
+    insta::assert_snapshot!("help", output.stdout);
+    for command in ["check", "emit", "plan", "graph", "manifest", "schema"] {
+        let output = Test::new().args(&[command, "--help"]).run().success();
+        insta::assert_snapshot!(format!("help_{command}"), output.stdout);
+    }
+}
+
+#[test]
+fn finds_the_manifest_in_a_parent_folder() {
+    let mut test = Test::new().manifest(MINIMAL).dir("sub/deeper").current_dir("sub/deeper");
+    test.args(&["check"]).run().success();
+}
+
+#[test]
+fn missing_manifest_is_a_usage_error() {
+    let output = Test::new().args(&["check"]).run().status(2);
+    assert!(output.stderr().contains("no `kiln.kdl` in `[TMP]` or any parent folder"), "{}", output.stderr());
+    let output = Test::new().args(&["-f", "nope.kdl", "check"]).run().status(2);
+    insta::assert_snapshot!(output.stderr(), @"error: manifest `nope.kdl` does not exist\n");
+}
+
+#[test]
+fn file_flag_picks_another_manifest() {
+    let mut test = Test::new().file("deploy/other.kdl", MINIMAL);
+    test.args(&["-f", "deploy/other.kdl", "plan", "--json"]).run().success();
+}
+
+#[test]
+fn unknown_command_line_values_exit_2() {
+    Test::new().manifest(MINIMAL).args(&["frobnicate"]).run().status(2);
+    Test::new().manifest(MINIMAL).args(&["graph", "--format", "png"]).run().status(2);
+    let output = Test::new().manifest(MINIMAL).args(&["--level", "2.0", "check"]).run().status(2);
+    insta::assert_snapshot!(output.stderr(), @"error: unknown level `2.0`: use one of `classic`, `1.2`, `1.4`\n");
+    let output = Test::new().manifest(MINIMAL).args(&["--set", "VERSON=2", "check"]).run().status(2);
+    insta::assert_snapshot!(output.stderr(), @"error: `--set VERSON`: the manifest declares no variable `VERSON`\n");
+    let output = Test::new().manifest(MINIMAL).args(&["--set", "novalue", "check"]).run().status(2);
+    insta::assert_snapshot!(output.stderr(), @"error: `--set novalue` needs the form `NAME=VALUE`\n");
+    let output = Test::new().manifest(MINIMAL).args(&["plan", "ap"]).run().status(2);
+    insta::assert_snapshot!(output.stderr(), @r"
+    error: no image or group named `ap`
+
+    hint: did you mean `app`?
+    ");
+}
+
+#[test]
+fn variables_are_overridden_by_environment_then_command_line() {
+    let manifest = "var VERSION \"1.0\"\nimage app {\n    from \"alpine:3.20\"\n    tags \"{VERSION}\"\n}\n";
+    let plan = |test: &mut Test| -> serde_json::Value {
+        serde_json::from_str(&test.run().success().stdout).expect("json")
+    };
+    let mut test = Test::new().manifest(manifest);
+    test.args(&["plan", "--json"]);
+    assert_eq!(plan(&mut test)["images"][0]["tags"][0], "app:1.0");
+    let mut test = Test::new().manifest(manifest).env("KILN_VAR_VERSION", "2.0");
+    test.args(&["plan", "--json"]);
+    assert_eq!(plan(&mut test)["images"][0]["tags"][0], "app:2.0");
+    let mut test = Test::new().manifest(manifest).env("KILN_VAR_VERSION", "2.0");
+    test.args(&["--set", "VERSION=3.0", "plan", "--json"]);
+    assert_eq!(plan(&mut test)["images"][0]["tags"][0], "app:3.0");
+}
+
+#[test]
+fn check_json_lists_diagnostics() {
+    let output = Test::new()
+        .manifest("image app {\n    from image=nope\n}\n")
+        .args(&["check", "--json"])
+        .run()
+        .status(2);
+    insta::assert_snapshot!(output.stdout);
+}
+
+#[test]
+fn plan_selects_images_with_their_dependencies() {
+    let manifest = r#"
+image base { from "alpine:3.20" }
+image api { from image=base }
+image web { from "nginx:1.27" }
+image worker { from image=api }
+group backend worker
+"#;
+    let mut test = Test::new().manifest(manifest);
+    test.args(&["plan", "--json", "backend"]);
+    let plan: serde_json::Value = serde_json::from_str(&test.run().success().stdout).expect("json");
+    let names: Vec<&str> = plan["images"].as_array().expect("images").iter().map(|i| i["name"].as_str().expect("name")).collect();
+    assert_eq!(names, ["base", "api", "worker"]);
+}
+
+#[test]
+fn broken_pipe_is_not_an_error() {
+    // `kiln graph | head -1`: kiln must not panic when stdout closes early.
+    let test = Test::new().manifest(MINIMAL);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["graph", "--format", "json"])
+        .current_dir(test.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let status = child.wait().expect("wait");
+    assert!(status.code().is_some(), "killed by a signal");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().expect("stderr"), &mut stderr).expect("read");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
