@@ -94,6 +94,7 @@ pub fn plan_changes(
         });
     }
     // Generated files that no image produces any more.
+    let wanted: std::collections::HashSet<&Path> = files.iter().map(|f| f.path.as_path()).collect();
     if let Ok(entries) = std::fs::read_dir(output_dir) {
         let mut stale: Vec<PathBuf> = entries
             .filter_map(Result::ok)
@@ -101,7 +102,7 @@ pub fn plan_changes(
             .filter(|p| {
                 let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 (name.ends_with(".Dockerfile") || name.ends_with(".Dockerfile.dockerignore"))
-                    && !files.iter().any(|f| &f.path == p)
+                    && !wanted.contains(p.as_path())
             })
             .collect();
         stale.sort();
@@ -140,7 +141,8 @@ fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
     fs_err::create_dir_all(dir)?;
     let mut temp = tempfile::Builder::new().prefix(".kiln-").suffix(".tmp").tempfile_in(dir)?;
     temp.write_all(contents.as_bytes())?;
-    temp.as_file().sync_all()?;
+    // No fsync: the rename already guarantees that an interrupted kiln leaves the old
+    // file or the new one; syncing each of thousands of files would dominate the run.
     temp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }

@@ -81,6 +81,7 @@ pub fn load_project(options: &LoadOptions) -> Result<(Project, Diagnostics), Vec
         syntax_directive: settings.syntax_directive,
         registry: settings.registry,
         variables: vars.values(),
+        index: images.iter().enumerate().map(|(i, image)| (image.name.clone(), i)).collect(),
         images,
         groups,
     };

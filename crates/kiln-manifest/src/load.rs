@@ -25,54 +25,100 @@ pub fn find_manifest(start: &Path) -> Option<PathBuf> {
 pub(crate) fn load(root: &Path, sources: &mut SourceMap, diags: &mut Diagnostics) -> Declarations {
     let mut decls = Declarations::default();
     let root_dir = root.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let text = match fs_err::read_to_string(root) {
-        Ok(text) => text,
-        Err(err) => {
-            diags.push(Diagnostic::error(Code::Io, err.to_string()));
-            return decls;
-        }
+    let Some(parsed) = parse_files(vec![normalize(root)]).pop() else {
+        return decls;
     };
-    let name = display_name(&root_dir, root);
-    let file = sources.add(normalize(root), name, text);
-    load_file(file, &root_dir, true, sources, &mut decls, diags);
+    let mut loader = Loader {
+        root_dir,
+        sources,
+        decls: &mut decls,
+        diags,
+    };
+    loader.add(parsed, None, true);
     decls
 }
 
-fn load_file(
-    file: FileId,
-    root_dir: &Path,
-    is_root: bool,
-    sources: &mut SourceMap,
-    decls: &mut Declarations,
-    diags: &mut Diagnostics,
-) {
-    let text = sources.file(file).text.clone();
-    let doc = match KdlDocument::parse_v2(&text) {
-        Ok(doc) => doc,
-        Err(err) => {
-            for d in err.diagnostics {
-                diags.push(syntax_error(file, &d));
-            }
-            return;
-        }
+/// A file read and parsed, not yet lowered.
+struct Parsed {
+    path: PathBuf,
+    text: std::io::Result<String>,
+    doc: Option<Result<KdlDocument, kdl::KdlError>>,
+}
+
+/// Reads and parses files on several threads: KDL parsing dominates loading a large
+/// monorepo, and included files are independent of each other.
+fn parse_files(paths: Vec<PathBuf>) -> Vec<Parsed> {
+    let parse = |path: PathBuf| {
+        let text = fs_err::read_to_string(&path);
+        let doc = text.as_ref().ok().map(|t| KdlDocument::parse_v2(t));
+        Parsed { path, text, doc }
     };
-    let includes = lower_file(&doc, file, &text, is_root, decls, diags);
-    let dir = sources.file(file).dir().to_path_buf();
-    for include in includes {
-        for path in expand_include(&include, &dir, diags) {
-            if sources.find(&path).is_some() {
-                continue; // Already read: include order is first come, first served.
-            }
-            match fs_err::read_to_string(&path) {
-                Ok(text) => {
-                    let name = display_name(root_dir, &path);
-                    let child = sources.add(path, name, text);
-                    load_file(child, root_dir, false, sources, decls, diags);
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(8);
+    if paths.len() < 2 || threads < 2 {
+        return paths.into_iter().map(parse).collect();
+    }
+    let chunk = paths.len().div_ceil(threads);
+    let chunks: Vec<Vec<PathBuf>> = paths.chunks(chunk).map(<[PathBuf]>::to_vec).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| scope.spawn(move || chunk.into_iter().map(parse).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a parser thread panicked"))
+            .collect()
+    })
+}
+
+struct Loader<'a> {
+    root_dir: PathBuf,
+    sources: &'a mut SourceMap,
+    decls: &'a mut Declarations,
+    diags: &'a mut Diagnostics,
+}
+
+impl Loader<'_> {
+    /// Lowers a parsed file, then the files it includes, in order.
+    fn add(&mut self, parsed: Parsed, included_by: Option<&Text>, is_root: bool) {
+        let text = match parsed.text {
+            Ok(text) => text,
+            Err(err) => {
+                let mut diagnostic = Diagnostic::error(Code::Io, err.to_string());
+                if let Some(include) = included_by {
+                    diagnostic = diagnostic.label(include.span, "included here");
                 }
-                Err(err) => diags.push(
-                    Diagnostic::error(Code::Io, format!("cannot read an included file: {err}"))
-                        .label(include.span, "included here"),
-                ),
+                self.diags.push(diagnostic);
+                return;
+            }
+        };
+        let name = display_name(&self.root_dir, &parsed.path);
+        let file = self.sources.add(parsed.path, name, text);
+        let doc = match parsed.doc {
+            Some(Ok(doc)) => doc,
+            Some(Err(err)) => {
+                for d in err.diagnostics {
+                    self.diags.push(syntax_error(file, &d));
+                }
+                return;
+            }
+            None => return,
+        };
+        let text = self.sources.file(file).text.clone();
+        let includes = lower_file(&doc, file, &text, is_root, self.decls, self.diags);
+        let dir = self.sources.file(file).dir().to_path_buf();
+        for include in includes {
+            let mut fresh: Vec<PathBuf> = Vec::new();
+            for path in expand_include(&include, &dir, self.diags) {
+                // First come, first served: a file is read once, where first included.
+                if !self.sources.contains(&path) && !fresh.contains(&path) {
+                    fresh.push(path);
+                }
+            }
+            for parsed in parse_files(fresh) {
+                if !self.sources.contains(&parsed.path) {
+                    self.add(parsed, Some(&include), false);
+                }
             }
         }
     }

@@ -85,6 +85,9 @@ pub struct Project {
     /// Images and variants, in declaration order.
     pub images: Vec<Image>,
     pub groups: IndexMap<String, Group>,
+    /// Image name → index into `images`.
+    #[serde(skip)]
+    pub index: std::collections::HashMap<String, usize>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -244,10 +247,10 @@ impl Stage {
 
 impl Project {
     pub fn image(&self, name: &str) -> Option<&Image> {
-        self.images.iter().find(|i| i.name == name)
+        self.image_index(name).map(|i| &self.images[i])
     }
 
     pub fn image_index(&self, name: &str) -> Option<usize> {
-        self.images.iter().position(|i| i.name == name)
+        self.index.get(name).copied()
     }
 }

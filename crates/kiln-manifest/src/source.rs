@@ -105,6 +105,7 @@ impl SourceFile {
 #[derive(Debug, Default)]
 pub struct SourceMap {
     files: Vec<SourceFile>,
+    paths: std::collections::HashSet<PathBuf>,
 }
 
 impl SourceMap {
@@ -112,6 +113,7 @@ impl SourceMap {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
+        self.paths.insert(path.clone());
         self.files.push(SourceFile {
             path,
             name,
@@ -130,6 +132,10 @@ impl SourceMap {
             .iter()
             .enumerate()
             .map(|(i, f)| (FileId(u32::try_from(i).unwrap_or(u32::MAX)), f))
+    }
+
+    pub fn contains(&self, path: &Path) -> bool {
+        self.paths.contains(path)
     }
 
     pub fn find(&self, path: &Path) -> Option<FileId> {
