@@ -91,7 +91,12 @@ group backend worker
     let mut test = Test::new().manifest(manifest);
     test.args(&["plan", "--json", "backend"]);
     let plan: serde_json::Value = serde_json::from_str(&test.run().success().stdout).expect("json");
-    let names: Vec<&str> = plan["images"].as_array().expect("images").iter().map(|i| i["name"].as_str().expect("name")).collect();
+    let names: Vec<&str> = plan["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .map(|i| i["name"].as_str().expect("name"))
+        .collect();
     assert_eq!(names, ["base", "api", "worker"]);
 }
 

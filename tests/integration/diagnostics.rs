@@ -4,7 +4,7 @@
 //! A corpus file is a root `kiln.kdl`; it may hold more files, each after a line
 //! `// ---- path/of/file`.
 
-use crate::harness::{repo_root, Test};
+use crate::harness::{Test, repo_root};
 
 fn corpus() -> Vec<(String, String)> {
     let dir = repo_root().join("tests/corpus");
@@ -28,7 +28,7 @@ fn setup(text: &str) -> Test {
     for line in text.lines() {
         if let Some(next) = line.strip_prefix("// ---- ") {
             test = write(test, &path, &contents);
-            path = next.trim().to_owned();
+            next.trim().clone_into(&mut path);
             contents.clear();
         } else {
             contents.push_str(line);

@@ -1,7 +1,7 @@
 //! Every example compiles cleanly, its committed generated files are up to date, and
 //! its outputs are pinned by snapshots.
 
-use crate::harness::{examples, kiln_in_example, Test};
+use crate::harness::{Test, examples, kiln_in_example};
 
 #[test]
 fn there_are_at_least_three_examples() {
@@ -20,7 +20,11 @@ fn examples_check_without_warnings() {
 fn committed_generated_files_are_up_to_date() {
     for example in examples() {
         let output = kiln_in_example(&example, &["emit", "--check"]);
-        assert_eq!(output.status, 0, "{example}: run `kiln emit` in examples/{example}\n{}{}", output.stdout, output.stderr);
+        assert_eq!(
+            output.status, 0,
+            "{example}: run `kiln emit` in examples/{example}\n{}{}",
+            output.stdout, output.stderr
+        );
     }
 }
 

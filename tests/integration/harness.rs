@@ -86,11 +86,7 @@ impl Test {
     /// test folder can run several commands.
     pub(crate) fn run(&mut self) -> Output {
         let output = kiln(&self.cwd, &std::mem::take(&mut self.args), &self.env);
-        Output {
-            root: self.dir.path().to_path_buf(),
-            canonical_root: canonical(self.dir.path()),
-            ..output
-        }
+        Output { root: self.dir.path().to_path_buf(), canonical_root: canonical(self.dir.path()), ..output }
     }
 }
 
@@ -143,13 +139,21 @@ impl Output {
 
     #[track_caller]
     pub(crate) fn success(self) -> Self {
-        assert_eq!(self.status, 0, "expected success\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.status, 0,
+            "expected success\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     #[track_caller]
     pub(crate) fn status(self, expected: i32) -> Self {
-        assert_eq!(self.status, expected, "unexpected exit status\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.status, expected,
+            "unexpected exit status\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }

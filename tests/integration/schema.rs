@@ -1,6 +1,6 @@
 //! The committed JSON Schemas are current, and kiln's JSON output follows them.
 
-use crate::harness::{examples, kiln_in_example, repo_root, Test};
+use crate::harness::{Test, examples, kiln_in_example, repo_root};
 
 fn check_committed(kind: &str) -> serde_json::Value {
     let path = repo_root().join(format!("schema/{kind}.schema.json"));
@@ -19,7 +19,8 @@ fn check_committed(kind: &str) -> serde_json::Value {
 fn validate(schema: &serde_json::Value, document: &str, what: &str) {
     let validator = jsonschema::validator_for(schema).expect("a valid schema");
     let instance: serde_json::Value = serde_json::from_str(document).expect("output is JSON");
-    let errors: Vec<String> = validator.iter_errors(&instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    let errors: Vec<String> =
+        validator.iter_errors(&instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
     assert!(errors.is_empty(), "{what} does not follow its schema:\n{}", errors.join("\n"));
 }
 

@@ -57,9 +57,13 @@ fn main() {
         }
         .expect("temp dir");
         let files = generate(dir.path(), size);
-        let cold = time(runs, || {
-            let _ = std::fs::remove_dir_all(dir.path().join("dockerfiles"));
-        }, || run(&kiln, dir.path(), &["emit", "-q"]));
+        let cold = time(
+            runs,
+            || {
+                let _ = std::fs::remove_dir_all(dir.path().join("dockerfiles"));
+            },
+            || run(&kiln, dir.path(), &["emit", "-q"]),
+        );
         let warm = time(runs, || {}, || run(&kiln, dir.path(), &["emit", "-q"]));
         let check = time(runs, || {}, || run(&kiln, dir.path(), &["check", "-q"]));
         println!("{size:>8} {files:>7} {:>12} {:>12} {:>12}", ms(cold), ms(warm), ms(check));
@@ -170,7 +174,11 @@ template python-service {
                 }
                 // Services from the template, one with a variant.
                 _ => {
-                    let variant = if slot == 3 { "    variant debug {\n        env LOG_LEVEL=debug\n    }\n" } else { "" };
+                    let variant = if slot == 3 {
+                        "    variant debug {\n        env LOG_LEVEL=debug\n    }\n"
+                    } else {
+                        ""
+                    };
                     let _ = write!(
                         text,
                         "image {name} {{\n    extends python-service\n    stage runtime {{\n        copy \"app\" \"./app\"\n        expose 8000\n        cmd python \"app/main.py\"\n    }}\n{variant}}}\n\n"

@@ -23,9 +23,7 @@ pub use pattern::{Pattern, PatternError};
 /// Returns the normalized pattern strings (with their `!`), in file order.
 pub fn read_ignore_file(text: &str) -> Vec<String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    text.lines()
-        .filter_map(normalize_line)
-        .collect()
+    text.lines().filter_map(normalize_line).collect()
 }
 
 /// Normalizes one line of an ignore file; `None` for comments and blank lines.
@@ -41,11 +39,7 @@ pub fn normalize_line(line: &str) -> Option<String> {
         Some(rest) => (true, rest.trim()),
         None => (false, trimmed),
     };
-    let mut body = if body.is_empty() {
-        String::new()
-    } else {
-        clean_path(body)
-    };
+    let mut body = if body.is_empty() { String::new() } else { clean_path(body) };
     if body.len() > 1 && body.starts_with('/') {
         body.remove(0);
     }
@@ -58,18 +52,11 @@ mod tests {
 
     #[test]
     fn reads_lines_like_docker() {
-        let text = "test1\n/test2\n/a/file/here\n\nlastfile\n# this is a comment\n! /inverted/abs/path\n!\n! ";
+        let text =
+            "test1\n/test2\n/a/file/here\n\nlastfile\n# this is a comment\n! /inverted/abs/path\n!\n! ";
         assert_eq!(
             read_ignore_file(text),
-            [
-                "test1",
-                "test2",
-                "a/file/here",
-                "lastfile",
-                "!inverted/abs/path",
-                "!",
-                "!"
-            ]
+            ["test1", "test2", "a/file/here", "lastfile", "!inverted/abs/path", "!", "!"]
         );
     }
 
@@ -80,9 +67,6 @@ mod tests {
 
     #[test]
     fn strips_bom_and_cleans() {
-        assert_eq!(
-            read_ignore_file("\u{feff}docs/\nfoo/./bar/../baz//\n"),
-            ["docs", "foo/baz"]
-        );
+        assert_eq!(read_ignore_file("\u{feff}docs/\nfoo/./bar/../baz//\n"), ["docs", "foo/baz"]);
     }
 }

@@ -29,9 +29,7 @@ impl Matcher {
                 compiled.push(pattern);
             }
         }
-        Ok(Self {
-            patterns: compiled,
-        })
+        Ok(Self { patterns: compiled })
     }
 
     pub fn patterns(&self) -> &[Pattern] {
@@ -77,15 +75,9 @@ impl Matcher {
     /// entry) given its directory's state, and returns the state to hand to the entry's
     /// own children if it is a directory.
     pub fn matches_with_parent(&self, path: &str, parent: &ParentState) -> (bool, ParentState) {
-        let parents = if parent.matched.is_empty() {
-            parent_prefixes(path)
-        } else {
-            Vec::new()
-        };
+        let parents = if parent.matched.is_empty() { parent_prefixes(path) } else { Vec::new() };
         let mut matched = false;
-        let mut state = ParentState {
-            matched: vec![false; self.patterns.len()],
-        };
+        let mut state = ParentState { matched: vec![false; self.patterns.len()] };
         for (index, pattern) in self.patterns.iter().enumerate() {
             let mut hit = parent.matched.get(index).copied().unwrap_or(false);
             if !hit {
@@ -196,11 +188,7 @@ mod tests {
             "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
             Exact,
         ),
-        (
-            "dist/*.whl",
-            "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
-            Exact,
-        ),
+        ("dist/*.whl", "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", Exact),
         ("a\\\\", "a\\", Exact),
         ("a\\*b", "a*b", Exact),
     ];
@@ -209,11 +197,7 @@ mod tests {
     fn single_patterns_exact() {
         for &(pattern, path, expect) in SINGLE {
             let pattern = Pattern::new(pattern).unwrap().unwrap();
-            assert_eq!(
-                pattern.matches(path),
-                expect == Exact,
-                "pattern {pattern} on {path:?}"
-            );
+            assert_eq!(pattern.matches(path), expect == Exact, "pattern {pattern} on {path:?}");
         }
     }
 
@@ -246,24 +230,13 @@ mod tests {
 
     const MULTI: &[(&[&str], &str, bool)] = &[
         (&["**", "!util/docker/web"], "util/docker/web/foo", false),
+        (&["**", "!util/docker/web", "util/docker/web/foo"], "util/docker/web/foo", true),
         (
-            &["**", "!util/docker/web", "util/docker/web/foo"],
-            "util/docker/web/foo",
-            true,
-        ),
-        (
-            &[
-                "**",
-                "!dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
-            ],
+            &["**", "!dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl"],
             "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
             false,
         ),
-        (
-            &["**", "!dist/*.whl"],
-            "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
-            false,
-        ),
+        (&["**", "!dist/*.whl"], "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", false),
         (&["docs", "!docs/README.md"], "docs/README.md", false),
         (&["docs/", "!docs/README.md"], "docs/README.md", false),
         (&["docs/*", "!docs/README.md"], "docs/README.md", false),
@@ -350,22 +323,13 @@ mod tests {
 
     #[test]
     fn rejects_lone_exclamation() {
-        assert_eq!(
-            Matcher::new(["docs", "!"]).unwrap_err(),
-            (1, PatternError::LoneExclamation)
-        );
+        assert_eq!(Matcher::new(["docs", "!"]).unwrap_err(), (1, PatternError::LoneExclamation));
     }
 
     #[test]
     fn rejects_patterns_docker_reads_as_regex() {
-        assert_eq!(
-            Matcher::new(["a\\d"]).unwrap_err().1,
-            PatternError::EscapedAlphanumeric('d')
-        );
-        assert_eq!(
-            Matcher::new(["[*]"]).unwrap_err().1,
-            PatternError::WildcardInClass('*')
-        );
+        assert_eq!(Matcher::new(["a\\d"]).unwrap_err().1, PatternError::EscapedAlphanumeric('d'));
+        assert_eq!(Matcher::new(["[*]"]).unwrap_err().1, PatternError::WildcardInClass('*'));
     }
 
     #[test]

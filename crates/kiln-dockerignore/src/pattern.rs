@@ -88,11 +88,7 @@ impl Pattern {
             None => (false, cleaned),
         };
         let kind = compile(&text)?;
-        Ok(Some(Self {
-            text,
-            exclusion,
-            kind,
-        }))
+        Ok(Some(Self { text, exclusion, kind }))
     }
 
     /// The cleaned pattern, without its `!`.
@@ -111,10 +107,7 @@ impl Pattern {
             Kind::Exact => path == self.text,
             Kind::Prefix(prefix) => path.starts_with(prefix.as_str()),
             Kind::Suffix(suffix) => {
-                path.ends_with(suffix.as_str())
-                    || suffix
-                        .strip_prefix('/')
-                        .is_some_and(|bare| path == bare)
+                path.ends_with(suffix.as_str()) || suffix.strip_prefix('/').is_some_and(|bare| path == bare)
             }
             Kind::Tokens(tokens) => run_tokens(tokens, path),
         }
@@ -284,7 +277,6 @@ fn run_tokens(tokens: &[Token], path: &str) -> bool {
                             add_state(tokens, &mut next, index, true);
                         }
                     }
-                    (_, true) => {}
                     (Token::Literal(l), false) if *l == c => {
                         add_state(tokens, &mut next, index + 1, false);
                     }
@@ -315,12 +307,7 @@ fn add_state(tokens: &[Token], states: &mut [bool], index: usize, inside: bool) 
         return;
     }
     states[slot] = true;
-    if !inside
-        && matches!(
-            tokens.get(index),
-            Some(Token::Star | Token::Any | Token::AnyDirs)
-        )
-    {
+    if !inside && matches!(tokens.get(index), Some(Token::Star | Token::Any | Token::AnyDirs)) {
         add_state(tokens, states, index + 1, false);
     }
 }

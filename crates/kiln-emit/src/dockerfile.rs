@@ -57,7 +57,7 @@ pub fn dockerfile(project: &Project, graph: &Graph, index: usize, refs: ImageRef
     out.line(&header(project, image), None);
     if let Some(description) = &image.description {
         for line in description.lines() {
-            out.line(&format!("# {}", sanitize_comment(line)).trim_end().to_owned(), None);
+            out.line(format!("# {}", sanitize_comment(line)).trim_end(), None);
         }
     }
     let stages = graph.stage_order(index);
@@ -98,7 +98,12 @@ enum Step {
     Other(String, Span),
 }
 
-fn expand_stage(project: &Project, instructions: &[kiln_manifest::Spanned<Instruction>], level: Level, refs: ImageRefs<'_>) -> Vec<Step> {
+fn expand_stage(
+    project: &Project,
+    instructions: &[kiln_manifest::Spanned<Instruction>],
+    level: Level,
+    refs: ImageRefs<'_>,
+) -> Vec<Step> {
     let mut steps = Vec::new();
     let mut index = 0;
     while index < instructions.len() {
@@ -106,10 +111,16 @@ fn expand_stage(project: &Project, instructions: &[kiln_manifest::Spanned<Instru
         let span = instruction.span;
         match &instruction.value {
             Instruction::Workdir(path) => steps.push(Step::Other(format!("WORKDIR {}", path.value), span)),
-            Instruction::Copy(copy) => steps.push(Step::Other(copy_instruction(project, copy, level, refs), span)),
+            Instruction::Copy(copy) => {
+                steps.push(Step::Other(copy_instruction(project, copy, level, refs), span));
+            }
             Instruction::Run(Run { commands, caches }) => steps.push(Step::Run {
                 commands: commands.iter().map(|c| c.value.clone()).collect(),
-                caches: if level.cache_mounts() { caches.iter().map(|c| c.value.clone()).collect() } else { Vec::new() },
+                caches: if level.cache_mounts() {
+                    caches.iter().map(|c| c.value.clone()).collect()
+                } else {
+                    Vec::new()
+                },
                 span,
                 mergeable: true,
             }),
@@ -123,13 +134,23 @@ fn expand_stage(project: &Project, instructions: &[kiln_manifest::Spanned<Instru
                 span,
             )),
             Instruction::User(user) => user_steps(user, span, &mut steps),
-            Instruction::Expose(ports) => steps.push(Step::Other(format!("EXPOSE {}", join_values(ports)), span)),
-            Instruction::Volume(paths) => steps.push(Step::Other(format!("VOLUME {}", json_array(paths)), span)),
-            Instruction::Entrypoint(args) => steps.push(Step::Other(format!("ENTRYPOINT {}", json_array(args)), span)),
+            Instruction::Expose(ports) => {
+                steps.push(Step::Other(format!("EXPOSE {}", join_values(ports)), span));
+            }
+            Instruction::Volume(paths) => {
+                steps.push(Step::Other(format!("VOLUME {}", json_array(paths)), span));
+            }
+            Instruction::Entrypoint(args) => {
+                steps.push(Step::Other(format!("ENTRYPOINT {}", json_array(args)), span));
+            }
             Instruction::Cmd(args) => steps.push(Step::Other(format!("CMD {}", json_array(args)), span)),
             Instruction::Shell(args) => steps.push(Step::Other(format!("SHELL {}", json_array(args)), span)),
-            Instruction::StopSignal(signal) => steps.push(Step::Other(format!("STOPSIGNAL {}", signal.value), span)),
-            Instruction::Healthcheck(check) => steps.push(Step::Other(healthcheck_instruction(check.as_ref()), span)),
+            Instruction::StopSignal(signal) => {
+                steps.push(Step::Other(format!("STOPSIGNAL {}", signal.value), span));
+            }
+            Instruction::Healthcheck(check) => {
+                steps.push(Step::Other(healthcheck_instruction(check.as_ref()), span));
+            }
             Instruction::Apt(_) | Instruction::Apk(_) => {
                 // Consecutive nodes of the same package manager install in one layer.
                 let mut packages: Vec<&str> = Vec::new();
@@ -162,7 +183,12 @@ fn expand_stage(project: &Project, instructions: &[kiln_manifest::Spanned<Instru
             }
             Instruction::GoMod => {
                 steps.push(Step::Other("COPY go.mod go.sum ./".to_owned(), span));
-                steps.push(Step::Run { commands: vec!["go mod download".to_owned()], caches: Vec::new(), span, mergeable: false });
+                steps.push(Step::Run {
+                    commands: vec!["go mod download".to_owned()],
+                    caches: Vec::new(),
+                    span,
+                    mergeable: false,
+                });
             }
             Instruction::CargoFetch => {
                 steps.push(Step::Other("COPY Cargo.toml Cargo.lock ./".to_owned(), span));
@@ -195,11 +221,10 @@ fn merge_runs(steps: Vec<Step>, level: Level) -> Vec<(String, Option<Span>)> {
             Some(Step::Run { commands, caches, mergeable: true, .. }),
             Step::Run { commands: more, caches: more_caches, mergeable: true, .. },
         ) = (merged.last_mut(), &step)
+            && caches == more_caches
         {
-            if caches == more_caches {
-                commands.extend(more.iter().cloned());
-                continue;
-            }
+            commands.extend(more.iter().cloned());
+            continue;
         }
         merged.push(step);
     }
@@ -207,7 +232,9 @@ fn merge_runs(steps: Vec<Step>, level: Level) -> Vec<(String, Option<Span>)> {
         .into_iter()
         .map(|step| match step {
             Step::Other(text, span) => (text, Some(span)),
-            Step::Run { commands, caches, span, .. } => (run_instruction(&commands, &caches, level), Some(span)),
+            Step::Run { commands, caches, span, .. } => {
+                (run_instruction(&commands, &caches, level), Some(span))
+            }
         })
         .collect()
 }
@@ -250,7 +277,7 @@ fn pip_steps(pip: &Pip, span: Span, steps: &mut Vec<Step>) {
     if let Some(requirements) = &pip.requirements {
         let path = kiln_dockerignore::clean_path(&requirements.value);
         let dest = if path.contains('/') { format!("./{path}") } else { "./".to_owned() };
-        steps.push(Step::Other(format!("COPY {}", copy_paths(&[path.clone()], &dest)), span));
+        steps.push(Step::Other(format!("COPY {}", copy_paths(std::slice::from_ref(&path), &dest)), span));
         let _ = write!(install, " -r {}", shell_quote(&path));
     }
     for package in &pip.packages {
@@ -295,10 +322,10 @@ fn copy_instruction(project: &Project, copy: &Copy, level: Level, refs: ImageRef
     if let Some(chown) = &copy.chown {
         let _ = write!(text, "--chown={} ", chown.value);
     }
-    if let Some(chmod) = &copy.chmod {
-        if level.copy_chmod() {
-            let _ = write!(text, "--chmod={} ", chmod.value);
-        }
+    if let Some(chmod) = &copy.chmod
+        && level.copy_chmod()
+    {
+        let _ = write!(text, "--chmod={} ", chmod.value);
     }
     if copy.link && level.copy_link() {
         text.push_str("--link ");
@@ -311,7 +338,11 @@ fn copy_instruction(project: &Project, copy: &Copy, level: Level, refs: ImageRef
 /// `json-paths`: paths are written plainly when they can be, as a JSON array otherwise
 /// (spaces, quotes, backslashes).
 fn copy_paths(sources: &[String], dest: &str) -> String {
-    let plain = |p: &str| !p.is_empty() && !p.starts_with('[') && !p.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\');
+    let plain = |p: &str| {
+        !p.is_empty()
+            && !p.starts_with('[')
+            && !p.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\')
+    };
     if sources.iter().all(|s| plain(s)) && plain(dest) {
         let mut parts: Vec<&str> = sources.iter().map(String::as_str).collect();
         parts.push(dest);
@@ -327,7 +358,9 @@ fn healthcheck_instruction(check: Option<&Healthcheck>) -> String {
         return "HEALTHCHECK NONE".to_owned();
     };
     let mut text = String::from("HEALTHCHECK ");
-    for (flag, value) in [("interval", &check.interval), ("timeout", &check.timeout), ("start-period", &check.start_period)] {
+    for (flag, value) in
+        [("interval", &check.interval), ("timeout", &check.timeout), ("start-period", &check.start_period)]
+    {
         if let Some(value) = value {
             let _ = write!(text, "--{flag}={} ", value.value);
         }
@@ -382,21 +415,16 @@ fn json_array(values: &[Text]) -> String {
 }
 
 fn json_strings(values: &[&str]) -> String {
-    let items: Vec<String> = values
-        .iter()
-        .map(|v| serde_json::to_string(v).expect("strings serialize"))
-        .collect();
+    let items: Vec<String> =
+        values.iter().map(|v| serde_json::to_string(v).expect("strings serialize")).collect();
     format!("[{}]", items.join(", "))
 }
 
 /// Quotes a word for `/bin/sh` when it has characters the shell would interpret.
 fn shell_quote(word: &str) -> String {
-    let safe = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@+,%".contains(c));
-    if safe {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
-    }
+    let safe =
+        !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@+,%".contains(c));
+    if safe { word.to_owned() } else { format!("'{}'", word.replace('\'', "'\\''")) }
 }
 
 /// Comment text on one line, with control characters replaced.

@@ -4,21 +4,12 @@ use kiln_dockerignore::Matcher;
 use kiln_manifest::ast::{CopyFrom, Instruction};
 use kiln_manifest::{Image, Project};
 
-use crate::dockerfile::{header, GeneratedText};
+use crate::dockerfile::{GeneratedText, header};
 
 /// `ignore-defaults`: what no image needs, and what only slows the context upload and
 /// busts the cache of `copy .` when it changes.
-pub const DEFAULT_PATTERNS: &[&str] = &[
-    ".git",
-    ".hg",
-    ".svn",
-    ".idea",
-    ".vscode",
-    "**/.DS_Store",
-    "**/Thumbs.db",
-    "**/*.swp",
-    "**/*~",
-];
+pub const DEFAULT_PATTERNS: &[&str] =
+    &[".git", ".hg", ".svn", ".idea", ".vscode", "**/.DS_Store", "**/Thumbs.db", "**/*.swp", "**/*~"];
 
 pub fn dockerignore(project: &Project, image: &Image) -> GeneratedText {
     let mut out = GeneratedText::default();
@@ -84,7 +75,9 @@ pub fn copied_paths(image: &Image) -> Vec<String> {
                 Instruction::Pip(pip) => {
                     paths.extend(pip.requirements.iter().map(|r| kiln_dockerignore::clean_path(&r.value)));
                 }
-                Instruction::Npm { .. } => paths.extend(["package.json".to_owned(), "package-lock.json".to_owned()]),
+                Instruction::Npm { .. } => {
+                    paths.extend(["package.json".to_owned(), "package-lock.json".to_owned()]);
+                }
                 Instruction::GoMod => paths.extend(["go.mod".to_owned(), "go.sum".to_owned()]),
                 Instruction::CargoFetch => paths.extend(["Cargo.toml".to_owned(), "Cargo.lock".to_owned()]),
                 _ => {}

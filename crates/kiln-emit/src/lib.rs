@@ -8,9 +8,11 @@ mod write;
 use kiln_graph::{GeneratedFiles, Graph};
 use kiln_manifest::Project;
 
-pub use dockerfile::{dockerfile, header, GeneratedText, ImageRefs, HEADER_MARK};
-pub use ignore::{copied_paths, dockerignore, DEFAULT_PATTERNS};
-pub use write::{apply_changes, diff, has_header, plan_changes, Change, OutputFile, PlannedChange, WriteError};
+pub use dockerfile::{GeneratedText, HEADER_MARK, ImageRefs, dockerfile, header};
+pub use ignore::{DEFAULT_PATTERNS, copied_paths, dockerignore};
+pub use write::{
+    Change, OutputFile, PlannedChange, WriteError, apply_changes, diff, has_header, plan_changes,
+};
 
 /// Every file `kiln emit` writes, in build order: each image's Dockerfile, then its
 /// ignore file.

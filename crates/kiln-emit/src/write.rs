@@ -25,9 +25,13 @@ pub struct OutputFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     Create,
-    Update { old: String },
+    Update {
+        old: String,
+    },
     /// A generated file whose image no longer exists.
-    Remove { old: String },
+    Remove {
+        old: String,
+    },
     Unchanged,
 }
 
@@ -80,7 +84,9 @@ pub fn plan_changes(
                 errors.push(WriteError::NotGenerated { display: file.display.clone() });
                 continue;
             }
-            Err(err) if err.kind() == std::io::ErrorKind::InvalidData => Change::Update { old: String::new() },
+            Err(err) if err.kind() == std::io::ErrorKind::InvalidData => {
+                Change::Update { old: String::new() }
+            }
             Err(err) => {
                 errors.push(WriteError::Io { display: file.display.clone(), source: err });
                 continue;
@@ -107,15 +113,15 @@ pub fn plan_changes(
             .collect();
         stale.sort();
         for path in stale {
-            if let Ok(old) = fs_err::read_to_string(&path) {
-                if has_header(&old) {
-                    changes.push(PlannedChange {
-                        display: display(&path),
-                        path,
-                        change: Change::Remove { old },
-                        contents: String::new(),
-                    });
-                }
+            if let Ok(old) = fs_err::read_to_string(&path)
+                && has_header(&old)
+            {
+                changes.push(PlannedChange {
+                    display: display(&path),
+                    path,
+                    change: Change::Remove { old },
+                    contents: String::new(),
+                });
             }
         }
     }
@@ -130,7 +136,9 @@ pub fn apply_changes(changes: &[PlannedChange]) -> Result<(), WriteError> {
         match planned.change {
             Change::Unchanged => {}
             Change::Remove { .. } => fs_err::remove_file(&planned.path).map_err(io)?,
-            Change::Create | Change::Update { .. } => write_atomically(&planned.path, &planned.contents).map_err(io)?,
+            Change::Create | Change::Update { .. } => {
+                write_atomically(&planned.path, &planned.contents).map_err(io)?;
+            }
         }
     }
     Ok(())
@@ -155,8 +163,16 @@ pub fn diff(change: &PlannedChange) -> Option<String> {
         Change::Update { old } => (old.as_str(), change.contents.as_str()),
         Change::Remove { old } => (old.as_str(), ""),
     };
-    let old_name = if matches!(change.change, Change::Create) { "/dev/null".to_owned() } else { format!("a/{}", change.display) };
-    let new_name = if matches!(change.change, Change::Remove { .. }) { "/dev/null".to_owned() } else { format!("b/{}", change.display) };
+    let old_name = if matches!(change.change, Change::Create) {
+        "/dev/null".to_owned()
+    } else {
+        format!("a/{}", change.display)
+    };
+    let new_name = if matches!(change.change, Change::Remove { .. }) {
+        "/dev/null".to_owned()
+    } else {
+        format!("b/{}", change.display)
+    };
     Some(
         TextDiff::from_lines(old, new)
             .unified_diff()

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use kiln_manifest::{display_name, Image, Project};
+use kiln_manifest::{Image, Project, display_name};
 
 /// An image's generated Dockerfile and ignore file. The ignore file follows Docker's
 /// per-Dockerfile convention (`<name>.Dockerfile.dockerignore`), so that a plain
@@ -17,10 +17,7 @@ impl GeneratedFiles {
     pub fn of(project: &Project, image: &Image) -> Self {
         let dockerfile = project.output_dir.join(format!("{}.Dockerfile", image.name));
         let dockerignore = project.output_dir.join(format!("{}.Dockerfile.dockerignore", image.name));
-        Self {
-            dockerfile,
-            dockerignore,
-        }
+        Self { dockerfile, dockerignore }
     }
 
     /// The paths as shown to users, relative to the root manifest's folder.

@@ -11,9 +11,9 @@ use std::collections::{BinaryHeap, HashMap};
 
 use kiln_manifest::model::StageInput;
 use kiln_manifest::{Code, Diagnostic, Diagnostics, Project, Span};
+use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
-use petgraph::Direction;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Node {
@@ -57,24 +57,17 @@ impl Graph {
     /// Builds the graph; cycles are reported into `diags`. A graph with cycles still
     /// comes back (with an order that leaves the cycle's members out).
     pub fn build(project: &Project, diags: &mut Diagnostics) -> Self {
-        let index: HashMap<&str, usize> = project
-            .images
-            .iter()
-            .enumerate()
-            .map(|(i, image)| (image.name.as_str(), i))
-            .collect();
+        let index: HashMap<&str, usize> =
+            project.images.iter().enumerate().map(|(i, image)| (image.name.as_str(), i)).collect();
         let mut graph: DiGraph<Node, Edge> = DiGraph::new();
-        let image_nodes: Vec<NodeIndex> = (0..project.images.len())
-            .map(|i| graph.add_node(Node::Image(i)))
-            .collect();
+        let image_nodes: Vec<NodeIndex> =
+            (0..project.images.len()).map(|i| graph.add_node(Node::Image(i))).collect();
         let stage_nodes: Vec<Vec<NodeIndex>> = project
             .images
             .iter()
             .enumerate()
             .map(|(i, image)| {
-                (0..image.stages.len())
-                    .map(|s| graph.add_node(Node::Stage { image: i, stage: s }))
-                    .collect()
+                (0..image.stages.len()).map(|s| graph.add_node(Node::Stage { image: i, stage: s })).collect()
             })
             .collect();
 
@@ -104,10 +97,7 @@ impl Graph {
                 graph.add_edge(
                     target,
                     image_nodes[i],
-                    Edge {
-                        kind: EdgeKind::Target,
-                        span: image.name_span,
-                    },
+                    Edge { kind: EdgeKind::Target, span: image.name_span },
                 );
             }
         }
@@ -142,11 +132,7 @@ impl Graph {
 
     /// The images that directly need this one, in build order.
     pub fn dependents(&self, image: usize) -> Vec<usize> {
-        self.order
-            .iter()
-            .copied()
-            .filter(|&other| self.dependencies[other].contains(&image))
-            .collect()
+        self.order.iter().copied().filter(|&other| self.dependencies[other].contains(&image)).collect()
     }
 
     /// The edges into a node, as (source node, edge).
@@ -236,11 +222,12 @@ impl Graph {
         for (index, (node, edge)) in cycle.iter().enumerate() {
             let next = self.graph[cycle[(index + 1) % cycle.len()].0];
             match (self.graph[*node], next) {
-                (Node::Stage { image, stage: from }, Node::Stage { stage: to, .. }) if within_image => links.push(Link {
-                    dependent: stage_name(image, to),
-                    dependency: stage_name(image, from),
-                    edge: *edge,
-                }),
+                (Node::Stage { image, stage: from }, Node::Stage { stage: to, .. }) if within_image => links
+                    .push(Link {
+                        dependent: stage_name(image, to),
+                        dependency: stage_name(image, from),
+                        edge: *edge,
+                    }),
                 (Node::Image(dependency), Node::Stage { image: dependent, .. }) => links.push(Link {
                     dependent: project.images[dependent].name.clone(),
                     dependency: project.images[dependency].name.clone(),
@@ -269,12 +256,16 @@ impl Graph {
             Diagnostic::error(Code::Cycle, format!("image `{}` depends on itself", names[0]))
                 .help("an image cannot be built from itself; build on an outside image or another image of the manifest")
         } else {
-            Diagnostic::error(Code::Cycle, format!("images depend on each other in a cycle: {}", chain.join(" -> ")))
-                .help("break the loop: one of these images must stop using the next")
+            Diagnostic::error(
+                Code::Cycle,
+                format!("images depend on each other in a cycle: {}", chain.join(" -> ")),
+            )
+            .help("break the loop: one of these images must stop using the next")
         };
         for link in &links {
             let verb = if link.edge.kind == EdgeKind::Copy { "copies from" } else { "is built from" };
-            diagnostic = diagnostic.label(link.edge.span, format!("`{}` {verb} `{}` here", link.dependent, link.dependency));
+            diagnostic = diagnostic
+                .label(link.edge.span, format!("`{}` {verb} `{}` here", link.dependent, link.dependency));
         }
         diagnostic
     }
@@ -287,7 +278,7 @@ impl Graph {
             .node_indices()
             .map(|n| self.graph.edges_directed(n, Direction::Incoming).count())
             .collect();
-        let mut ready: BinaryHeap<Reverse<((usize, u8, usize), NodeIndex)>> = self
+        let mut ready: BinaryHeap<Reverse<(SortKey, NodeIndex)>> = self
             .graph
             .node_indices()
             .filter(|n| indegree[n.index()] == 0)
@@ -320,10 +311,10 @@ impl Graph {
                 let mut deps: Vec<usize> = Vec::new();
                 for &stage in &self.stage_nodes[i] {
                     for source in self.graph.neighbors_directed(stage, Direction::Incoming) {
-                        if let Node::Image(dep) = self.graph[source] {
-                            if !deps.contains(&dep) {
-                                deps.push(dep);
-                            }
+                        if let Node::Image(dep) = self.graph[source]
+                            && !deps.contains(&dep)
+                        {
+                            deps.push(dep);
                         }
                     }
                 }
@@ -338,7 +329,9 @@ impl Graph {
 }
 
 /// Manifest order, with an image's stages just before the image itself.
-fn sort_key(node: Node) -> (usize, u8, usize) {
+type SortKey = (usize, u8, usize);
+
+fn sort_key(node: Node) -> SortKey {
     match node {
         Node::Stage { image, stage } => (image, 0, stage),
         Node::Image(image) => (image, 1, 0),

@@ -8,5 +8,5 @@ mod render;
 
 pub use files::GeneratedFiles;
 pub use graph::{Edge, EdgeKind, Graph, Node};
-pub use plan::{select, Plan, PlanImage, UnknownSelection};
+pub use plan::{Plan, PlanImage, UnknownSelection, select};
 pub use render::{render_dot, render_json, render_mermaid, render_text};

@@ -1,8 +1,8 @@
 //! The resolved plan: what would be built, in which order, from which files.
 
 use indexmap::IndexMap;
-use kiln_manifest::suggest::did_you_mean;
 use kiln_manifest::Project;
+use kiln_manifest::suggest::did_you_mean;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -58,7 +58,11 @@ pub struct UnknownSelection {
 impl Plan {
     /// The plan for the given image and group names (all images when empty), with
     /// their dependencies, in build order.
-    pub fn new(project: &Project, graph: &Graph, selection: &[String]) -> Result<Self, Vec<UnknownSelection>> {
+    pub fn new(
+        project: &Project,
+        graph: &Graph,
+        selection: &[String],
+    ) -> Result<Self, Vec<UnknownSelection>> {
         let selected = select(project, graph, selection)?;
         let images = graph
             .order()
@@ -77,7 +81,11 @@ impl Plan {
 }
 
 /// Marks the selected images and, transitively, what they depend on.
-pub fn select(project: &Project, graph: &Graph, names: &[String]) -> Result<Vec<bool>, Vec<UnknownSelection>> {
+pub fn select(
+    project: &Project,
+    graph: &Graph,
+    names: &[String],
+) -> Result<Vec<bool>, Vec<UnknownSelection>> {
     if names.is_empty() {
         return Ok(vec![true; project.images.len()]);
     }
@@ -95,10 +103,7 @@ pub fn select(project: &Project, graph: &Graph, names: &[String]) -> Result<Vec<
                 .iter()
                 .map(|i| i.name.as_str())
                 .chain(project.groups.keys().map(String::as_str));
-            unknown.push(UnknownSelection {
-                name: name.clone(),
-                suggestion: did_you_mean(name, candidates),
-            });
+            unknown.push(UnknownSelection { name: name.clone(), suggestion: did_you_mean(name, candidates) });
         }
     }
     if !unknown.is_empty() {
@@ -122,21 +127,13 @@ fn plan_image(project: &Project, graph: &Graph, index: usize) -> PlanImage {
         location: image.location.clone(),
         reference: image.reference(),
         tags: image.references(),
-        depends_on: graph
-            .dependencies(index)
-            .iter()
-            .map(|&d| project.images[d].name.clone())
-            .collect(),
+        depends_on: graph.dependencies(index).iter().map(|&d| project.images[d].name.clone()).collect(),
         external_images: image.external_bases().into_iter().map(str::to_owned).collect(),
         context: image.context.clone(),
         dockerfile,
         dockerignore,
         target: image.stages[image.target].name.clone(),
-        stages: graph
-            .stage_order(index)
-            .iter()
-            .map(|&s| image.stages[s].name.clone())
-            .collect(),
+        stages: graph.stage_order(index).iter().map(|&s| image.stages[s].name.clone()).collect(),
         build_args: image
             .build_args
             .iter()

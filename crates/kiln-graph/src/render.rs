@@ -49,10 +49,10 @@ fn externals<'a>(project: &'a Project, graph: &Graph) -> Vec<&'a str> {
         let image = &project.images[i];
         for &s in graph.stage_order(i) {
             for input in inputs(project, image, s) {
-                if let Source::External(reference) = input.source {
-                    if !found.contains(&reference) {
-                        found.push(reference);
-                    }
+                if let Source::External(reference) = input.source
+                    && !found.contains(&reference)
+                {
+                    found.push(reference);
                 }
             }
         }
@@ -64,7 +64,8 @@ pub fn render_text(project: &Project, graph: &Graph) -> String {
     let mut out = String::new();
     for &i in graph.order() {
         let image = &project.images[i];
-        let deps: Vec<&str> = graph.dependencies(i).iter().map(|&d| project.images[d].name.as_str()).collect();
+        let deps: Vec<&str> =
+            graph.dependencies(i).iter().map(|&d| project.images[d].name.as_str()).collect();
         let _ = write!(out, "{}  ({})", image.name, image.reference());
         if !deps.is_empty() {
             let _ = write!(out, "  needs: {}", deps.join(", "));
@@ -81,7 +82,11 @@ pub fn render_text(project: &Project, graph: &Graph) -> String {
                     Source::Image(d) => format!("image `{}`", project.images[d].name),
                     Source::External(reference) => format!("`{reference}`"),
                 };
-                described.push(if input.kind == "from" { format!("from {what}") } else { format!("copies from {what}") });
+                described.push(if input.kind == "from" {
+                    format!("from {what}")
+                } else {
+                    format!("copies from {what}")
+                });
             }
             let name = if stage.implicit { "stage".to_owned() } else { format!("stage {}", stage.name) };
             let target = if s == image.target && stages.len() > 1 { " (target)" } else { "" };
@@ -111,7 +116,12 @@ pub fn render_dot(project: &Project, graph: &Graph) -> String {
         let _ = writeln!(out, "    label={};", dot_quote(&format!("{}\n{}", image.name, image.reference())));
         for &s in graph.stage_order(i) {
             let style = if s == image.target { ", style=bold" } else { "" };
-            let _ = writeln!(out, "    {} [label={}{style}];", dot_quote(&stage_id(image, s)), dot_quote(&image.stages[s].name));
+            let _ = writeln!(
+                out,
+                "    {} [label={}{style}];",
+                dot_quote(&stage_id(image, s)),
+                dot_quote(&image.stages[s].name)
+            );
         }
         out.push_str("  }\n");
     }
@@ -214,11 +224,7 @@ pub fn render_json(project: &Project, graph: &Graph) -> String {
                     Source::Image(d) => project.images[d].name.clone(),
                     Source::External(reference) => reference.to_owned(),
                 };
-                edges.push(JsonEdge {
-                    from,
-                    to: stage_id(image, s),
-                    kind: input.kind,
-                });
+                edges.push(JsonEdge { from, to: stage_id(image, s), kind: input.kind });
             }
         }
         nodes.push(JsonNode::Image {
@@ -226,11 +232,7 @@ pub fn render_json(project: &Project, graph: &Graph) -> String {
             reference: image.reference(),
             target: stage_id(image, image.target),
         });
-        edges.push(JsonEdge {
-            from: stage_id(image, image.target),
-            to: image.name.clone(),
-            kind: "target",
-        });
+        edges.push(JsonEdge { from: stage_id(image, image.target), to: image.name.clone(), kind: "target" });
     }
     for reference in externals(project, graph) {
         nodes.push(JsonNode::External { id: reference });

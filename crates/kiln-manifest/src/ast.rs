@@ -125,10 +125,7 @@ pub enum Instruction {
     Copy(Copy),
     Run(Run),
     Env(Vec<KeyValue>),
-    Arg {
-        name: Text,
-        default: Option<Text>,
-    },
+    Arg { name: Text, default: Option<Text> },
     Label(Vec<KeyValue>),
     User(User),
     Expose(Vec<Text>),
@@ -141,9 +138,7 @@ pub enum Instruction {
     Apt(Vec<Text>),
     Apk(Vec<Text>),
     Pip(Pip),
-    Npm {
-        production: bool,
-    },
+    Npm { production: bool },
     GoMod,
     CargoFetch,
 }
@@ -282,11 +277,7 @@ impl VisitStrings for ImageBody {
 
 impl VisitStrings for StageBody {
     fn visit_strings(&mut self, f: &mut dyn FnMut(&mut Text, StringRole)) {
-        if let Some(Spanned {
-            value: From::External(text),
-            ..
-        }) = &mut self.from
-        {
+        if let Some(Spanned { value: From::External(text), .. }) = &mut self.from {
             f(text, StringRole::Generated);
         }
         for instruction in &mut self.instructions {

@@ -36,9 +36,12 @@ pub(crate) fn check_stage(
                 check_line(path, "a path", diags);
                 if !(path.value.starts_with('/') || path.value.starts_with('$')) {
                     diags.push(
-                        Diagnostic::error(Code::RelativeWorkdir, format!("`workdir` must be absolute, got `{}`", path.value))
-                            .label(path.span, "relative path")
-                            .help(format!("write `workdir \"/{}\"`", path.value.trim_start_matches("./"))),
+                        Diagnostic::error(
+                            Code::RelativeWorkdir,
+                            format!("`workdir` must be absolute, got `{}`", path.value),
+                        )
+                        .label(path.span, "relative path")
+                        .help(format!("write `workdir \"/{}\"`", path.value.trim_start_matches("./"))),
                     );
                 }
                 has_workdir = true;
@@ -83,9 +86,12 @@ pub(crate) fn check_stage(
                 let name = instruction.value.node_name();
                 if let Some((_, first)) = seen_single.iter().find(|(n, _)| *n == name) {
                     diags.push(
-                        Diagnostic::warning(Code::DuplicateInstruction, format!("`{name}` is set twice in one stage; only the last counts"))
-                            .label(span, "this one wins")
-                            .label(*first, "this one is ignored"),
+                        Diagnostic::warning(
+                            Code::DuplicateInstruction,
+                            format!("`{name}` is set twice in one stage; only the last counts"),
+                        )
+                        .label(span, "this one wins")
+                        .label(*first, "this one is ignored"),
                     );
                 }
                 seen_single.push((name, span));
@@ -98,7 +104,9 @@ pub(crate) fn check_stage(
                 let ok = signal.value.parse::<u8>().is_ok_and(|n| (1..=64).contains(&n))
                     || (signal.value.len() > 3
                         && signal.value.starts_with("SIG")
-                        && signal.value[3..].chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '+' || c == '-'));
+                        && signal.value[3..]
+                            .chars()
+                            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '+' || c == '-'));
                 if !ok {
                     diags.push(
                         Diagnostic::error(Code::InvalidValue, format!("`{}` is not a signal", signal.value))
@@ -115,20 +123,20 @@ pub(crate) fn check_stage(
             Instruction::Pip(pip) => {
                 check_pip(pip, ctx, diags);
                 if pip.requirements.is_some() {
-                    dependency_order(instruction, &copied_whole_context, has_workdir, diags);
+                    dependency_order(instruction, copied_whole_context.as_ref(), has_workdir, diags);
                 }
             }
             Instruction::Npm { .. } => {
                 check_files_exist(ctx, &["package.json", "package-lock.json"], span, "npm", diags);
-                dependency_order(instruction, &copied_whole_context, has_workdir, diags);
+                dependency_order(instruction, copied_whole_context.as_ref(), has_workdir, diags);
             }
             Instruction::GoMod => {
                 check_files_exist(ctx, &["go.mod", "go.sum"], span, "go-mod", diags);
-                dependency_order(instruction, &copied_whole_context, has_workdir, diags);
+                dependency_order(instruction, copied_whole_context.as_ref(), has_workdir, diags);
             }
             Instruction::CargoFetch => {
                 check_files_exist(ctx, &["Cargo.toml", "Cargo.lock"], span, "cargo-fetch", diags);
-                dependency_order(instruction, &copied_whole_context, has_workdir, diags);
+                dependency_order(instruction, copied_whole_context.as_ref(), has_workdir, diags);
             }
         }
     }
@@ -138,7 +146,7 @@ pub(crate) fn check_stage(
 /// that comes after the sources (every source change reinstalls) or has no known WORKDIR.
 fn dependency_order(
     instruction: &Spanned<Instruction>,
-    copied_whole_context: &Option<Text>,
+    copied_whole_context: Option<&Text>,
     has_workdir: bool,
     diags: &mut Diagnostics,
 ) {
@@ -153,9 +161,12 @@ fn dependency_order(
     }
     if !has_workdir {
         diags.push(
-            Diagnostic::warning(Code::MissingWorkdir, format!("`{name}` copies files into the working directory, but this stage sets none"))
-                .label(instruction.span, "files would land in the base image's WORKDIR, often `/`")
-                .help("add a `workdir \"/app\"` before it"),
+            Diagnostic::warning(
+                Code::MissingWorkdir,
+                format!("`{name}` copies files into the working directory, but this stage sets none"),
+            )
+            .label(instruction.span, "files would land in the base image's WORKDIR, often `/`")
+            .help("add a `workdir \"/app\"` before it"),
         );
     }
 }
@@ -174,21 +185,25 @@ fn check_copy(copy: &Copy, ctx: &StageContext<'_>, diags: &mut Diagnostics) {
     }
     if copy.sources.len() > 1 && !copy.dest.value.ends_with('/') {
         diags.push(
-            Diagnostic::error(Code::InvalidValue, "copying several sources needs a destination folder ending in `/`")
-                .label(copy.dest.span, "not a folder")
-                .help(format!("write `\"{}/\"`", copy.dest.value)),
+            Diagnostic::error(
+                Code::InvalidValue,
+                "copying several sources needs a destination folder ending in `/`",
+            )
+            .label(copy.dest.span, "not a folder")
+            .help(format!("write `\"{}/\"`", copy.dest.value)),
         );
     }
-    if let Some(chown) = &copy.chown {
-        if !is_user_spec(&chown.value) {
-            diags.push(
-                Diagnostic::error(Code::InvalidValue, format!("`{}` is not a valid owner", chown.value))
-                    .label(chown.span, "expected `user`, `user:group`, `uid` or `uid:gid`"),
-            );
-        }
+    if let Some(chown) = &copy.chown
+        && !is_user_spec(&chown.value)
+    {
+        diags.push(
+            Diagnostic::error(Code::InvalidValue, format!("`{}` is not a valid owner", chown.value))
+                .label(chown.span, "expected `user`, `user:group`, `uid` or `uid:gid`"),
+        );
     }
     if let Some(chmod) = &copy.chmod {
-        let octal = (3..=4).contains(&chmod.value.len()) && chmod.value.chars().all(|c| ('0'..='7').contains(&c));
+        let octal =
+            (3..=4).contains(&chmod.value.len()) && chmod.value.chars().all(|c| ('0'..='7').contains(&c));
         if !octal {
             diags.push(
                 Diagnostic::error(Code::InvalidValue, format!("`{}` is not an octal mode", chmod.value))
@@ -255,12 +270,16 @@ pub(crate) fn check_context_path(source: &Text, ctx: &StageContext<'_>, diags: &
         diags.push(
             Diagnostic::warning(Code::MissingFile, format!("`{value}` does not exist in the build context"))
                 .label(source.span, "not found")
-                .help_opt(crate::suggest::did_you_mean(
-                    &cleaned,
-                    siblings.iter().map(String::as_str),
-                ))
-                .help_opt(Some(format!("the context is `{}`", ctx.context_dir.file_name().map_or_else(|| ".".into(), |n| n.to_string_lossy().into_owned())))
-                    .filter(|_| siblings.is_empty())),
+                .help_opt(crate::suggest::did_you_mean(&cleaned, siblings.iter().map(String::as_str)))
+                .help_opt(
+                    Some(format!(
+                        "the context is `{}`",
+                        ctx.context_dir
+                            .file_name()
+                            .map_or_else(|| ".".into(), |n| n.to_string_lossy().into_owned())
+                    ))
+                    .filter(|_| siblings.is_empty()),
+                ),
         );
     }
 }
@@ -282,7 +301,13 @@ fn list_siblings(context: &Path, path: &str) -> Vec<String> {
     names
 }
 
-fn check_files_exist(ctx: &StageContext<'_>, files: &[&str], span: crate::source::Span, node: &str, diags: &mut Diagnostics) {
+fn check_files_exist(
+    ctx: &StageContext<'_>,
+    files: &[&str],
+    span: crate::source::Span,
+    node: &str,
+    diags: &mut Diagnostics,
+) {
     if !ctx.context_dir.is_dir() {
         return;
     }
@@ -302,9 +327,12 @@ fn check_pip(pip: &Pip, ctx: &StageContext<'_>, diags: &mut Diagnostics) {
         check_line(package, "a requirement", diags);
         if package.value.starts_with('-') {
             diags.push(
-                Diagnostic::error(Code::InvalidValue, format!("`{}` looks like an option, not a package", package.value))
-                    .label(package.span, "pip options are not passed through")
-                    .help("use `requirements=` for a requirements file"),
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    format!("`{}` looks like an option, not a package", package.value),
+                )
+                .label(package.span, "pip options are not passed through")
+                .help("use `requirements=` for a requirements file"),
             );
         }
     }
@@ -323,12 +351,17 @@ fn check_run(run: &Run, level: Level, diags: &mut Diagnostics) {
             );
         }
         if has_heredoc(&command.value) {
-            let mut diagnostic = Diagnostic::error(Code::Unexpressible, "shell heredocs (`<<WORD`) are not supported in `run`")
-                .label(command.span, "heredoc here");
+            let mut diagnostic = Diagnostic::error(
+                Code::Unexpressible,
+                "shell heredocs (`<<WORD`) are not supported in `run`",
+            )
+            .label(command.span, "heredoc here");
             diagnostic = if level.heredocs() {
                 diagnostic.help("at level 1.4 the Dockerfile parser would read it as a Dockerfile heredoc; put the text in a file and `copy` it")
             } else {
-                diagnostic.help("each line of a `run` string is a separate command; put the text in a file and `copy` it")
+                diagnostic.help(
+                    "each line of a `run` string is a separate command; put the text in a file and `copy` it",
+                )
             };
             diags.push(diagnostic);
         }
@@ -403,16 +436,30 @@ fn check_key(key: &Text, what: &str, valid: fn(&str) -> bool, diags: &mut Diagno
 /// BuildKit's `SecretsUsedInArgOrEnv` rule: these names suggest a secret baked into an
 /// image layer, where anyone with the image can read it.
 fn check_secrets<'a>(keys: impl Iterator<Item = &'a Text>, diags: &mut Diagnostics) {
-    const SECRET: &[&str] = &["apikey", "auth", "credential", "credentials", "key", "password", "pword", "passwd", "secret", "token"];
+    const SECRET: &[&str] = &[
+        "apikey",
+        "auth",
+        "credential",
+        "credentials",
+        "key",
+        "password",
+        "pword",
+        "passwd",
+        "secret",
+        "token",
+    ];
     const HARMLESS: &[&str] = &["public", "file", "version"];
     for key in keys {
         let lower = key.value.to_ascii_lowercase();
         let parts: Vec<&str> = lower.split('_').collect();
         if parts.iter().any(|p| SECRET.contains(p)) && !parts.iter().any(|p| HARMLESS.contains(p)) {
             diags.push(
-                Diagnostic::warning(Code::SecretInEnv, format!("`{}` looks like a secret, and would be stored in the image", key.value))
-                    .label(key.span, "readable by anyone who has the image")
-                    .help("pass secrets at run time, not at build time"),
+                Diagnostic::warning(
+                    Code::SecretInEnv,
+                    format!("`{}` looks like a secret, and would be stored in the image", key.value),
+                )
+                .label(key.span, "readable by anyone who has the image")
+                .help("pass secrets at run time, not at build time"),
             );
         }
     }
@@ -422,21 +469,28 @@ fn check_user(user: &User, diags: &mut Diagnostics) {
     check_line(&user.name, "a user", diags);
     if user.uid.is_some() || user.gid.is_some() {
         let valid = user.name.value.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-            && user.name.value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+            && user
+                .name
+                .value
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
             && user.name.value.len() <= 32;
         if !valid {
             diags.push(
-                Diagnostic::error(Code::InvalidName, format!("`{}` is not a valid name for a new user", user.name.value))
-                    .label(user.name.span, "expected lowercase letters, digits, `_` and `-`"),
+                Diagnostic::error(
+                    Code::InvalidName,
+                    format!("`{}` is not a valid name for a new user", user.name.value),
+                )
+                .label(user.name.span, "expected lowercase letters, digits, `_` and `-`"),
             );
         }
-        if user.uid.is_none() {
-            if let Some(gid) = &user.gid {
-                diags.push(
-                    Diagnostic::error(Code::MissingValue, "creating a user needs `uid=` as well as `gid=`")
-                        .label(gid.span, "`gid=` alone"),
-                );
-            }
+        if user.uid.is_none()
+            && let Some(gid) = &user.gid
+        {
+            diags.push(
+                Diagnostic::error(Code::MissingValue, "creating a user needs `uid=` as well as `gid=`")
+                    .label(gid.span, "`gid=` alone"),
+            );
         }
     } else if !is_user_spec(&user.name.value) {
         diags.push(
@@ -447,7 +501,10 @@ fn check_user(user: &User, diags: &mut Diagnostics) {
 }
 
 fn is_user_spec(spec: &str) -> bool {
-    let part_ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$' | '{' | '}'));
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$' | '{' | '}'))
+    };
     match spec.split_once(':') {
         Some((user, group)) => part_ok(user) && part_ok(group),
         None => part_ok(spec),
@@ -474,7 +531,7 @@ fn check_port(port: &Text, diags: &mut Diagnostics) {
 }
 
 fn check_healthcheck(check: &Healthcheck, diags: &mut Diagnostics) {
-    for text in check.command.iter() {
+    for text in &check.command {
         check_line(text, "an argument", diags);
     }
     for duration in [&check.interval, &check.timeout, &check.start_period].into_iter().flatten() {
@@ -512,7 +569,9 @@ fn is_duration(text: &str) -> bool {
 fn check_package(package: &Text, diags: &mut Diagnostics) {
     let value = &package.value;
     let ok = value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | ':' | '=' | '~' | '_' | '-' | '/'));
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | ':' | '=' | '~' | '_' | '-' | '/'));
     if !ok {
         diags.push(
             Diagnostic::error(Code::InvalidValue, format!("`{value}` is not a valid package name"))

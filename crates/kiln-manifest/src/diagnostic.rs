@@ -99,28 +99,16 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(code: Code, message: impl Into<String>) -> Self {
-        Self {
-            severity: Severity::Error,
-            code,
-            message: message.into(),
-            labels: Vec::new(),
-            help: None,
-        }
+        Self { severity: Severity::Error, code, message: message.into(), labels: Vec::new(), help: None }
     }
 
     pub fn warning(code: Code, message: impl Into<String>) -> Self {
-        Self {
-            severity: Severity::Warning,
-            ..Self::error(code, message)
-        }
+        Self { severity: Severity::Warning, ..Self::error(code, message) }
     }
 
     #[must_use]
     pub fn label(mut self, span: Span, message: impl Into<String>) -> Self {
-        self.labels.push(Label {
-            span,
-            message: message.into(),
-        });
+        self.labels.push(Label { span, message: message.into() });
         self
     }
 
@@ -179,10 +167,7 @@ impl Diagnostics {
     /// The diagnostics in source order (file, then position), errors and warnings mixed,
     /// so that the output reads top to bottom and never depends on pass order.
     pub fn into_sorted(mut self) -> Vec<Diagnostic> {
-        self.items.sort_by_key(|d| {
-            d.primary_span()
-                .map_or((u32::MAX, 0, 0), |s| (s.file.0, s.start, s.end))
-        });
+        self.items.sort_by_key(|d| d.primary_span().map_or((u32::MAX, 0, 0), |s| (s.file.0, s.start, s.end)));
         self.items.dedup();
         self.items
     }
@@ -205,20 +190,13 @@ pub struct RenderOptions {
 
 impl Default for RenderOptions {
     fn default() -> Self {
-        Self {
-            color: false,
-            width: 80,
-        }
+        Self { color: false, width: 80 }
     }
 }
 
 /// Renders one diagnostic with its source excerpts.
 pub fn render(diagnostic: &Diagnostic, sources: &SourceMap, options: RenderOptions) -> String {
-    let theme = if options.color {
-        GraphicalTheme::unicode()
-    } else {
-        GraphicalTheme::unicode_nocolor()
-    };
+    let theme = if options.color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let handler = GraphicalReportHandler::new_themed(theme)
         .with_width(options.width)
         .with_links(false)
@@ -228,13 +206,9 @@ pub fn render(diagnostic: &Diagnostic, sources: &SourceMap, options: RenderOptio
     // labels in other files are drawn as notes of their own, right after.
     let others = std::mem::take(&mut report.related);
     let mut out = String::new();
-    handler
-        .render_report(&mut out, &report)
-        .expect("writing to a String cannot fail");
+    handler.render_report(&mut out, &report).expect("writing to a String cannot fail");
     for other in others {
-        handler
-            .render_report(&mut out, &other)
-            .expect("writing to a String cannot fail");
+        handler.render_report(&mut out, &other).expect("writing to a String cannot fail");
     }
     out
 }
@@ -272,11 +246,9 @@ impl Report {
             let labeled = labeled_span(label, index == 0);
             if Some(label.span.file) == primary_file {
                 report.labels.push(labeled);
-            } else if let Some(other) = report
-                .related
-                .iter_mut()
-                .find(|r| r.source.as_ref().map(NamedSource::name) == Some(&*sources.file(label.span.file).name))
-            {
+            } else if let Some(other) = report.related.iter_mut().find(|r| {
+                r.source.as_ref().map(NamedSource::name) == Some(&*sources.file(label.span.file).name)
+            }) {
                 other.labels.push(labeled);
             } else {
                 report.related.push(Self {
@@ -334,20 +306,14 @@ impl miette::Diagnostic for Report {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        if self.labels.is_empty() {
-            None
-        } else {
-            Some(Box::new(self.labels.iter().cloned()))
-        }
+        if self.labels.is_empty() { None } else { Some(Box::new(self.labels.iter().cloned())) }
     }
 
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
         if self.related.is_empty() {
             None
         } else {
-            Some(Box::new(
-                self.related.iter().map(|r| r as &dyn miette::Diagnostic),
-            ))
+            Some(Box::new(self.related.iter().map(|r| r as &dyn miette::Diagnostic)))
         }
     }
 }

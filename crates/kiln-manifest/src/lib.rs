@@ -21,7 +21,7 @@ pub mod vars;
 use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Code, Diagnostic, Diagnostics, RenderOptions, Severity};
-pub use load::{display_name, find_manifest, normalize, relative_path, MANIFEST_FILE};
+pub use load::{MANIFEST_FILE, display_name, find_manifest, normalize, relative_path};
 pub use model::{Image, Level, Project, Stage};
 pub use resolve::DEFAULT_OUTPUT;
 pub use source::{FileId, SourceMap, Span, Spanned};
@@ -51,7 +51,8 @@ pub fn load_project(options: &LoadOptions) -> Result<(Project, Diagnostics), Vec
     let mut sources = SourceMap::default();
     let mut diags = Diagnostics::default();
     let decls = load::load(&manifest, &mut sources, &mut diags);
-    let vars = vars::Variables::new(&decls.vars, &options.env, &options.sets, &root_dir, &sources, &mut diags)?;
+    let vars =
+        vars::Variables::new(&decls.vars, &options.env, &options.sets, &root_dir, &sources, &mut diags)?;
     let settings = resolve::resolve_settings(
         &decls,
         &vars,
@@ -70,7 +71,8 @@ pub fn load_project(options: &LoadOptions) -> Result<(Project, Diagnostics), Vec
         tainted: std::collections::HashSet::new(),
     }
     .resolve(&decls);
-    let manifest_name = sources.files().next().map_or_else(|| MANIFEST_FILE.to_owned(), |(_, f)| f.name.clone());
+    let manifest_name =
+        sources.files().next().map_or_else(|| MANIFEST_FILE.to_owned(), |(_, f)| f.name.clone());
     let project = Project {
         manifest: manifest_name,
         sources,

@@ -14,10 +14,7 @@ pub const MANIFEST_FILE: &str = "kiln.kdl";
 
 /// Looks for `kiln.kdl` in `start` and its parents, as cargo looks for `Cargo.toml`.
 pub fn find_manifest(start: &Path) -> Option<PathBuf> {
-    start
-        .ancestors()
-        .map(|dir| dir.join(MANIFEST_FILE))
-        .find(|candidate| candidate.is_file())
+    start.ancestors().map(|dir| dir.join(MANIFEST_FILE)).find(|candidate| candidate.is_file())
 }
 
 /// Reads the root manifest and every file it includes, depth first, each file once.
@@ -28,12 +25,7 @@ pub(crate) fn load(root: &Path, sources: &mut SourceMap, diags: &mut Diagnostics
     let Some(parsed) = parse_files(vec![normalize(root)]).pop() else {
         return decls;
     };
-    let mut loader = Loader {
-        root_dir,
-        sources,
-        decls: &mut decls,
-        diags,
-    };
+    let mut loader = Loader { root_dir, sources, decls: &mut decls, diags };
     loader.add(parsed, None, true);
     decls
 }
@@ -64,10 +56,7 @@ fn parse_files(paths: Vec<PathBuf>) -> Vec<Parsed> {
             .into_iter()
             .map(|chunk| scope.spawn(move || chunk.into_iter().map(parse).collect::<Vec<_>>()))
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("a parser thread panicked"))
-            .collect()
+        handles.into_iter().flat_map(|h| h.join().expect("a parser thread panicked")).collect()
     })
 }
 
@@ -131,10 +120,7 @@ fn expand_include(include: &Text, dir: &Path, diags: &mut Diagnostics) -> Vec<Pa
     let full = if Path::new(pattern_text).is_absolute() {
         pattern_text.to_owned()
     } else {
-        format!(
-            "{}/{pattern_text}",
-            glob::Pattern::escape(&dir.to_string_lossy())
-        )
+        format!("{}/{pattern_text}", glob::Pattern::escape(&dir.to_string_lossy()))
     };
     let mut found: Vec<PathBuf> = match glob::glob(&full) {
         Ok(paths) => paths.filter_map(Result::ok).filter(|p| p.is_file()).map(|p| normalize(&p)).collect(),
@@ -176,7 +162,7 @@ fn tidy_message(message: &str) -> String {
     let trimmed = message.trim().trim_end_matches('.');
     let mut chars = trimmed.chars();
     match chars.next() {
-        Some(first) if chars.clone().next().is_some_and(char::is_lowercase) || chars.clone().next().is_none() => {
+        Some(first) if chars.clone().next().is_none_or(char::is_lowercase) => {
             first.to_lowercase().chain(chars).collect()
         }
         _ => trimmed.to_owned(),

@@ -7,8 +7,8 @@
 use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 
 use crate::ast::{
-    Copy, CopyFrom, Declarations, From, GroupDecl, Healthcheck, ImageBody, ImageDecl, Instruction,
-    KeyValue, Pip, Run, StageBody, StageDecl, Text, User, VarDecl, VariantDecl,
+    Copy, CopyFrom, Declarations, From, GroupDecl, Healthcheck, ImageBody, ImageDecl, Instruction, KeyValue,
+    Pip, Run, StageBody, StageDecl, Text, User, VarDecl, VariantDecl,
 };
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
 use crate::source::{FileId, Span, Spanned};
@@ -138,7 +138,9 @@ impl Lowerer<'_> {
             "syntax-directive" => self.setting(node, &mut decls.syntax_directive),
             "var" => {
                 let mut n = self.node(node, &[], false);
-                if let (Some(name), Some(value)) = (n.arg_text(0, "a variable name"), n.arg_scalar(1, "a value")) {
+                if let (Some(name), Some(value)) =
+                    (n.arg_text(0, "a variable name"), n.arg_scalar(1, "a value"))
+                {
                     n.arg_count(2, Some(2));
                     decls.vars.push(VarDecl { name, value });
                 } else {
@@ -198,12 +200,7 @@ impl Lowerer<'_> {
         let what = if kind == BodyKind::Image { "an image name" } else { "a template name" };
         let name = n.arg_text(0, what)?;
         let body = self.image_body(node, kind);
-        Some(ImageDecl {
-            name,
-            span: self.span(node.span()),
-            file: self.file,
-            body,
-        })
+        Some(ImageDecl { name, span: self.span(node.span()), file: self.file, body })
     }
 
     fn image_body(&mut self, node: &KdlNode, kind: BodyKind) -> ImageBody {
@@ -289,8 +286,7 @@ impl Lowerer<'_> {
                     }
                 }
                 _ => {
-                    let candidates: Vec<&str> =
-                        IMAGE_SETTINGS.iter().chain(INSTRUCTIONS).copied().collect();
+                    let candidates: Vec<&str> = IMAGE_SETTINGS.iter().chain(INSTRUCTIONS).copied().collect();
                     let place = match kind {
                         BodyKind::Image => "in an image",
                         BodyKind::Template => "in a template",
@@ -306,15 +302,15 @@ impl Lowerer<'_> {
     fn image_setting(&mut self, node: &KdlNode, slot: &mut Option<Text>) {
         let mut n = self.node(node, &[], false);
         n.arg_count(1, Some(1));
-        if let Some(value) = n.arg_text(0, "a string") {
-            if let Some(previous) = slot.replace(value.clone()) {
-                let name = node.name().value();
-                self.error(
-                    Diagnostic::error(Code::DuplicateName, format!("`{name}` is set twice"))
-                        .label(value.span, "set again here")
-                        .label(previous.span, "first set here"),
-                );
-            }
+        if let Some(value) = n.arg_text(0, "a string")
+            && let Some(previous) = slot.replace(value.clone())
+        {
+            let name = node.name().value();
+            self.error(
+                Diagnostic::error(Code::DuplicateName, format!("`{name}` is set twice"))
+                    .label(value.span, "set again here")
+                    .label(previous.span, "first set here"),
+            );
         }
     }
 
@@ -461,18 +457,12 @@ impl Lowerer<'_> {
                     );
                     return None;
                 }
-                Instruction::Pip(Pip {
-                    packages,
-                    requirements,
-                    user,
-                })
+                Instruction::Pip(Pip { packages, requirements, user })
             }
             "npm" => {
                 let mut n = self.node(node, &["production"], false);
                 n.arg_count(0, Some(0));
-                Instruction::Npm {
-                    production: n.prop_bool("production").unwrap_or(false),
-                }
+                Instruction::Npm { production: n.prop_bool("production").unwrap_or(false) }
             }
             "go-mod" => {
                 self.node(node, &[], false).arg_count(0, Some(0));
@@ -584,7 +574,8 @@ impl Lowerer<'_> {
         }
         let source = self.text.get(arg.span.start as usize..arg.span.end as usize).unwrap_or("");
         // Points at a line of the string when it can be found in the source.
-        let line_span = |line: &str| source.find(line).map_or(arg.span, |offset| arg.span.sub(offset, line.len()));
+        let line_span =
+            |line: &str| source.find(line).map_or(arg.span, |offset| arg.span.sub(offset, line.len()));
         let mut commands = Vec::new();
         let mut pending: Option<(String, Span)> = None;
         for line in arg.value.lines().map(str::trim) {
@@ -592,16 +583,13 @@ impl Lowerer<'_> {
                 continue;
             }
             let (mut command, span) = pending.take().unwrap_or_else(|| (String::new(), line_span(line)));
-            match line.strip_suffix('\\') {
-                Some(head) => {
-                    command.push_str(head.trim_end());
-                    command.push(' ');
-                    pending = Some((command, span));
-                }
-                None => {
-                    command.push_str(line);
-                    commands.push(Spanned::new(command.trim().to_owned(), span));
-                }
+            if let Some(head) = line.strip_suffix('\\') {
+                command.push_str(head.trim_end());
+                command.push(' ');
+                pending = Some((command, span));
+            } else {
+                command.push_str(line);
+                commands.push(Spanned::new(command.trim().to_owned(), span));
             }
         }
         // A last line that continues into nothing is kept as written, to be reported.
@@ -612,11 +600,7 @@ impl Lowerer<'_> {
     }
 
     fn healthcheck(&mut self, node: &KdlNode) -> Option<Instruction> {
-        let mut n = self.node(
-            node,
-            &["interval", "timeout", "start-period", "retries", "none"],
-            false,
-        );
+        let mut n = self.node(node, &["interval", "timeout", "start-period", "retries", "none"], false);
         let none = n.prop_bool("none").unwrap_or(false);
         let command = n.arg_scalars(0, "a program or argument");
         let interval = n.prop_scalar("interval");
@@ -625,7 +609,12 @@ impl Lowerer<'_> {
         let retries = n.prop_u32("retries");
         let span = n.node_span();
         if none {
-            if !command.is_empty() || interval.is_some() || timeout.is_some() || start_period.is_some() || retries.is_some() {
+            if !command.is_empty()
+                || interval.is_some()
+                || timeout.is_some()
+                || start_period.is_some()
+                || retries.is_some()
+            {
                 self.error(
                     Diagnostic::error(Code::ConflictingValues, "`healthcheck none=#true` takes nothing else")
                         .label(span, "a command or option beside `none=#true`"),
@@ -670,9 +659,8 @@ impl Lowerer<'_> {
     fn unknown_node(&mut self, node: &KdlNode, candidates: &[&str], place: &str) {
         let name = node.name().value();
         let span = self.name_span(node);
-        let mut diagnostic =
-            Diagnostic::error(Code::UnknownNode, format!("unknown node `{name}` {place}"))
-                .label(span, "not a kiln node here");
+        let mut diagnostic = Diagnostic::error(Code::UnknownNode, format!("unknown node `{name}` {place}"))
+            .label(span, "not a kiln node here");
         let elsewhere = TOP_LEVEL.iter().chain(IMAGE_SETTINGS).chain(INSTRUCTIONS).any(|n| *n == name);
         if elsewhere {
             diagnostic = diagnostic.help(format!("`{name}` is valid elsewhere, not {place}"));
@@ -706,17 +694,20 @@ impl Lowerer<'_> {
         ok
     }
 
-    fn node<'r>(&'r mut self, node: &'r KdlNode, props: &'r [&'r str], children_allowed: bool) -> NodeReader<'r> {
+    fn node<'r>(
+        &'r mut self,
+        node: &'r KdlNode,
+        props: &'r [&'r str],
+        children_allowed: bool,
+    ) -> NodeReader<'r> {
         let mut reader = NodeReader::new(self.file, self.text, self.diags, node, props);
-        if !children_allowed {
-            if let Some(children) = node.children() {
-                let span = reader.span(children.span());
-                let name = node.name().value();
-                reader.error(
-                    Diagnostic::error(Code::MisplacedNode, format!("`{name}` takes no block"))
-                        .label(span, "unexpected `{ ... }`"),
-                );
-            }
+        if !children_allowed && let Some(children) = node.children() {
+            let span = reader.span(children.span());
+            let name = node.name().value();
+            reader.error(
+                Diagnostic::error(Code::MisplacedNode, format!("`{name}` takes no block"))
+                    .label(span, "unexpected `{ ... }`"),
+            );
         }
         reader
     }
@@ -750,14 +741,7 @@ impl<'n> NodeReader<'n> {
     ) -> Self {
         let args = node.entries().iter().filter(|e| e.name().is_none()).collect();
         let props: Vec<&KdlEntry> = node.entries().iter().filter(|e| e.name().is_some()).collect();
-        let mut reader = Self {
-            file,
-            text,
-            diags,
-            node,
-            args,
-            props,
-        };
+        let mut reader = Self { file, text, diags, node, args, props };
         reader.check_props(allowed);
         reader
     }
@@ -806,7 +790,9 @@ impl<'n> NodeReader<'n> {
                 .label(span, "not a property of this node");
                 diagnostic = match (node_name.as_str(), key) {
                     ("copy", "stage") => diagnostic.help("to copy from a stage of this image, use `from=`"),
-                    ("from", "from") => diagnostic.help("use `stage=` for a stage of this image, `image=` for another image"),
+                    ("from", "from") => {
+                        diagnostic.help("use `stage=` for a stage of this image, `image=` for another image")
+                    }
                     _ if allowed.is_empty() => diagnostic.help(format!("`{node_name}` takes no properties")),
                     _ => diagnostic.help_opt(did_you_mean(key, allowed.iter().copied()).or_else(|| {
                         Some(format!(
@@ -878,7 +864,10 @@ impl<'n> NodeReader<'n> {
         self.error(
             Diagnostic::error(Code::ArgumentType, format!("expected {what}, found {found}"))
                 .label(span, "not a string")
-                .help_opt(matches!(entry.value(), KdlValue::Integer(_) | KdlValue::Float(_)).then(|| "quote it: `\"...\"`".to_owned())),
+                .help_opt(
+                    matches!(entry.value(), KdlValue::Integer(_) | KdlValue::Float(_))
+                        .then(|| "quote it: `\"...\"`".to_owned()),
+                ),
         );
         None
     }
@@ -937,10 +926,7 @@ impl<'n> NodeReader<'n> {
     }
 
     fn prop(&self, key: &str) -> Option<&'n KdlEntry> {
-        self.props
-            .iter()
-            .find(|e| e.name().is_some_and(|n| n.value() == key))
-            .copied()
+        self.props.iter().find(|e| e.name().is_some_and(|n| n.value() == key)).copied()
     }
 
     fn prop_text(&mut self, key: &str) -> Option<Text> {
@@ -963,9 +949,12 @@ impl<'n> NodeReader<'n> {
         let span = self.value_span(entry);
         let found = describe(entry.value());
         self.error(
-            Diagnostic::error(Code::ArgumentType, format!("expected `#true` or `#false` for `{key}=`, found {found}"))
-                .label(span, "not a boolean")
-                .help("KDL v2 writes booleans as `#true` and `#false`"),
+            Diagnostic::error(
+                Code::ArgumentType,
+                format!("expected `#true` or `#false` for `{key}=`, found {found}"),
+            )
+            .label(span, "not a boolean")
+            .help("KDL v2 writes booleans as `#true` and `#false`"),
         );
         None
     }
@@ -973,15 +962,18 @@ impl<'n> NodeReader<'n> {
     fn prop_u32(&mut self, key: &str) -> Option<Spanned<u32>> {
         let entry = self.prop(key)?;
         let span = self.value_span(entry);
-        if let KdlValue::Integer(i) = entry.value() {
-            if let Ok(value) = u32::try_from(*i) {
-                return Some(Spanned::new(value, span));
-            }
+        if let KdlValue::Integer(i) = entry.value()
+            && let Ok(value) = u32::try_from(*i)
+        {
+            return Some(Spanned::new(value, span));
         }
         let found = describe(entry.value());
         self.error(
-            Diagnostic::error(Code::ArgumentType, format!("expected a whole number for `{key}=`, found {found}"))
-                .label(span, "not a number from 0 to 4294967295"),
+            Diagnostic::error(
+                Code::ArgumentType,
+                format!("expected a whole number for `{key}=`, found {found}"),
+            )
+            .label(span, "not a number from 0 to 4294967295"),
         );
         None
     }

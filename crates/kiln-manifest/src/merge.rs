@@ -23,21 +23,13 @@ pub(crate) fn merge_bodies(base: &ImageBody, overlay: &ImageBody) -> ImageBody {
             &base.stages,
             &overlay.stages,
             |s| &s.name.value,
-            |b, o| StageDecl {
-                name: o.name.clone(),
-                span: o.span,
-                body: merge_stages(&b.body, &o.body),
-            },
+            |b, o| StageDecl { name: o.name.clone(), span: o.span, body: merge_stages(&b.body, &o.body) },
         ),
         variants: merge_named(
             &base.variants,
             &overlay.variants,
             |v| &v.name.value,
-            |b, o| VariantDecl {
-                name: o.name.clone(),
-                span: o.span,
-                body: merge_bodies(&b.body, &o.body),
-            },
+            |b, o| VariantDecl { name: o.name.clone(), span: o.span, body: merge_bodies(&b.body, &o.body) },
         ),
     }
 }
@@ -45,12 +37,7 @@ pub(crate) fn merge_bodies(base: &ImageBody, overlay: &ImageBody) -> ImageBody {
 pub(crate) fn merge_stages(base: &StageBody, overlay: &StageBody) -> StageBody {
     StageBody {
         from: overlay.from.clone().or_else(|| base.from.clone()),
-        instructions: base
-            .instructions
-            .iter()
-            .chain(&overlay.instructions)
-            .cloned()
-            .collect(),
+        instructions: base.instructions.iter().chain(&overlay.instructions).cloned().collect(),
     }
 }
 

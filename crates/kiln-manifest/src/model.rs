@@ -165,10 +165,7 @@ impl Image {
 
     /// Every `repository:tag` the image gets.
     pub fn references(&self) -> Vec<String> {
-        self.tags
-            .iter()
-            .map(|tag| format!("{}:{}", self.repository, tag.value))
-            .collect()
+        self.tags.iter().map(|tag| format!("{}:{}", self.repository, tag.value)).collect()
     }
 
     pub fn stage_index(&self, name: &str) -> Option<usize> {
@@ -212,10 +209,11 @@ impl Image {
         let mut refs: Vec<&str> = Vec::new();
         for (stage, _) in self.stages.iter().zip(&needed).filter(|(_, n)| **n) {
             for input in stage.inputs() {
-                if let StageInput::External(reference, _) = input {
-                    if reference != "scratch" && !refs.contains(&reference) {
-                        refs.push(reference);
-                    }
+                if let StageInput::External(reference, _) = input
+                    && reference != "scratch"
+                    && !refs.contains(&reference)
+                {
+                    refs.push(reference);
                 }
             }
         }

@@ -19,7 +19,9 @@ pub enum RefError {
     Empty,
     #[error("repository name must be lowercase")]
     Uppercase,
-    #[error("`{0}` is not a valid repository path component (lowercase letters and digits, separated by `.`, `_`, `__` or `-`)")]
+    #[error(
+        "`{0}` is not a valid repository path component (lowercase letters and digits, separated by `.`, `_`, `__` or `-`)"
+    )]
     BadComponent(String),
     #[error("`{0}` is not a valid registry host")]
     BadDomain(String),
@@ -87,12 +89,7 @@ impl ImageRef {
         if digest.is_none() && tag.is_none() && domain.is_none() && is_hex64(&path) {
             return Err(RefError::AmbiguousId);
         }
-        Ok(Self {
-            domain,
-            path,
-            tag,
-            digest,
-        })
+        Ok(Self { domain, path, tag, digest })
     }
 
     /// The repository: domain and path, without tag or digest.
@@ -134,10 +131,11 @@ fn parse_name(name: &str) -> Result<(Option<String>, String), RefError> {
     if name.len() > 255 {
         return Err(RefError::TooLong);
     }
-    if let Some((first, rest)) = name.split_once('/') {
-        if is_domain(first) && validate_path(rest).is_ok() {
-            return Ok((Some(first.to_owned()), rest.to_owned()));
-        }
+    if let Some((first, rest)) = name.split_once('/')
+        && is_domain(first)
+        && validate_path(rest).is_ok()
+    {
+        return Ok((Some(first.to_owned()), rest.to_owned()));
     }
     match validate_path(name) {
         Ok(()) => Ok((None, name.to_owned())),
@@ -230,10 +228,10 @@ fn is_domain(domain: &str) -> bool {
             None => (Some(domain), None),
         }
     };
-    if let Some(port) = port {
-        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-            return false;
-        }
+    if let Some(port) = port
+        && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return false;
     }
     host.is_none_or(|host| !host.is_empty() && host.split('.').all(is_domain_component))
 }
@@ -250,9 +248,10 @@ fn validate_digest(digest: &str) -> Result<(), RefError> {
     let bad = || RefError::BadDigest(digest.to_owned());
     let (algorithm, hex) = digest.split_once(':').ok_or_else(bad)?;
     let algorithm_ok = !algorithm.is_empty()
-        && algorithm
-            .split(['+', '.', '-', '_'])
-            .all(|c| c.starts_with(|ch: char| ch.is_ascii_alphabetic()) && c.chars().all(|ch| ch.is_ascii_alphanumeric()));
+        && algorithm.split(['+', '.', '-', '_']).all(|c| {
+            c.starts_with(|ch: char| ch.is_ascii_alphabetic())
+                && c.chars().all(|ch| ch.is_ascii_alphanumeric())
+        });
     if !algorithm_ok || hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad());
     }
@@ -337,10 +336,7 @@ mod tests {
     #[test]
     fn splits_domain_and_tag() {
         assert_eq!(parts("test.com:5000"), (None, "test.com".into(), Some("5000".into())));
-        assert_eq!(
-            parts("test:5000/repo"),
-            (Some("test:5000".into()), "repo".into(), None)
-        );
+        assert_eq!(parts("test:5000/repo"), (Some("test:5000".into()), "repo".into(), None));
         assert_eq!(
             parts("127.0.0.1:5000/a/b:t"),
             (Some("127.0.0.1:5000".into()), "a/b".into(), Some("t".into()))

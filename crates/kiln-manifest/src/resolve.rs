@@ -12,15 +12,14 @@ use indexmap::IndexMap;
 use kiln_dockerignore::Matcher;
 
 use crate::ast::{
-    Declarations, From, ImageBody, ImageDecl, Instruction, StageBody, StringRole, Text,
-    VisitStrings,
+    Declarations, From, ImageBody, ImageDecl, Instruction, StageBody, StringRole, Text, VisitStrings,
 };
-use crate::check::{check_stage, StageContext};
+use crate::check::{StageContext, check_stage};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
 use crate::load::{display_name, normalize};
 use crate::merge::merge_bodies;
 use crate::model::{Group, Image, Level, Stage, VariantOf};
-use crate::reference::{validate_repository, validate_tag, ImageRef};
+use crate::reference::{ImageRef, validate_repository, validate_tag};
 use crate::source::{SourceMap, Span, Spanned};
 use crate::suggest::did_you_mean;
 use crate::vars::Variables;
@@ -96,20 +95,18 @@ pub(crate) fn resolve_settings(
             Ok(_) => Some(value.value),
             Err(err) => {
                 diags.push(
-                    Diagnostic::error(Code::InvalidReference, format!("`{}` is not a valid frontend image: {err}", value.value))
-                        .label(value.span, "invalid reference")
-                        .help("for example `docker/dockerfile:1.7`"),
+                    Diagnostic::error(
+                        Code::InvalidReference,
+                        format!("`{}` is not a valid frontend image: {err}", value.value),
+                    )
+                    .label(value.span, "invalid reference")
+                    .help("for example `docker/dockerfile:1.7`"),
                 );
                 None
             }
         }
     });
-    Settings {
-        registry,
-        output_dir,
-        level,
-        syntax_directive,
-    }
+    Settings { registry, output_dir, level, syntax_directive }
 }
 
 pub(crate) struct Resolver<'a> {
@@ -129,10 +126,15 @@ impl Resolver<'_> {
         for (name, decl) in &templates {
             if let Some(image) = images.get(name) {
                 self.diags.push(
-                    Diagnostic::error(Code::DuplicateName, format!("`{name}` is both a template and an image"))
-                        .label(image.name.span, "image")
-                        .label(decl.name.span, "template")
-                        .help("give them different names, so that `extends` and image references are unambiguous"),
+                    Diagnostic::error(
+                        Code::DuplicateName,
+                        format!("`{name}` is both a template and an image"),
+                    )
+                    .label(image.name.span, "image")
+                    .label(decl.name.span, "template")
+                    .help(
+                        "give them different names, so that `extends` and image references are unambiguous",
+                    ),
                 );
             }
         }
@@ -141,11 +143,7 @@ impl Resolver<'_> {
         }
 
         // Templates applied to every image; variants expanded beside their image.
-        let mut flattener = Flattener {
-            templates: &templates,
-            images: &images,
-            done: HashMap::new(),
-        };
+        let mut flattener = Flattener { templates: &templates, images: &images, done: HashMap::new() };
         let mut bodies: Vec<(&ImageDecl, ImageBody)> = Vec::new();
         for decl in images.values() {
             let body = flattener.flatten(decl, &mut Vec::new(), self.diags);
@@ -160,11 +158,7 @@ impl Resolver<'_> {
         }
         let known: HashSet<&str> = names.iter().map(String::as_str).collect();
         let template_names: HashSet<&str> = templates.keys().map(String::as_str).collect();
-        let lookup = Names {
-            images: &known,
-            image_list: &names,
-            templates: &template_names,
-        };
+        let lookup = Names { images: &known, image_list: &names, templates: &template_names };
 
         let mut built = Vec::new();
         for (decl, body) in &bodies {
@@ -178,11 +172,9 @@ impl Resolver<'_> {
                 }
                 let variant_body = self.variant_body(&image_body, &variant.body, &variant.name);
                 let full_name = format!("{}.{}", decl.name.value, variant.name.value);
-                let of = VariantOf {
-                    image: decl.name.value.clone(),
-                    variant: variant.name.value.clone(),
-                };
-                let image = self.build_image(decl, &full_name, variant.name.span, &variant_body, Some(of), &lookup);
+                let of = VariantOf { image: decl.name.value.clone(), variant: variant.name.value.clone() };
+                let image =
+                    self.build_image(decl, &full_name, variant.name.span, &variant_body, Some(of), &lookup);
                 built.push(image);
             }
         }
@@ -206,9 +198,12 @@ impl Resolver<'_> {
             }
             if let Some(first) = map.get(&decl.name.value) {
                 self.diags.push(
-                    Diagnostic::error(Code::DuplicateName, format!("{kind} `{}` is declared twice", decl.name.value))
-                        .label(decl.name.span, "declared again here")
-                        .label(first.name.span, "first declared here"),
+                    Diagnostic::error(
+                        Code::DuplicateName,
+                        format!("{kind} `{}` is declared twice", decl.name.value),
+                    )
+                    .label(decl.name.span, "declared again here")
+                    .label(first.name.span, "first declared here"),
                 );
                 continue;
             }
@@ -224,7 +219,11 @@ impl Resolver<'_> {
                 .label(name.span, "invalid name")
                 .help_opt(Some(format!(
                     "use lowercase letters, digits, `-` and `_`, starting with a letter or digit{}",
-                    if is_image_name(&suggestion) { format!(", such as `{suggestion}`") } else { String::new() }
+                    if is_image_name(&suggestion) {
+                        format!(", such as `{suggestion}`")
+                    } else {
+                        String::new()
+                    }
                 ))),
         );
     }
@@ -236,9 +235,12 @@ impl Resolver<'_> {
         for stage in &body.stages {
             if let Some(first) = seen.insert(&stage.name.value, stage.name.span) {
                 self.diags.push(
-                    Diagnostic::error(Code::DuplicateName, format!("stage `{}` is declared twice", stage.name.value))
-                        .label(stage.name.span, "declared again here")
-                        .label(first, "first declared here"),
+                    Diagnostic::error(
+                        Code::DuplicateName,
+                        format!("stage `{}` is declared twice", stage.name.value),
+                    )
+                    .label(stage.name.span, "declared again here")
+                    .label(first, "first declared here"),
                 );
             }
         }
@@ -246,9 +248,12 @@ impl Resolver<'_> {
         for variant in &body.variants {
             if let Some(first) = seen.insert(&variant.name.value, variant.name.span) {
                 self.diags.push(
-                    Diagnostic::error(Code::DuplicateName, format!("variant `{}` is declared twice", variant.name.value))
-                        .label(variant.name.span, "declared again here")
-                        .label(first, "first declared here"),
+                    Diagnostic::error(
+                        Code::DuplicateName,
+                        format!("variant `{}` is declared twice", variant.name.value),
+                    )
+                    .label(variant.name.span, "declared again here")
+                    .label(first, "first declared here"),
                 );
             }
             self.check_body_duplicates(&variant.body);
@@ -266,9 +271,12 @@ impl Resolver<'_> {
         }
         if let Some(from) = &overlay.implicit.from {
             self.diags.push(
-                Diagnostic::error(Code::MisplacedNode, "a variant of an image with stages cannot set `from` directly")
-                    .label(from.span, "which stage would this replace?")
-                    .help("write `stage NAME { from ... }` inside the variant"),
+                Diagnostic::error(
+                    Code::MisplacedNode,
+                    "a variant of an image with stages cannot set `from` directly",
+                )
+                .label(from.span, "which stage would this replace?")
+                .help("write `stage NAME { from ... }` inside the variant"),
             );
         }
         let instructions = std::mem::take(&mut overlay.implicit.instructions);
@@ -281,20 +289,16 @@ impl Resolver<'_> {
                 .map(|t| t.value.clone())
                 .or_else(|| image.stages.last().map(|s| s.name.value.clone()));
             if let Some(target) = target {
-                match overlay.stages.iter_mut().find(|s| s.name.value == target) {
-                    Some(stage) => stage.body.instructions.extend(instructions),
-                    None => {
-                        let base = image.stages.iter().find(|s| s.name.value == target);
-                        if let Some(base) = base {
-                            overlay.stages.push(crate::ast::StageDecl {
-                                name: base.name.clone(),
-                                span: base.span,
-                                body: StageBody {
-                                    from: None,
-                                    instructions,
-                                },
-                            });
-                        }
+                if let Some(stage) = overlay.stages.iter_mut().find(|s| s.name.value == target) {
+                    stage.body.instructions.extend(instructions);
+                } else {
+                    let base = image.stages.iter().find(|s| s.name.value == target);
+                    if let Some(base) = base {
+                        overlay.stages.push(crate::ast::StageDecl {
+                            name: base.name.clone(),
+                            span: base.span,
+                            body: StageBody { from: None, instructions },
+                        });
                     }
                 }
             }
@@ -343,9 +347,10 @@ impl Resolver<'_> {
         };
         if !context_dir.is_dir() {
             let shown = display_name(self.root_dir, &context_dir);
-            let diagnostic = Diagnostic::error(Code::MissingContext, format!("build context `{shown}` is not a folder"))
-                .label(context_span.unwrap_or(decl.name.span), "context set here")
-                .help("`context` is relative to the file that declares the image");
+            let diagnostic =
+                Diagnostic::error(Code::MissingContext, format!("build context `{shown}` is not a folder"))
+                    .label(context_span.unwrap_or(decl.name.span), "context set here")
+                    .help("`context` is relative to the file that declares the image");
             self.diags.push(diagnostic);
         }
 
@@ -355,8 +360,11 @@ impl Resolver<'_> {
             Some(text) => {
                 if let Err(err) = validate_repository(&text.value) {
                     self.diags.push(
-                        Diagnostic::error(Code::InvalidReference, format!("`{}` is not a valid repository: {err}", text.value))
-                            .label(text.span, "invalid repository"),
+                        Diagnostic::error(
+                            Code::InvalidReference,
+                            format!("`{}` is not a valid repository: {err}", text.value),
+                        )
+                        .label(text.span, "invalid repository"),
                     );
                 }
                 text.value.clone()
@@ -372,8 +380,11 @@ impl Resolver<'_> {
         for pair in &body.build_args {
             if !crate::check::is_env_key(&pair.key.value) {
                 self.diags.push(
-                    Diagnostic::error(Code::InvalidName, format!("`{}` is not a valid build argument name", pair.key.value))
-                        .label(pair.key.span, "invalid name"),
+                    Diagnostic::error(
+                        Code::InvalidName,
+                        format!("`{}` is not a valid build argument name", pair.key.value),
+                    )
+                    .label(pair.key.span, "invalid name"),
                 );
             }
         }
@@ -388,18 +399,22 @@ impl Resolver<'_> {
         // Stages.
         let mut stages = self.stages(&body, name, name_span);
         let target = match &body.target {
-            Some(text) => match stages.iter().position(|s| s.name == text.value) {
-                Some(index) => index,
-                None => {
+            Some(text) => {
+                if let Some(index) = stages.iter().position(|s| s.name == text.value) {
+                    index
+                } else {
                     let candidates = stages.iter().map(|s| s.name.as_str());
                     self.diags.push(
-                        Diagnostic::error(Code::UnknownReference, format!("image `{name}` has no stage `{}`", text.value))
-                            .label(text.span, "unknown stage")
-                            .help_opt(did_you_mean(&text.value, candidates)),
+                        Diagnostic::error(
+                            Code::UnknownReference,
+                            format!("image `{name}` has no stage `{}`", text.value),
+                        )
+                        .label(text.span, "unknown stage")
+                        .help_opt(did_you_mean(&text.value, candidates)),
                     );
                     stages.len().saturating_sub(1)
                 }
-            },
+            }
             None => stages.len().saturating_sub(1),
         };
         let stage_names: Vec<String> = stages.iter().map(|s| s.name.clone()).collect();
@@ -437,10 +452,7 @@ impl Resolver<'_> {
     }
 
     fn tags(&mut self, body: &ImageBody, name_span: Span) -> Vec<Text> {
-        let tags = body
-            .tags
-            .clone()
-            .unwrap_or_else(|| vec![Spanned::new("latest".to_owned(), name_span)]);
+        let tags = body.tags.clone().unwrap_or_else(|| vec![Spanned::new("latest".to_owned(), name_span)]);
         let mut seen: Vec<&str> = Vec::new();
         let mut unique = Vec::new();
         for tag in &tags {
@@ -463,7 +475,9 @@ impl Resolver<'_> {
     fn check_platform(&mut self, platform: &Text) {
         let parts: Vec<&str> = platform.value.split('/').collect();
         let ok = (2..=3).contains(&parts.len())
-            && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+            && parts.iter().all(|p| {
+                !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            });
         if !ok {
             self.diags.push(
                 Diagnostic::error(Code::InvalidValue, format!("`{}` is not a platform", platform.value))
@@ -484,8 +498,11 @@ impl Resolver<'_> {
                         .label(pattern.span, "empty pattern"),
                 ),
                 Err(err) => self.diags.push(
-                    Diagnostic::error(Code::InvalidIgnorePattern, format!("invalid ignore pattern `{}`: {err}", pattern.value))
-                        .label(pattern.span, "invalid pattern"),
+                    Diagnostic::error(
+                        Code::InvalidIgnorePattern,
+                        format!("invalid ignore pattern `{}`: {err}", pattern.value),
+                    )
+                    .label(pattern.span, "invalid pattern"),
                 ),
             }
         }
@@ -515,11 +532,20 @@ impl Resolver<'_> {
                 instructions: body.implicit.instructions.clone(),
             }];
         }
-        if let Some(first) = body.implicit.from.as_ref().map(|f| f.span).or_else(|| body.implicit.instructions.first().map(|i| i.span)) {
+        if let Some(first) = body
+            .implicit
+            .from
+            .as_ref()
+            .map(|f| f.span)
+            .or_else(|| body.implicit.instructions.first().map(|i| i.span))
+        {
             self.diags.push(
-                Diagnostic::error(Code::MisplacedNode, format!("image `{image}` has `stage` blocks, so this belongs in one of them"))
-                    .label(first, "outside any stage")
-                    .help("move it into a `stage`, or drop the `stage` blocks for a single-stage image"),
+                Diagnostic::error(
+                    Code::MisplacedNode,
+                    format!("image `{image}` has `stage` blocks, so this belongs in one of them"),
+                )
+                .label(first, "outside any stage")
+                .help("move it into a `stage`, or drop the `stage` blocks for a single-stage image"),
             );
         }
         body.stages
@@ -582,8 +608,9 @@ impl Resolver<'_> {
                 }
                 crate::model::StageInput::Image(name, span) => {
                     if !names.images.contains(name) {
-                        let mut diagnostic = Diagnostic::error(Code::UnknownReference, format!("unknown image `{name}`"))
-                            .label(span, "no image of this name in the manifest");
+                        let mut diagnostic =
+                            Diagnostic::error(Code::UnknownReference, format!("unknown image `{name}`"))
+                                .label(span, "no image of this name in the manifest");
                         diagnostic = if stage_names.iter().any(|s| s == name) {
                             diagnostic.help(format!("`{name}` is a stage of this image: use `stage={name}` in `from`, or `from={name}` in `copy`"))
                         } else if names.templates.contains(name) {
@@ -602,20 +629,36 @@ impl Resolver<'_> {
                     }
                     match ImageRef::parse(reference) {
                         Err(err) => self.diags.push(
-                            Diagnostic::error(Code::InvalidReference, format!("`{reference}` is not a valid image reference: {err}"))
-                                .label(span, "invalid reference")
-                                .help_opt(names.images.contains(reference.split(':').next().unwrap_or("")).then(|| {
-                                    format!("to build on the manifest's image, write `image={}`", reference.split(':').next().unwrap_or(""))
-                                })),
+                            Diagnostic::error(
+                                Code::InvalidReference,
+                                format!("`{reference}` is not a valid image reference: {err}"),
+                            )
+                            .label(span, "invalid reference")
+                            .help_opt(
+                                names.images.contains(reference.split(':').next().unwrap_or("")).then(|| {
+                                    format!(
+                                        "to build on the manifest's image, write `image={}`",
+                                        reference.split(':').next().unwrap_or("")
+                                    )
+                                }),
+                            ),
                         ),
                         Ok(parsed) => {
-                            if parsed.digest.is_none() && parsed.tag.as_deref().is_none_or(|t| t == "latest") {
-                                let shown = if parsed.tag.is_some() { "`latest`, which moves" } else { "no tag, so it means `latest`, which moves" };
+                            if parsed.digest.is_none() && parsed.tag.as_deref().is_none_or(|t| t == "latest")
+                            {
+                                let shown = if parsed.tag.is_some() {
+                                    "`latest`, which moves"
+                                } else {
+                                    "no tag, so it means `latest`, which moves"
+                                };
                                 let mut diagnostic = Diagnostic::warning(Code::BaseNotPinned, format!("base image `{reference}` has {shown}"))
                                     .label(span, "not pinned")
                                     .help("pin a version, such as `python:3.11-slim`, so that builds are repeatable");
                                 if names.images.contains(parsed.path.as_str()) && parsed.domain.is_none() {
-                                    diagnostic = diagnostic.help(format!("to build on the manifest's image `{}`, write `image={}`", parsed.path, parsed.path));
+                                    diagnostic = diagnostic.help(format!(
+                                        "to build on the manifest's image `{}`, write `image={}`",
+                                        parsed.path, parsed.path
+                                    ));
                                 }
                                 self.diags.push(diagnostic);
                             }
@@ -629,14 +672,18 @@ impl Resolver<'_> {
     /// A `build-arg` no stage declares with `arg` is ignored by Docker (with a warning).
     fn check_build_args(&mut self, body: &ImageBody, stages: &[Stage]) {
         for pair in &body.build_args {
-            let declared = stages.iter().flat_map(|s| &s.instructions).any(|i| {
-                matches!(&i.value, Instruction::Arg { name, .. } if name.value == pair.key.value)
-            });
+            let declared = stages
+                .iter()
+                .flat_map(|s| &s.instructions)
+                .any(|i| matches!(&i.value, Instruction::Arg { name, .. } if name.value == pair.key.value));
             if !declared {
                 self.diags.push(
-                    Diagnostic::warning(Code::UndeclaredBuildArg, format!("build argument `{}` is not declared by any `arg`", pair.key.value))
-                        .label(pair.key.span, "Docker ignores undeclared build arguments")
-                        .help(format!("add `arg {}` to the stage that uses it", pair.key.value)),
+                    Diagnostic::warning(
+                        Code::UndeclaredBuildArg,
+                        format!("build argument `{}` is not declared by any `arg`", pair.key.value),
+                    )
+                    .label(pair.key.span, "Docker ignores undeclared build arguments")
+                    .help(format!("add `arg {}` to the stage that uses it", pair.key.value)),
                 );
             }
         }
@@ -650,10 +697,16 @@ impl Resolver<'_> {
                 match owners.get(&reference) {
                     Some((owner, span)) if *owner != image.name => {
                         self.diags.push(
-                            Diagnostic::error(Code::TagCollision, format!("images `{owner}` and `{}` are both tagged `{reference}`", image.name))
-                                .label(tag.span, format!("`{}` claims it here", image.name))
-                                .label(*span, format!("`{owner}` claims it here"))
-                                .help("each tag can point at one image; give one of them another tag"),
+                            Diagnostic::error(
+                                Code::TagCollision,
+                                format!(
+                                    "images `{owner}` and `{}` are both tagged `{reference}`",
+                                    image.name
+                                ),
+                            )
+                            .label(tag.span, format!("`{}` claims it here", image.name))
+                            .label(*span, format!("`{owner}` claims it here"))
+                            .help("each tag can point at one image; give one of them another tag"),
                         );
                     }
                     Some(_) => {}
@@ -682,15 +735,22 @@ impl Resolver<'_> {
         for (owner, stage, span) in order {
             if !used[&(owner, stage)] {
                 self.diags.push(
-                    Diagnostic::warning(Code::UnusedStage, format!("stage `{stage}` of image `{owner}` is never used"))
-                        .label(span, "not needed by the target stage")
-                        .help("remove it, or use it with `from stage=` or `copy ... from=`"),
+                    Diagnostic::warning(
+                        Code::UnusedStage,
+                        format!("stage `{stage}` of image `{owner}` is never used"),
+                    )
+                    .label(span, "not needed by the target stage")
+                    .help("remove it, or use it with `from stage=` or `copy ... from=`"),
                 );
             }
         }
     }
 
-    fn resolve_groups(&mut self, decls: &[crate::ast::GroupDecl], names: &Names<'_>) -> IndexMap<String, Group> {
+    fn resolve_groups(
+        &mut self,
+        decls: &[crate::ast::GroupDecl],
+        names: &Names<'_>,
+    ) -> IndexMap<String, Group> {
         let mut groups: IndexMap<String, Group> = IndexMap::new();
         for decl in decls {
             if !is_image_name(&decl.name.value) {
@@ -698,27 +758,29 @@ impl Resolver<'_> {
             }
             if names.images.contains(decl.name.value.as_str()) {
                 self.diags.push(
-                    Diagnostic::error(Code::DuplicateName, format!("`{}` is both a group and an image", decl.name.value))
-                        .label(decl.name.span, "group")
-                        .help("the command line takes image and group names alike; rename the group"),
+                    Diagnostic::error(
+                        Code::DuplicateName,
+                        format!("`{}` is both a group and an image", decl.name.value),
+                    )
+                    .label(decl.name.span, "group")
+                    .help("the command line takes image and group names alike; rename the group"),
                 );
                 continue;
             }
             if let Some(first) = groups.get(&decl.name.value) {
                 self.diags.push(
-                    Diagnostic::error(Code::DuplicateName, format!("group `{}` is declared twice", decl.name.value))
-                        .label(decl.name.span, "declared again here")
-                        .label(first.span, "first declared here"),
+                    Diagnostic::error(
+                        Code::DuplicateName,
+                        format!("group `{}` is declared twice", decl.name.value),
+                    )
+                    .label(decl.name.span, "declared again here")
+                    .label(first.span, "first declared here"),
                 );
                 continue;
             }
             groups.insert(
                 decl.name.value.clone(),
-                Group {
-                    span: decl.name.span,
-                    members: decl.members.clone(),
-                    images: Vec::new(),
-                },
+                Group { span: decl.name.span, members: decl.members.clone(), images: Vec::new() },
             );
         }
         let group_names: Vec<String> = groups.keys().cloned().collect();
@@ -745,10 +807,14 @@ impl Resolver<'_> {
             if start == 0 && first.is_some_and(|f| f == name) {
                 let mut cycle: Vec<&str> = stack[start..].iter().map(String::as_str).collect();
                 cycle.push(name);
-                let mut diagnostic = Diagnostic::error(Code::Cycle, format!("groups contain each other: {}", cycle.join(" -> ")));
+                let mut diagnostic = Diagnostic::error(
+                    Code::Cycle,
+                    format!("groups contain each other: {}", cycle.join(" -> ")),
+                );
                 for pair in cycle.windows(2) {
                     if let Some(member) = groups[pair[0]].members.iter().find(|m| m.value == pair[1]) {
-                        diagnostic = diagnostic.label(member.span, format!("`{}` contains `{}`", pair[0], pair[1]));
+                        diagnostic =
+                            diagnostic.label(member.span, format!("`{}` contains `{}`", pair[0], pair[1]));
                     }
                 }
                 self.diags.push(diagnostic);
@@ -764,11 +830,15 @@ impl Resolver<'_> {
                     out.push(member.value.clone());
                 }
             } else if stack.len() == 1 {
-                let candidates = names.image_list.iter().map(String::as_str).chain(groups.keys().map(String::as_str));
+                let candidates =
+                    names.image_list.iter().map(String::as_str).chain(groups.keys().map(String::as_str));
                 self.diags.push(
-                    Diagnostic::error(Code::UnknownReference, format!("group `{name}` lists unknown image `{}`", member.value))
-                        .label(member.span, "no image or group of this name")
-                        .help_opt(did_you_mean(&member.value, candidates)),
+                    Diagnostic::error(
+                        Code::UnknownReference,
+                        format!("group `{name}` lists unknown image `{}`", member.value),
+                    )
+                    .label(member.span, "no image or group of this name")
+                    .help_opt(did_you_mean(&member.value, candidates)),
                 );
             }
         }
@@ -795,12 +865,14 @@ impl Flattener<'_> {
         let mut base = ImageBody::default();
         for parent in &decl.body.extends {
             let Some(template) = self.templates.get(&parent.value).copied() else {
-                let mut diagnostic = Diagnostic::error(Code::UnknownReference, format!("unknown template `{}`", parent.value))
-                    .label(parent.span, "no template of this name");
+                let mut diagnostic =
+                    Diagnostic::error(Code::UnknownReference, format!("unknown template `{}`", parent.value))
+                        .label(parent.span, "no template of this name");
                 diagnostic = if self.images.contains_key(&parent.value) {
                     diagnostic.help(format!("`{}` is an image; only templates can be extended (use `from image={}` to build on it)", parent.value, parent.value))
                 } else {
-                    diagnostic.help_opt(did_you_mean(&parent.value, self.templates.keys().map(String::as_str)))
+                    diagnostic
+                        .help_opt(did_you_mean(&parent.value, self.templates.keys().map(String::as_str)))
                 };
                 diags.push(diagnostic);
                 continue;
@@ -808,13 +880,17 @@ impl Flattener<'_> {
             if let Some(start) = stack.iter().position(|t| *t == parent.value) {
                 let mut cycle: Vec<&str> = stack[start..].iter().map(String::as_str).collect();
                 cycle.push(&parent.value);
-                let mut diagnostic = Diagnostic::error(Code::Cycle, format!("templates extend each other: {}", cycle.join(" -> ")))
-                    .label(parent.span, format!("`{}` extends `{}` here", decl.name.value, parent.value));
+                let mut diagnostic = Diagnostic::error(
+                    Code::Cycle,
+                    format!("templates extend each other: {}", cycle.join(" -> ")),
+                )
+                .label(parent.span, format!("`{}` extends `{}` here", decl.name.value, parent.value));
                 for pair in cycle.windows(2).take(cycle.len().saturating_sub(2)) {
-                    if let Some(t) = self.templates.get(pair[0]) {
-                        if let Some(e) = t.body.extends.iter().find(|e| e.value == pair[1]) {
-                            diagnostic = diagnostic.label(e.span, format!("`{}` extends `{}` here", pair[0], pair[1]));
-                        }
+                    if let Some(t) = self.templates.get(pair[0])
+                        && let Some(e) = t.body.extends.iter().find(|e| e.value == pair[1])
+                    {
+                        diagnostic =
+                            diagnostic.label(e.span, format!("`{}` extends `{}` here", pair[0], pair[1]));
                     }
                 }
                 diags.push(diagnostic);

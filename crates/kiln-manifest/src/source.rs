@@ -20,11 +20,7 @@ pub struct Span {
 
 impl Span {
     pub fn new(file: FileId, start: usize, len: usize) -> Self {
-        Self {
-            file,
-            start: to_u32(start),
-            end: to_u32(start + len),
-        }
+        Self { file, start: to_u32(start), end: to_u32(start + len) }
     }
 
     pub fn len(self) -> usize {
@@ -36,6 +32,7 @@ impl Span {
     }
 
     /// A span covering `range` of this span's text (byte offsets relative to its start).
+    #[must_use]
     pub fn sub(self, offset: usize, len: usize) -> Self {
         Self::new(self.file, self.start as usize + offset, len)
     }
@@ -110,16 +107,9 @@ pub struct SourceMap {
 
 impl SourceMap {
     pub fn add(&mut self, path: PathBuf, name: String, text: String) -> FileId {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
+        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
         self.paths.insert(path.clone());
-        self.files.push(SourceFile {
-            path,
-            name,
-            text: Arc::new(text),
-            line_starts,
-        });
+        self.files.push(SourceFile { path, name, text: Arc::new(text), line_starts });
         FileId(u32::try_from(self.files.len() - 1).expect("fewer than 2^32 manifest files"))
     }
 
@@ -128,10 +118,7 @@ impl SourceMap {
     }
 
     pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
-        self.files
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (FileId(u32::try_from(i).unwrap_or(u32::MAX)), f))
+        self.files.iter().enumerate().map(|(i, f)| (FileId(u32::try_from(i).unwrap_or(u32::MAX)), f))
     }
 
     pub fn contains(&self, path: &Path) -> bool {
@@ -139,17 +126,12 @@ impl SourceMap {
     }
 
     pub fn find(&self, path: &Path) -> Option<FileId> {
-        self.files()
-            .find(|(_, f)| f.path == path)
-            .map(|(id, _)| id)
+        self.files().find(|(_, f)| f.path == path).map(|(id, _)| id)
     }
 
     /// The text a span covers.
     pub fn text(&self, span: Span) -> &str {
-        self.file(span.file)
-            .text
-            .get(span.start as usize..span.end as usize)
-            .unwrap_or("")
+        self.file(span.file).text.get(span.start as usize..span.end as usize).unwrap_or("")
     }
 
     /// `file:line:col` of the start of a span, for messages and JSON output.
@@ -167,11 +149,7 @@ mod tests {
     #[test]
     fn line_and_column_count_characters() {
         let mut map = SourceMap::default();
-        let id = map.add(
-            "/x/kiln.kdl".into(),
-            "kiln.kdl".into(),
-            "a\néé b\nc".into(),
-        );
+        let id = map.add("/x/kiln.kdl".into(), "kiln.kdl".into(), "a\néé b\nc".into());
         let file = map.file(id);
         assert_eq!(file.line_col(0), (1, 1));
         assert_eq!(file.line_col(2), (2, 1));

@@ -99,18 +99,14 @@ impl Variables {
             }
             vars.insert(
                 decl.name.value.clone(),
-                Variable {
-                    decl: decl.clone(),
-                    value: None,
-                    origin: Origin::Manifest,
-                },
+                Variable { decl: decl.clone(), value: None, origin: Origin::Manifest },
             );
         }
         let mut unknown = Vec::new();
         let mut builtin_overrides = IndexMap::new();
-        let env_overrides = env.iter().filter_map(|(k, v)| {
-            k.strip_prefix(ENV_PREFIX).map(|name| (name, v, Origin::Environment))
-        });
+        let env_overrides = env
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix(ENV_PREFIX).map(|name| (name, v, Origin::Environment)));
         let cli_overrides = sets.iter().map(|(k, v)| (k.as_str(), v, Origin::CommandLine));
         for (name, value, origin) in env_overrides.chain(cli_overrides) {
             if BUILTINS.contains(&name) {
@@ -218,10 +214,7 @@ impl Variables {
 
     /// The final values, in declaration order.
     pub fn values(&self) -> IndexMap<String, String> {
-        self.vars
-            .iter()
-            .map(|(k, v)| (k.clone(), v.value.clone().unwrap_or_default()))
-            .collect()
+        self.vars.iter().map(|(k, v)| (k.clone(), v.value.clone().unwrap_or_default())).collect()
     }
 
     pub fn origin(&self, name: &str) -> Option<&Origin> {
@@ -230,7 +223,13 @@ impl Variables {
 
     /// Interpolates the variables in one string. `None` when a reference could not be
     /// resolved (reported here, or already reported for the variable it uses).
-    pub fn interpolate(&self, sources: &SourceMap, text: &Text, role: StringRole, diags: &mut Diagnostics) -> Option<String> {
+    pub fn interpolate(
+        &self,
+        sources: &SourceMap,
+        text: &Text,
+        role: StringRole,
+        diags: &mut Diagnostics,
+    ) -> Option<String> {
         if !text.value.contains(['{', '}']) {
             return Some(text.value.clone());
         }
@@ -299,17 +298,21 @@ impl Variables {
         match name {
             "git.sha" => Some(git.sha.clone()),
             "git.short-sha" => Some(git.sha.chars().take(12).collect()),
-            "git.branch" => match &git.branch {
-                Some(branch) => Some(sanitize_branch(branch)),
-                None => {
+            "git.branch" => {
+                if let Some(branch) = &git.branch {
+                    Some(sanitize_branch(branch))
+                } else {
                     diags.push(
-                        Diagnostic::error(Code::UndefinedVariable, "`{git.branch}` is not set: HEAD is detached")
-                            .label(span, "used here")
-                            .help("pass `--set git.branch=NAME`"),
+                        Diagnostic::error(
+                            Code::UndefinedVariable,
+                            "`{git.branch}` is not set: HEAD is detached",
+                        )
+                        .label(span, "used here")
+                        .help("pass `--set git.branch=NAME`"),
                     );
                     None
                 }
-            },
+            }
             _ => None,
         }
     }
@@ -331,10 +334,7 @@ fn read_git(dir: &Path) -> Option<GitInfo> {
             .stderr(std::process::Stdio::null())
             .output()
             .ok()?;
-        output
-            .status
-            .success()
-            .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
     };
     let sha = run(&["rev-parse", "--verify", "HEAD"])?;
     let branch = run(&["symbolic-ref", "--short", "-q", "HEAD"]).filter(|b| !b.is_empty());
@@ -384,18 +384,19 @@ fn scan(text: &str) -> Vec<Piece<'_>> {
             literal_start = i;
             continue;
         }
-        if bytes[i] == b'{' && (i == 0 || bytes[i - 1] != b'$') {
-            if let Some(close) = text[i + 1..].find('}') {
-                let name = &text[i + 1..i + 1 + close];
-                if is_reference_name(name) {
-                    if literal_start < i {
-                        pieces.push(Piece::Literal(&text[literal_start..i]));
-                    }
-                    pieces.push(Piece::Reference { name });
-                    i += close + 2;
-                    literal_start = i;
-                    continue;
+        if bytes[i] == b'{'
+            && (i == 0 || bytes[i - 1] != b'$')
+            && let Some(close) = text[i + 1..].find('}')
+        {
+            let name = &text[i + 1..i + 1 + close];
+            if is_reference_name(name) {
+                if literal_start < i {
+                    pieces.push(Piece::Literal(&text[literal_start..i]));
                 }
+                pieces.push(Piece::Reference { name });
+                i += close + 2;
+                literal_start = i;
+                continue;
             }
         }
         i += 1;
@@ -414,11 +415,7 @@ mod tests {
     fn scans_references_and_escapes() {
         assert_eq!(
             scan("python:{PYTHON}-slim"),
-            [
-                Piece::Literal("python:"),
-                Piece::Reference { name: "PYTHON" },
-                Piece::Literal("-slim")
-            ]
+            [Piece::Literal("python:"), Piece::Reference { name: "PYTHON" }, Piece::Literal("-slim")]
         );
         assert_eq!(scan("echo ${HOME}"), [Piece::Literal("echo ${HOME}")]);
         let literal: String = scan("{{x}} and }}")
@@ -431,10 +428,7 @@ mod tests {
         assert_eq!(literal, "{x} and }");
         assert_eq!(scan("{ echo; }"), [Piece::Literal("{ echo; }")]);
         assert_eq!(scan("{a,b}"), [Piece::Literal("{a,b}")]);
-        assert_eq!(
-            scan("{git.sha}"),
-            [Piece::Reference { name: "git.sha" }]
-        );
+        assert_eq!(scan("{git.sha}"), [Piece::Reference { name: "git.sha" }]);
     }
 
     #[test]

@@ -31,5 +31,5 @@ impl From<Status> for ExitCode {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let term = term::Term::new(&cli.global);
-    commands::run(cli, &term).into()
+    commands::run(&cli, &term).into()
 }

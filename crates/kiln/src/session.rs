@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use kiln_graph::Graph;
-use kiln_manifest::{find_manifest, Diagnostic, Level, LoadOptions, Project, MANIFEST_FILE};
+use kiln_manifest::{Diagnostic, Level, LoadOptions, MANIFEST_FILE, Project, find_manifest};
 
+use crate::Status;
 use crate::cli::GlobalArgs;
 use crate::term::Term;
-use crate::Status;
 
 pub(crate) struct Session {
     pub project: Project,
@@ -80,11 +80,7 @@ pub(crate) fn load(global: &GlobalArgs, term: &Term) -> Result<Session, Status> 
         Status::Invalid
     })?;
     let graph = Graph::build(&project, &mut diags);
-    Ok(Session {
-        project,
-        graph,
-        diagnostics: diags.into_sorted(),
-    })
+    Ok(Session { project, graph, diagnostics: diags.into_sorted() })
 }
 
 /// Prints the diagnostics; `Err(Status::Invalid)` when there are errors, with a summary.

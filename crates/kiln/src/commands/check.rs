@@ -2,10 +2,10 @@
 
 use serde::Serialize;
 
+use crate::Status;
 use crate::cli::{CheckArgs, GlobalArgs};
 use crate::session::{self, count};
 use crate::term::Term;
-use crate::Status;
 
 #[derive(Serialize)]
 struct JsonReport {

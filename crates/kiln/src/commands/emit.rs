@@ -2,13 +2,13 @@
 
 use std::path::Path;
 
-use kiln_emit::{apply_changes, diff, output_files, plan_changes, Change, PlannedChange};
+use kiln_emit::{Change, PlannedChange, apply_changes, diff, output_files, plan_changes};
 use serde::Serialize;
 
+use crate::Status;
 use crate::cli::{EmitArgs, GlobalArgs};
 use crate::session::{self, count};
 use crate::term::Term;
-use crate::Status;
 
 #[derive(Serialize)]
 struct JsonChange<'a> {
@@ -41,10 +41,8 @@ pub(crate) fn run(global: &GlobalArgs, args: &EmitArgs, term: &Term) -> Result<S
     let stale: Vec<&PlannedChange> = changes.iter().filter(|c| c.change != Change::Unchanged).collect();
 
     if args.json {
-        let list: Vec<JsonChange> = changes
-            .iter()
-            .map(|c| JsonChange { path: &c.display, change: change_name(&c.change) })
-            .collect();
+        let list: Vec<JsonChange> =
+            changes.iter().map(|c| JsonChange { path: &c.display, change: change_name(&c.change) }).collect();
         term.out(&(serde_json::to_string_pretty(&list).expect("changes serialize") + "\n"));
     }
 
@@ -57,7 +55,11 @@ pub(crate) fn run(global: &GlobalArgs, args: &EmitArgs, term: &Term) -> Result<S
             }
         }
         if stale.is_empty() {
-            term.info(&format!("{} up to date in `{}`", count(files.len(), "generated file"), project.output));
+            term.info(&format!(
+                "{} up to date in `{}`",
+                count(files.len(), "generated file"),
+                project.output
+            ));
             return Ok(Status::Success);
         }
         term.error(&format!(

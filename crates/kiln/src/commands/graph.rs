@@ -1,9 +1,9 @@
 //! `kiln graph`: the dependency graph in several formats.
 
+use crate::Status;
 use crate::cli::{GlobalArgs, GraphArgs, GraphFormat};
 use crate::session;
 use crate::term::Term;
-use crate::Status;
 
 pub(crate) fn run(global: &GlobalArgs, args: &GraphArgs, term: &Term) -> Result<Status, Status> {
     let session = session::load(global, term)?;

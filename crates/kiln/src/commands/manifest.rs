@@ -1,10 +1,10 @@
 //! `kiln manifest`: the resolved manifest as JSON, to see what templates, variants and
 //! variables produced.
 
+use crate::Status;
 use crate::cli::GlobalArgs;
 use crate::session;
 use crate::term::Term;
-use crate::Status;
 
 pub(crate) fn run(global: &GlobalArgs, term: &Term) -> Result<Status, Status> {
     let session = session::load(global, term)?;

@@ -7,11 +7,11 @@ mod manifest;
 mod plan;
 mod schema;
 
+use crate::Status;
 use crate::cli::{Cli, Command};
 use crate::term::Term;
-use crate::Status;
 
-pub(crate) fn run(cli: Cli, term: &Term) -> Status {
+pub(crate) fn run(cli: &Cli, term: &Term) -> Status {
     let result = match &cli.command {
         Command::Check(args) => check::run(&cli.global, args, term),
         Command::Emit(args) => emit::run(&cli.global, args, term),

@@ -4,10 +4,10 @@ use std::fmt::Write;
 
 use kiln_graph::Plan;
 
+use crate::Status;
 use crate::cli::{GlobalArgs, PlanArgs};
 use crate::session::{self, count};
 use crate::term::Term;
-use crate::Status;
 
 pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, term: &Term) -> Result<Status, Status> {
     let session = session::load(global, term)?;
@@ -53,16 +53,16 @@ fn render(plan: &Plan) -> String {
         field("tags", &image.tags);
         field("needs", &image.depends_on);
         field("uses", &image.external_images);
-        field("context", &[image.context.clone()]);
+        field("context", std::slice::from_ref(&image.context));
         let stages = if image.stages.len() > 1 { image.stages.join(" -> ") } else { image.target.clone() };
         field("stages", &[stages]);
         let args: Vec<String> = image.build_args.iter().map(|(k, v)| format!("{k}={v}")).collect();
         field("args", &args);
         if let Some(platform) = &image.platform {
-            field("platform", &[platform.clone()]);
+            field("platform", std::slice::from_ref(platform));
         }
         field("files", &[image.dockerfile.clone(), image.dockerignore.clone()]);
-        field("declared", &[image.location.clone()]);
+        field("declared", std::slice::from_ref(&image.location));
     }
     out
 }

@@ -1,8 +1,8 @@
 //! `kiln schema`: JSON Schemas of kiln's JSON documents (also committed under `schema/`).
 
+use crate::Status;
 use crate::cli::{SchemaArgs, SchemaKind};
 use crate::term::Term;
-use crate::Status;
 
 /// The schema text for a document kind, as committed under `schema/`.
 pub(crate) fn schema_text(kind: SchemaKind) -> String {

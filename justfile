@@ -1,0 +1,36 @@
+# kiln's everyday commands. `just --list` shows them.
+
+# Run the test suite (what CI runs, with fmt and clippy).
+test:
+    cargo test --workspace
+
+# Formatting and lints, as CI checks them.
+lint:
+    cargo fmt --check
+    cargo clippy --all-targets -- -D warnings
+
+# Format the code.
+fmt:
+    cargo fmt
+
+# Everything CI runs.
+ci:
+    .ci/run
+
+# The compile benchmark: 1,000 and 10,000 generated images (add `--dir /dev/shm` to leave the disk out).
+bench *ARGS:
+    cargo build --release -p kiln -p kiln-bench
+    ./target/release/kiln-bench {{ARGS}}
+
+# Regenerate the committed files of every example.
+emit-examples:
+    for dir in examples/*/; do cargo run -q -p kiln -- -f "$dir/kiln.kdl" emit; done
+
+# Regenerate the JSON Schemas under schema/.
+schema:
+    cargo run -q -p kiln -- schema plan > schema/plan.schema.json
+    cargo run -q -p kiln -- schema manifest > schema/manifest.schema.json
+
+# Accept the snapshot changes of the last test run (review them first!).
+accept-snapshots:
+    INSTA_UPDATE=always cargo test --workspace
