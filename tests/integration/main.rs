@@ -7,4 +7,5 @@ mod cli;
 mod diagnostics;
 mod emit;
 mod examples;
+mod robustness;
 mod schema;
