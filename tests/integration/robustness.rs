@@ -105,7 +105,11 @@ fn mutated_manifests_never_panic() {
             let Ok((project, mut diags)) = kiln_manifest::load_project(&options) else { return };
             let graph = kiln_graph::Graph::build(&project, &mut diags);
             for diagnostic in diags.iter() {
-                let _ = kiln_manifest::diagnostic::render(diagnostic, &project.sources, Default::default());
+                let _ = kiln_manifest::diagnostic::render(
+                    diagnostic,
+                    &project.sources,
+                    kiln_manifest::RenderOptions::default(),
+                );
             }
             if !diags.has_errors() {
                 let _ = kiln_emit::output_files(&project, &graph);
