@@ -124,6 +124,13 @@ impl Diagnostic {
         self
     }
 
+    /// "`what` `name` is declared twice", pointing at both declarations.
+    pub fn duplicate(what: &str, name: &str, again: Span, first: Span) -> Self {
+        Self::error(Code::DuplicateName, format!("{what} `{name}` is declared twice"))
+            .label(again, "declared again here")
+            .label(first, "first declared here")
+    }
+
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }

@@ -174,7 +174,7 @@ impl Lowerer<'_> {
         }
     }
 
-    /// A root setting: one string, set once.
+    /// A setting that takes one string and may be given once (the first one counts).
     fn setting(&mut self, node: &KdlNode, slot: &mut Option<Text>) {
         let mut n = self.node(node, &[], false);
         n.arg_count(1, Some(1));
@@ -219,13 +219,13 @@ impl Lowerer<'_> {
                     n.arg_count(1, None);
                     body.extends.extend(n.arg_texts(0, "a template name"));
                 }
-                "description" => self.image_setting(child, &mut body.description),
-                "context" if kind != BodyKind::Variant => self.image_setting(child, &mut body.context),
+                "description" => self.setting(child, &mut body.description),
+                "context" if kind != BodyKind::Variant => self.setting(child, &mut body.context),
                 "repository" if kind != BodyKind::Variant => {
-                    self.image_setting(child, &mut body.repository);
+                    self.setting(child, &mut body.repository);
                 }
-                "platform" => self.image_setting(child, &mut body.platform),
-                "target" => self.image_setting(child, &mut body.target),
+                "platform" => self.setting(child, &mut body.platform),
+                "target" => self.setting(child, &mut body.target),
                 "tags" => {
                     let mut n = self.node(child, &[], false);
                     n.arg_count(1, None);
@@ -297,21 +297,6 @@ impl Lowerer<'_> {
             }
         }
         body
-    }
-
-    fn image_setting(&mut self, node: &KdlNode, slot: &mut Option<Text>) {
-        let mut n = self.node(node, &[], false);
-        n.arg_count(1, Some(1));
-        if let Some(value) = n.arg_text(0, "a string")
-            && let Some(previous) = slot.replace(value.clone())
-        {
-            let name = node.name().value();
-            self.error(
-                Diagnostic::error(Code::DuplicateName, format!("`{name}` is set twice"))
-                    .label(value.span, "set again here")
-                    .label(previous.span, "first set here"),
-            );
-        }
     }
 
     fn stage_body(&mut self, node: &KdlNode) -> StageBody {

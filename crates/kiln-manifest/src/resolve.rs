@@ -197,14 +197,12 @@ impl Resolver<'_> {
                 self.invalid_name(&decl.name, kind);
             }
             if let Some(first) = map.get(&decl.name.value) {
-                self.diags.push(
-                    Diagnostic::error(
-                        Code::DuplicateName,
-                        format!("{kind} `{}` is declared twice", decl.name.value),
-                    )
-                    .label(decl.name.span, "declared again here")
-                    .label(first.name.span, "first declared here"),
-                );
+                self.diags.push(Diagnostic::duplicate(
+                    kind,
+                    &decl.name.value,
+                    decl.name.span,
+                    first.name.span,
+                ));
                 continue;
             }
             map.insert(decl.name.value.clone(), decl);
@@ -234,27 +232,18 @@ impl Resolver<'_> {
         let mut seen: HashMap<&str, Span> = HashMap::new();
         for stage in &body.stages {
             if let Some(first) = seen.insert(&stage.name.value, stage.name.span) {
-                self.diags.push(
-                    Diagnostic::error(
-                        Code::DuplicateName,
-                        format!("stage `{}` is declared twice", stage.name.value),
-                    )
-                    .label(stage.name.span, "declared again here")
-                    .label(first, "first declared here"),
-                );
+                self.diags.push(Diagnostic::duplicate("stage", &stage.name.value, stage.name.span, first));
             }
         }
         let mut seen: HashMap<&str, Span> = HashMap::new();
         for variant in &body.variants {
             if let Some(first) = seen.insert(&variant.name.value, variant.name.span) {
-                self.diags.push(
-                    Diagnostic::error(
-                        Code::DuplicateName,
-                        format!("variant `{}` is declared twice", variant.name.value),
-                    )
-                    .label(variant.name.span, "declared again here")
-                    .label(first, "first declared here"),
-                );
+                self.diags.push(Diagnostic::duplicate(
+                    "variant",
+                    &variant.name.value,
+                    variant.name.span,
+                    first,
+                ));
             }
             self.check_body_duplicates(&variant.body);
         }
@@ -768,14 +757,7 @@ impl Resolver<'_> {
                 continue;
             }
             if let Some(first) = groups.get(&decl.name.value) {
-                self.diags.push(
-                    Diagnostic::error(
-                        Code::DuplicateName,
-                        format!("group `{}` is declared twice", decl.name.value),
-                    )
-                    .label(decl.name.span, "declared again here")
-                    .label(first.span, "first declared here"),
-                );
+                self.diags.push(Diagnostic::duplicate("group", &decl.name.value, decl.name.span, first.span));
                 continue;
             }
             groups.insert(

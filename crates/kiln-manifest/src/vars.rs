@@ -87,14 +87,12 @@ impl Variables {
                 continue;
             }
             if let Some(first) = vars.get(&decl.name.value) {
-                diags.push(
-                    Diagnostic::error(
-                        Code::DuplicateName,
-                        format!("variable `{}` is declared twice", decl.name.value),
-                    )
-                    .label(decl.name.span, "declared again here")
-                    .label(first.decl.name.span, "first declared here"),
-                );
+                diags.push(Diagnostic::duplicate(
+                    "variable",
+                    &decl.name.value,
+                    decl.name.span,
+                    first.decl.name.span,
+                ));
                 continue;
             }
             vars.insert(
