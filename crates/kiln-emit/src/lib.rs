@@ -8,7 +8,7 @@ mod write;
 use kiln_graph::{GeneratedFiles, Graph};
 use kiln_manifest::Project;
 
-pub use dockerfile::{GeneratedText, HEADER_MARK, ImageRefs, dockerfile, header};
+pub use dockerfile::{GeneratedText, HEADER_MARK, ImageRefs, Rendering, StepOrigin, dockerfile, header};
 pub use ignore::{DEFAULT_PATTERNS, copied_paths, dockerignore};
 pub use write::{
     Change, OutputFile, PlannedChange, WriteError, apply_changes, diff, has_header, plan_changes,
@@ -26,7 +26,8 @@ pub fn output_files(project: &Project, graph: &Graph) -> Vec<OutputFile> {
         files.push(OutputFile {
             path: paths.dockerfile,
             display: dockerfile_name,
-            contents: dockerfile(project, graph, index, &first_tag).text,
+            contents: dockerfile(project, graph, index, Rendering { refs: &first_tag, context_prefix: None })
+                .text,
         });
         files.push(OutputFile {
             path: paths.dockerignore,

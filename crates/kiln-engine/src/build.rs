@@ -1,0 +1,219 @@
+//! One image build through the engine's `/build` endpoint, with its progress turned
+//! into [`BuildEvent`]s: BuildKit's vertexes and logs, or the classic builder's
+//! `Step n/m` text, both as "steps" with logs.
+
+use std::collections::HashMap;
+
+use bollard::models::BuildInfoAux;
+use bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion};
+use futures_util::{StreamExt, TryStreamExt};
+use kiln_context::TarStream;
+
+use crate::{Engine, describe};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builder {
+    BuildKit,
+    Classic,
+}
+
+/// What to build, besides the context stream.
+#[derive(Debug, Clone)]
+pub struct BuildSpec {
+    /// The Dockerfile's path inside the context tar.
+    pub dockerfile: String,
+    pub builder: Builder,
+    pub build_args: HashMap<String, String>,
+    pub labels: HashMap<String, String>,
+    pub platform: Option<String>,
+    /// `none`, `host`, or the engine's default when unset.
+    pub network: Option<String>,
+    pub target: Option<String>,
+    /// Pull newer versions of outside base images.
+    pub pull: bool,
+    /// BuildKit session id (unique per build).
+    pub session: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepState {
+    Started,
+    Done,
+    Cached,
+    Failed(String),
+}
+
+/// Progress of a build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildEvent {
+    /// A step changed state. `name` is BuildKit's vertex name (`[runtime 3/5] RUN ...`)
+    /// or the classic builder's `Step 3/9 : RUN ...`.
+    Step { id: String, name: String, state: StepState },
+    /// Output of a step (or of the build, without a step).
+    Log { step: Option<String>, text: String },
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct BuildError {
+    pub message: String,
+    /// The name of the step that failed, when known.
+    pub step: Option<String>,
+    /// That step's whole output.
+    pub log: String,
+}
+
+/// Tracks the steps of one build, to turn repeated status updates into events and to
+/// keep each step's log for the failure report.
+#[derive(Default)]
+struct Steps {
+    names: HashMap<String, String>,
+    states: HashMap<String, StepState>,
+    logs: HashMap<String, String>,
+    order: Vec<String>,
+    failed: Option<String>,
+    current_classic: Option<String>,
+}
+
+impl Steps {
+    fn update(&mut self, id: &str, name: &str, state: StepState, emit: &mut dyn FnMut(BuildEvent)) {
+        if !self.names.contains_key(id) {
+            self.names.insert(id.to_owned(), name.to_owned());
+            self.order.push(id.to_owned());
+        }
+        if self.states.get(id) == Some(&state) {
+            return;
+        }
+        if let StepState::Failed(_) = state {
+            self.failed.get_or_insert_with(|| id.to_owned());
+        }
+        self.states.insert(id.to_owned(), state.clone());
+        emit(BuildEvent::Step { id: id.to_owned(), name: name.to_owned(), state });
+    }
+
+    fn log(&mut self, step: Option<&str>, text: &str, emit: &mut dyn FnMut(BuildEvent)) {
+        if let Some(step) = step {
+            self.logs.entry(step.to_owned()).or_default().push_str(text);
+        }
+        emit(BuildEvent::Log { step: step.map(str::to_owned), text: text.to_owned() });
+    }
+
+    fn failure(&self, message: String) -> BuildError {
+        // Without an explicit failed step, the classic builder's current step failed.
+        let step = self.failed.clone().or_else(|| self.current_classic.clone());
+        BuildError {
+            message,
+            log: step.as_ref().and_then(|s| self.logs.get(s)).cloned().unwrap_or_default(),
+            step: step.and_then(|s| self.names.get(&s).cloned()),
+        }
+    }
+}
+
+impl Engine {
+    /// Builds an image and returns its ID. Intermediate containers are always removed,
+    /// even when the build fails. Dropping the returned future cancels the build.
+    pub async fn build(
+        &self,
+        spec: &BuildSpec,
+        context: TarStream,
+        emit: &mut (dyn FnMut(BuildEvent) + Send),
+    ) -> Result<String, BuildError> {
+        let mut options = BuildImageOptionsBuilder::default()
+            .dockerfile(&spec.dockerfile)
+            .rm(true)
+            .forcerm(true)
+            .buildargs(&spec.build_args)
+            .labels(&spec.labels)
+            .version(match spec.builder {
+                Builder::BuildKit => BuilderVersion::BuilderBuildKit,
+                Builder::Classic => BuilderVersion::BuilderV1,
+            });
+        if spec.builder == Builder::BuildKit {
+            options = options.session(&spec.session);
+        }
+        if let Some(platform) = &spec.platform {
+            options = options.platform(platform);
+        }
+        if let Some(network) = &spec.network {
+            options = options.networkmode(network);
+        }
+        if let Some(target) = &spec.target {
+            options = options.target(target);
+        }
+        if spec.pull {
+            options = options.pull("1");
+        }
+        let body = bollard::body_try_stream(context);
+        let mut stream = self.docker.build_image(options.build(), None, Some(body));
+        let mut steps = Steps::default();
+        let mut image_id = None;
+        loop {
+            let item = match stream.try_next().await {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(err) => return Err(steps.failure(describe(&err))),
+            };
+            if let Some(detail) = item.error_detail.as_ref().and_then(|d| d.message.clone()) {
+                return Err(steps.failure(detail));
+            }
+            match item.aux {
+                Some(BuildInfoAux::Default(id)) => image_id = id.id,
+                Some(BuildInfoAux::BuildKit(status)) => {
+                    for vertex in status.vertexes {
+                        let state = if !vertex.error.is_empty() {
+                            StepState::Failed(vertex.error.clone())
+                        } else if vertex.cached {
+                            StepState::Cached
+                        } else if vertex.completed.is_some() {
+                            StepState::Done
+                        } else if vertex.started.is_some() {
+                            StepState::Started
+                        } else {
+                            continue;
+                        };
+                        steps.update(&vertex.digest, &vertex.name, state, emit);
+                    }
+                    for log in status.logs {
+                        let text = String::from_utf8_lossy(&log.msg).into_owned();
+                        steps.log(Some(&log.vertex), &text, emit);
+                    }
+                }
+                None => {}
+            }
+            if let Some(text) = item.stream.as_deref() {
+                classic_text(&mut steps, text, emit);
+            }
+        }
+        // A build can stop without an error message when the engine goes away.
+        let _ = stream.into_future();
+        image_id.ok_or_else(|| steps.failure("the engine ended the build without an image".into()))
+    }
+}
+
+/// The classic builder streams text: `Step 2/4 : COPY a b` starts a step, the rest is
+/// its output.
+fn classic_text(steps: &mut Steps, text: &str, emit: &mut dyn FnMut(BuildEvent)) {
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_end();
+        if let Some(rest) = trimmed.strip_prefix("Step ") {
+            if let Some((number, _)) = rest.split_once(' ') {
+                if let Some(previous) = steps.current_classic.take() {
+                    let name = steps.names.get(&previous).cloned().unwrap_or_default();
+                    steps.update(&previous, &name, StepState::Done, emit);
+                }
+                let id = format!("step-{number}");
+                steps.update(&id, trimmed, StepState::Started, emit);
+                steps.current_classic = Some(id);
+                continue;
+            }
+        }
+        if trimmed == " ---> Using cache" {
+            if let Some(current) = steps.current_classic.clone() {
+                let name = steps.names.get(&current).cloned().unwrap_or_default();
+                steps.update(&current, &name, StepState::Cached, emit);
+            }
+        }
+        let step = steps.current_classic.clone();
+        steps.log(step.as_deref(), line, emit);
+    }
+}

@@ -1,0 +1,197 @@
+//! kiln's connection to a Docker engine, through bollard: finding the endpoint as the
+//! docker CLI does, negotiating the API version (Engine 20.10, API 1.41, and newer),
+//! building from a context stream with BuildKit or the classic builder, and the image
+//! calls the scheduler and the image commands need.
+
+mod build;
+pub mod endpoint;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
+};
+
+pub use build::{BuildError, BuildEvent, BuildSpec, Builder, StepState};
+pub use endpoint::{Endpoint, Source};
+
+/// How long a single request may wait for the engine to start answering. Builds stream
+/// for as long as they run; this only bounds the wait for the response to begin.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot reach the Docker engine at {endpoint}: {reason}")]
+    Unreachable { endpoint: String, reason: String },
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Api(String),
+}
+
+impl EngineError {
+    fn api(err: &bollard::errors::Error) -> Self {
+        Self::Api(describe(err))
+    }
+}
+
+/// A message for a bollard error, without bollard's wrapping.
+pub(crate) fn describe(err: &bollard::errors::Error) -> String {
+    match err {
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
+        bollard::errors::Error::DockerStreamError { error } => error.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A connected engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    docker: Docker,
+    pub endpoint: Endpoint,
+    /// The engine's version, such as `20.10.24`.
+    pub version: String,
+    /// The API version both sides speak.
+    pub api_version: String,
+}
+
+/// What kiln needs to know of an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub id: String,
+    pub size: u64,
+    pub created: String,
+    pub tags: Vec<String>,
+    pub labels: HashMap<String, String>,
+}
+
+impl Engine {
+    /// Connects to the engine `--host` names, or the one the environment names.
+    pub async fn connect(host: Option<&str>) -> Result<Self, EngineError> {
+        let env = |key: &str| std::env::var(key).ok();
+        let endpoint = endpoint::resolve(host, &env).map_err(EngineError::Config)?;
+        Self::connect_to(endpoint).await
+    }
+
+    pub async fn connect_to(endpoint: Endpoint) -> Result<Self, EngineError> {
+        let unreachable =
+            |reason: String| EngineError::Unreachable { endpoint: endpoint.to_string(), reason };
+        let timeout = REQUEST_TIMEOUT.as_secs();
+        let version = bollard::API_DEFAULT_VERSION;
+        let docker = if let Some(path) = endpoint.host.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, timeout, version).map_err(|e| unreachable(describe(&e)))?
+        } else if endpoint.host.starts_with("tcp://") || endpoint.host.starts_with("http://") {
+            if std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty()) {
+                return Err(EngineError::Config(
+                    "TLS connections to the engine (DOCKER_TLS_VERIFY) are not supported yet; use a unix socket or an SSH tunnel".into(),
+                ));
+            }
+            Docker::connect_with_http(&endpoint.host, timeout, version)
+                .map_err(|e| unreachable(describe(&e)))?
+        } else {
+            return Err(EngineError::Config(format!(
+                "unsupported engine address `{}`: use `unix:///path` or `tcp://host:port`",
+                endpoint.host
+            )));
+        };
+        // Negotiation asks the engine which API version it speaks, so that requests
+        // carry a version Engine 20.10 (API 1.41) accepts.
+        let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
+            .await
+            .map_err(|_| unreachable("no answer within 10 seconds".into()))?
+            .map_err(|e| unreachable(describe(&e)))?;
+        let info = docker.version().await.map_err(|e| unreachable(describe(&e)))?;
+        Ok(Self {
+            api_version: info.api_version.clone().unwrap_or_default(),
+            version: info.version.unwrap_or_default(),
+            docker,
+            endpoint,
+        })
+    }
+
+    /// The underlying client, for calls kiln does not wrap.
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Points `repository:tag` at an image.
+    pub async fn tag(&self, image: &str, reference: &str) -> Result<(), EngineError> {
+        let (repository, tag) = split_reference(reference);
+        let options = TagImageOptionsBuilder::default().repo(repository).tag(tag).build();
+        self.docker.tag_image(image, Some(options)).await.map_err(|e| EngineError::api(&e))
+    }
+
+    /// Removes a tag or an image. `force` also removes an image used by stopped
+    /// containers; `prune` removes untagged parents.
+    pub async fn remove(&self, reference: &str, force: bool, prune: bool) -> Result<(), EngineError> {
+        let options = RemoveImageOptionsBuilder::default().force(force).noprune(!prune).build();
+        self.docker
+            .remove_image(reference, Some(options), None)
+            .await
+            .map(|_| ())
+            .map_err(|e| EngineError::api(&e))
+    }
+
+    /// The image a reference or ID names, if any.
+    pub async fn inspect(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
+        match self.docker.inspect_image(reference).await {
+            Ok(image) => Ok(Some(ImageInfo {
+                id: image.id.unwrap_or_default(),
+                size: image.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                created: image.created.map(|d| d.to_rfc3339()).unwrap_or_default(),
+                tags: image.repo_tags.unwrap_or_default(),
+                labels: image.config.and_then(|c| c.labels).unwrap_or_default(),
+            })),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(e) => Err(EngineError::api(&e)),
+        }
+    }
+
+    /// Images carrying every given `key=value` label.
+    pub async fn images_with_labels(&self, labels: &[(&str, &str)]) -> Result<Vec<ImageInfo>, EngineError> {
+        let filter: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let filters = HashMap::from([("label".to_owned(), filter)]);
+        let options = ListImagesOptionsBuilder::default().all(false).filters(&filters).build();
+        let images = self.docker.list_images(Some(options)).await.map_err(|e| EngineError::api(&e))?;
+        Ok(images
+            .into_iter()
+            .map(|image| ImageInfo {
+                id: image.id,
+                size: u64::try_from(image.size).unwrap_or(0),
+                created: image.created.to_string(),
+                tags: image.repo_tags.into_iter().filter(|t| t != "<none>:<none>").collect(),
+                labels: image.labels,
+            })
+            .collect())
+    }
+
+    /// IDs of all containers, running or not (to check that builds leave none behind).
+    pub async fn container_ids(&self) -> Result<Vec<String>, EngineError> {
+        let options = ListContainersOptionsBuilder::default().all(true).build();
+        let containers =
+            self.docker.list_containers(Some(options)).await.map_err(|e| EngineError::api(&e))?;
+        Ok(containers.into_iter().filter_map(|c| c.id).collect())
+    }
+}
+
+/// `registry:5000/a/b:tag` → (`registry:5000/a/b`, `tag`); no tag means `latest`.
+pub fn split_reference(reference: &str) -> (&str, &str) {
+    match reference.rsplit_once(':') {
+        Some((repository, tag)) if !tag.contains('/') => (repository, tag),
+        _ => (reference, "latest"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_reference;
+
+    #[test]
+    fn splits_references() {
+        assert_eq!(split_reference("app:1.0"), ("app", "1.0"));
+        assert_eq!(split_reference("127.0.0.1:5000/a/app:v2"), ("127.0.0.1:5000/a/app", "v2"));
+        assert_eq!(split_reference("127.0.0.1:5000/a/app"), ("127.0.0.1:5000/a/app", "latest"));
+    }
+}
