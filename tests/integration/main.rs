@@ -3,9 +3,11 @@
 
 mod harness;
 
+mod build;
 mod cli;
 mod diagnostics;
 mod emit;
+mod engine;
 mod examples;
 mod robustness;
 mod schema;

@@ -373,10 +373,19 @@ fn user_steps(user: &User, span: Span, steps: &mut Vec<Step>) {
     let uid = uid.value;
     let gid = user.gid.as_ref().map_or(uid, |g| g.value);
     let name = &user.name.value;
-    // Debian-like images have groupadd/useradd, Alpine and busybox have addgroup/adduser.
-    let create = format!(
-        "if command -v useradd >/dev/null 2>&1; then \\\n        groupadd --gid {gid} {name} && useradd --no-log-init --uid {uid} --gid {gid} --create-home {name}; \\\n    else \\\n        addgroup -g {gid} {name} && adduser -D -u {uid} -G {name} {name}; \\\n    fi"
-    );
+    // Debian-like images have groupadd/useradd, Alpine has addgroup/adduser; bare
+    // images (a static busybox) get the entries written directly.
+    let create = [
+        "if command -v useradd >/dev/null 2>&1; then \\".to_owned(),
+        format!("        groupadd --gid {gid} {name} && useradd --no-log-init --uid {uid} --gid {gid} --create-home {name}; \\"),
+        "    elif command -v adduser >/dev/null 2>&1; then \\".to_owned(),
+        format!("        addgroup -g {gid} {name} && adduser -D -u {uid} -G {name} {name}; \\"),
+        "    else \\".to_owned(),
+        format!("        echo '{name}:x:{gid}:' >> /etc/group && echo '{name}:x:{uid}:{gid}::/home/{name}:/bin/sh' >> /etc/passwd \\"),
+        format!("        && mkdir -p /home/{name} && chown {uid}:{gid} /home/{name}; \\"),
+        "    fi".to_owned(),
+    ]
+    .join("\n");
     steps.push(Step::Run { commands: vec![create], caches: Vec::new(), span, mergeable: false });
     steps.push(Step::Other(format!("USER {uid}:{gid}"), span));
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use bollard::models::BuildInfoAux;
 use bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion};
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::TryStreamExt;
 use kiln_context::TarStream;
 
 use crate::{Engine, describe};
@@ -185,7 +185,6 @@ impl Engine {
             }
         }
         // A build can stop without an error message when the engine goes away.
-        let _ = stream.into_future();
         image_id.ok_or_else(|| steps.failure("the engine ended the build without an image".into()))
     }
 }
@@ -195,23 +194,23 @@ impl Engine {
 fn classic_text(steps: &mut Steps, text: &str, emit: &mut dyn FnMut(BuildEvent)) {
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim_end();
-        if let Some(rest) = trimmed.strip_prefix("Step ") {
-            if let Some((number, _)) = rest.split_once(' ') {
-                if let Some(previous) = steps.current_classic.take() {
-                    let name = steps.names.get(&previous).cloned().unwrap_or_default();
-                    steps.update(&previous, &name, StepState::Done, emit);
-                }
-                let id = format!("step-{number}");
-                steps.update(&id, trimmed, StepState::Started, emit);
-                steps.current_classic = Some(id);
-                continue;
+        if let Some(rest) = trimmed.strip_prefix("Step ")
+            && let Some((number, _)) = rest.split_once(' ')
+        {
+            if let Some(previous) = steps.current_classic.take() {
+                let name = steps.names.get(&previous).cloned().unwrap_or_default();
+                steps.update(&previous, &name, StepState::Done, emit);
             }
+            let id = format!("step-{number}");
+            steps.update(&id, trimmed, StepState::Started, emit);
+            steps.current_classic = Some(id);
+            continue;
         }
-        if trimmed == " ---> Using cache" {
-            if let Some(current) = steps.current_classic.clone() {
-                let name = steps.names.get(&current).cloned().unwrap_or_default();
-                steps.update(&current, &name, StepState::Cached, emit);
-            }
+        if trimmed == " ---> Using cache"
+            && let Some(current) = steps.current_classic.clone()
+        {
+            let name = steps.names.get(&current).cloned().unwrap_or_default();
+            steps.update(&current, &name, StepState::Cached, emit);
         }
         let step = steps.current_classic.clone();
         steps.log(step.as_deref(), line, emit);

@@ -19,7 +19,7 @@ pub use endpoint::{Endpoint, Source};
 
 /// How long a single request may wait for the engine to start answering. Builds stream
 /// for as long as they run; this only bounds the wait for the response to begin.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+const REQUEST_TIMEOUT: Duration = Duration::from_mins(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

@@ -51,6 +51,8 @@ pub struct Graph {
     stage_orders: Vec<Vec<usize>>,
     /// For each image, the images it depends on directly, in build order, deduplicated.
     dependencies: Vec<Vec<usize>>,
+    /// The reverse: for each image, the images that depend on it directly, in build order.
+    dependents: Vec<Vec<usize>>,
 }
 
 impl Graph {
@@ -109,6 +111,7 @@ impl Graph {
             order: Vec::new(),
             stage_orders: Vec::new(),
             dependencies: Vec::new(),
+            dependents: Vec::new(),
         };
         built.report_cycles(project, diags);
         built.compute_orders(project);
@@ -303,7 +306,7 @@ impl Graph {
             stage_orders[i].retain(|&s| needed[s]);
         }
         let position: HashMap<usize, usize> = order.iter().enumerate().map(|(p, &i)| (i, p)).collect();
-        let dependencies = project
+        let dependencies: Vec<Vec<usize>> = project
             .images
             .iter()
             .enumerate()
@@ -322,9 +325,16 @@ impl Graph {
                 deps
             })
             .collect();
+        let mut dependents = vec![Vec::new(); project.images.len()];
+        for &image in &order {
+            for &dependency in &dependencies[image] {
+                dependents[dependency].push(image);
+            }
+        }
         self.order = order;
         self.stage_orders = stage_orders;
         self.dependencies = dependencies;
+        self.dependents = dependents;
     }
 }
 

@@ -71,6 +71,7 @@ codes! {
     CacheOrder => "cache-order",
     SecretInEnv => "secret-in-env",
     MissingWorkdir => "missing-workdir",
+    BuildFailed => "build-failed",
 }
 
 impl fmt::Display for Code {

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Compile KDL image manifests into reviewed, optimized Dockerfiles",
     long_about = "kiln reads `kiln.kdl` (and the files it includes), checks it, builds the dependency \
 graph of images and stages, and writes one optimized Dockerfile and .dockerignore per image.",
-    after_help = "Exit status: 0 success, 1 a check failed (stale files), 2 invalid manifest or usage.\n\
+    after_help = "Exit status: 0 success, 1 a check or build failed, 2 invalid manifest or usage, 130 interrupted.\n\
 Docs: README.md (manifest language, commands) and docs/transformations.md."
 )]
 pub struct Cli {
@@ -66,6 +66,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Show the dependency graph of images and stages
     Graph(GraphArgs),
+    /// Build images (and what they depend on) against the Docker engine, in parallel
+    Build(BuildArgs),
     /// Print the resolved manifest (templates applied, variables interpolated) as JSON
     Manifest,
     /// Print a JSON Schema of kiln's JSON output
@@ -106,6 +108,66 @@ pub struct PlanArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Images or groups to build, with their dependencies [default: the `default` group, else all images]
+    #[arg(value_name = "IMAGE|GROUP")]
+    pub targets: Vec<String>,
+
+    /// How many builds run at once [default: the number of CPUs]
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// How progress is shown [default: `auto`: a live view on a terminal, `plain` otherwise]
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+
+    /// Print the schedule (waves, critical path, estimated time) and build nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Which builder the engine uses
+    #[arg(long, value_enum, default_value_t = BuilderChoice::Buildkit)]
+    pub builder: BuilderChoice,
+
+    /// Network for RUN steps: `none`, `host`, or a network name [default: the engine's]
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
+
+    /// Stop starting builds after the first failure
+    #[arg(long)]
+    pub fail_fast: bool,
+
+    /// Pull newer versions of outside base images
+    #[arg(long)]
+    pub pull: bool,
+
+    /// Build even images that are up to date (same inputs as an existing image)
+    #[arg(long)]
+    pub rebuild: bool,
+
+    /// Add a label to every image (repeatable)
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+
+    /// The Docker engine [default: DOCKER_HOST, else the docker context, else /var/run/docker.sock]
+    #[arg(long = "host", value_name = "URL")]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    Auto,
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BuilderChoice {
+    Buildkit,
+    Classic,
+}
+
+#[derive(Debug, Args)]
 pub struct GraphArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
@@ -133,4 +195,6 @@ pub enum SchemaKind {
     Plan,
     /// `kiln manifest`
     Manifest,
+    /// `kiln build --progress json`
+    BuildEvents,
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod progress;
 mod session;
 mod term;
 
@@ -20,6 +21,8 @@ pub enum Status {
     Failure = 1,
     /// The manifest or the command line is invalid.
     Invalid = 2,
+    /// Interrupted (Ctrl-C or SIGTERM).
+    Interrupted = 130,
 }
 
 impl From<Status> for ExitCode {

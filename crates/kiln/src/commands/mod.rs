@@ -1,5 +1,8 @@
 //! One module per subcommand.
 
+mod build;
+
+pub(crate) use build::summary_event;
 mod check;
 mod emit;
 mod graph;
@@ -17,6 +20,7 @@ pub(crate) fn run(cli: &Cli, term: &Term) -> Status {
         Command::Emit(args) => emit::run(&cli.global, args, term),
         Command::Plan(args) => plan::run(&cli.global, args, term),
         Command::Graph(args) => graph::run(&cli.global, args, term),
+        Command::Build(args) => build::run(&cli.global, args, term),
         Command::Manifest => manifest::run(&cli.global, term),
         Command::Schema(args) => Ok(schema::run(args, term)),
     };

@@ -9,6 +9,7 @@ pub(crate) fn schema_text(kind: SchemaKind) -> String {
     let schema = match kind {
         SchemaKind::Plan => schemars::schema_for!(kiln_graph::Plan),
         SchemaKind::Manifest => schemars::schema_for!(kiln_manifest::Project),
+        SchemaKind::BuildEvents => schemars::schema_for!(kiln_build::TimedEvent),
     };
     serde_json::to_string_pretty(&schema).expect("schemas serialize") + "\n"
 }

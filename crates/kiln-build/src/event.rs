@@ -1,0 +1,93 @@
+//! What a build reports as it goes. The scheduler sends these; the command line draws
+//! them (live view, plain lines) or prints them as JSON lines (`--progress json`, whose
+//! schema is `schema/build-events.schema.json`).
+
+use kiln_manifest::Span;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+/// One event, with the time it happened.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct TimedEvent {
+    /// RFC 3339, UTC, with milliseconds.
+    pub time: String,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    /// The image is selected and waits for its dependencies or a free job.
+    Queued { image: String },
+    /// Its build started.
+    Started { image: String },
+    /// A build step started, or was found in the cache.
+    Step { image: String, step: String, cached: bool },
+    /// Output of a build step.
+    Log { image: String, step: Option<String>, text: String },
+    /// The image is built (or was already up to date) and tagged.
+    Finished {
+        image: String,
+        /// The image ID.
+        id: String,
+        duration_ms: u64,
+        size: u64,
+        tags: Vec<String>,
+        /// Nothing changed since an earlier build: no build ran.
+        up_to_date: bool,
+    },
+    /// The build failed; no tag was moved.
+    Failed {
+        image: String,
+        duration_ms: u64,
+        error: String,
+        /// The failing step, as the builder names it.
+        step: Option<String>,
+        /// The manifest location of the failing instruction, `file:line:col`.
+        location: Option<String>,
+        #[serde(skip)]
+        #[schemars(skip)]
+        span: Option<Span>,
+        /// The failing step's whole output.
+        log: String,
+    },
+    /// The image was not built.
+    Skipped { image: String, reason: String },
+    /// The last event of a run.
+    Summary {
+        wall_ms: u64,
+        built: usize,
+        up_to_date: usize,
+        failed: usize,
+        skipped: usize,
+        interrupted: bool,
+    },
+}
+
+impl Event {
+    /// The image the event is about (empty for the summary).
+    pub fn image(&self) -> &str {
+        match self {
+            Self::Summary { .. } => "",
+            Self::Queued { image }
+            | Self::Started { image }
+            | Self::Step { image, .. }
+            | Self::Log { image, .. }
+            | Self::Finished { image, .. }
+            | Self::Failed { image, .. }
+            | Self::Skipped { image, .. } => image,
+        }
+    }
+}
+
+impl TimedEvent {
+    pub fn now(event: Event) -> Self {
+        Self { time: now(), event }
+    }
+}
+
+/// The current time, RFC 3339 with milliseconds.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

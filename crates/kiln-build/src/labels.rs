@@ -1,0 +1,67 @@
+//! The labels kiln puts on every image it builds: the OCI annotations that are known,
+//! and kiln's own, which the image commands use to find the images of a manifest.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use kiln_manifest::Image;
+
+/// The absolute path of the root manifest the image was built from.
+pub const MANIFEST: &str = "dev.kiln.manifest";
+/// The image's name in the manifest (`api`, `api.prod`).
+pub const IMAGE: &str = "dev.kiln.image";
+/// The digest of everything the build used (see `prepare`).
+pub const INPUT_DIGEST: &str = "dev.kiln.input-digest";
+
+/// What git says about the repository, read once per run.
+#[derive(Debug, Clone, Default)]
+pub struct GitInfo {
+    pub revision: Option<String>,
+    pub source: Option<String>,
+}
+
+impl GitInfo {
+    pub fn read(dir: &Path) -> Self {
+        let git = |args: &[&str]| -> Option<String> {
+            let output = std::process::Command::new("git")
+                .args(args)
+                .current_dir(dir)
+                .stderr(std::process::Stdio::null())
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            (output.status.success() && !text.is_empty()).then_some(text)
+        };
+        Self {
+            revision: git(&["rev-parse", "--verify", "HEAD"]),
+            source: git(&["config", "--get", "remote.origin.url"]).filter(|url| !url.contains('@')),
+        }
+    }
+}
+
+pub fn image_labels(
+    image: &Image,
+    manifest: &Path,
+    digest: &str,
+    git: &GitInfo,
+    extra: &[(String, String)],
+) -> HashMap<String, String> {
+    let mut labels = HashMap::new();
+    let oci = |key: &str| format!("org.opencontainers.image.{key}");
+    labels.insert(oci("created"), crate::event::now());
+    labels.insert(oci("title"), image.name.clone());
+    if let Some(version) = image.tags.iter().map(|t| t.value.as_str()).find(|t| *t != "latest") {
+        labels.insert(oci("version"), version.to_owned());
+    }
+    if let Some(revision) = &git.revision {
+        labels.insert(oci("revision"), revision.clone());
+    }
+    if let Some(source) = &git.source {
+        labels.insert(oci("source"), source.clone());
+    }
+    labels.insert(MANIFEST.to_owned(), manifest.to_string_lossy().into_owned());
+    labels.insert(IMAGE.to_owned(), image.name.clone());
+    labels.insert(INPUT_DIGEST.to_owned(), digest.to_owned());
+    labels.extend(extra.iter().cloned());
+    labels
+}

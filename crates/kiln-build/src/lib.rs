@@ -1,0 +1,14 @@
+//! kiln's builds: which images to build and in which order ([`schedule`]), what each
+//! build needs ([`prepare`]), the labels it carries ([`labels`]), and the scheduler that
+//! runs them against the engine ([`run`]), reporting [`event`]s as it goes.
+
+pub mod event;
+pub mod history;
+pub mod labels;
+pub mod prepare;
+pub mod run;
+pub mod schedule;
+
+pub use event::{Event, TimedEvent};
+pub use run::{Options, Outcome, Status, Summary, run};
+pub use schedule::{CostUnit, Schedule};

@@ -1,0 +1,271 @@
+//! `kiln build`: the selected images and what they depend on, against the engine.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use kiln_build::{CostUnit, Event, Schedule, Status, Summary, TimedEvent, history};
+use kiln_emit::Rendering;
+use kiln_engine::{Builder, Engine};
+use tokio_util::sync::CancellationToken;
+
+use crate::Status as Exit;
+use crate::cli::{BuildArgs, BuilderChoice, GlobalArgs, ProgressMode};
+use crate::progress::{Display, human_duration};
+use crate::session::{self, Session};
+use crate::term::Term;
+
+pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<Exit, Exit> {
+    let session = session::load(global, term)?;
+    session::report(&session, term)?;
+    let labels = parse_labels(&args.labels, term)?;
+    let project = &session.project;
+    let targets = if args.targets.is_empty() && project.groups.contains_key("default") {
+        vec!["default".to_owned()]
+    } else {
+        args.targets.clone()
+    };
+    let selected = kiln_graph::select(project, &session.graph, &targets).map_err(|unknown| {
+        for u in unknown {
+            term.error(&format!("no image or group named `{}`", u.name));
+            if let Some(suggestion) = u.suggestion {
+                eprintln!("\nhint: {suggestion}");
+            }
+        }
+        Exit::Invalid
+    })?;
+    let steps = step_counts(&session);
+    let durations_file = history::durations_file(&manifest_path(&session));
+    let durations = history::load(durations_file.as_deref());
+    let schedule = Schedule::new(project, &session.graph, selected, &steps, &durations);
+    let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
+
+    if args.dry_run {
+        if args.progress == ProgressMode::Json {
+            term.out(
+                &(serde_json::to_string_pretty(&dry_run_json(&session, &schedule, jobs))
+                    .expect("serializes")
+                    + "\n"),
+            );
+        } else {
+            term.out(&dry_run_text(&session, &schedule, jobs, &durations));
+        }
+        return Ok(Exit::Success);
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
+        term.error(&format!("cannot start the async runtime: {e}"));
+        Exit::Failure
+    })?;
+    let Session { project, graph, .. } = session;
+    let (project, graph) = (Arc::new(project), Arc::new(graph));
+    runtime.block_on(async move {
+        let engine = Engine::connect(args.host.as_deref()).await.map_err(|err| {
+            term.error(&err.to_string());
+            Exit::Failure
+        })?;
+        let mode = match args.progress {
+            ProgressMode::Auto if std::io::stderr().is_terminal() => None,
+            ProgressMode::Auto | ProgressMode::Plain => Some(ProgressMode::Plain),
+            ProgressMode::Json => Some(ProgressMode::Json),
+        };
+        let mut display = Display::new(mode, &project, &schedule, term.quiet);
+        let options = kiln_build::Options {
+            jobs,
+            builder: match args.builder {
+                BuilderChoice::Buildkit => Builder::BuildKit,
+                BuilderChoice::Classic => Builder::Classic,
+            },
+            network: args.network.clone(),
+            fail_fast: args.fail_fast,
+            pull: args.pull,
+            rebuild: args.rebuild,
+            labels,
+        };
+        let cancel = CancellationToken::new();
+        watch_signals(cancel.clone());
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<TimedEvent>();
+        let scheduler = tokio::spawn(kiln_build::run(
+            project.clone(),
+            graph.clone(),
+            schedule.clone(),
+            engine,
+            options,
+            sender,
+            cancel,
+        ));
+        while let Some(event) = receiver.recv().await {
+            display.event(&event);
+        }
+        let summary = scheduler.await.map_err(|e| {
+            term.error(&format!("the scheduler stopped: {e}"));
+            Exit::Failure
+        })?;
+        display.finish(&summary);
+        record_durations(durations_file.as_deref(), &project, &summary);
+        Ok(if summary.interrupted {
+            Exit::Interrupted
+        } else if summary.all_built() {
+            Exit::Success
+        } else {
+            Exit::Failure
+        })
+    })
+}
+
+/// Ctrl-C and SIGTERM cancel the run.
+fn watch_signals(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term_signal = async {
+            match terminate.as_mut() {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term_signal => {}
+        }
+        cancel.cancel();
+    });
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+}
+
+fn parse_labels(raw: &[String], term: &Term) -> Result<Vec<(String, String)>, Exit> {
+    raw.iter()
+        .map(|label| {
+            label.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| {
+                term.error(&format!("`--label {label}` needs the form `KEY=VALUE`"));
+                Exit::Invalid
+            })
+        })
+        .collect()
+}
+
+fn manifest_path(session: &Session) -> std::path::PathBuf {
+    session.project.sources.files().next().map(|(_, f)| f.path.clone()).unwrap_or_default()
+}
+
+/// Each image's number of Dockerfile steps, the cost used before any run is recorded.
+fn step_counts(session: &Session) -> Vec<usize> {
+    let first_tag = |i: usize| session.project.images[i].reference();
+    (0..session.project.images.len())
+        .map(|i| {
+            kiln_emit::dockerfile(
+                &session.project,
+                &session.graph,
+                i,
+                Rendering { refs: &first_tag, context_prefix: None },
+            )
+            .steps
+            .len()
+        })
+        .collect()
+}
+
+fn record_durations(file: Option<&std::path::Path>, project: &kiln_manifest::Project, summary: &Summary) {
+    let measured: HashMap<String, f64> = summary
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o.status, Status::Built { up_to_date: false, .. }))
+        .map(|o| (project.images[o.image].name.clone(), o.duration.as_secs_f64()))
+        .collect();
+    if !measured.is_empty() {
+        history::save(file, &measured);
+    }
+}
+
+fn cost_text(schedule: &Schedule, cost: f64) -> String {
+    match schedule.unit {
+        CostUnit::Seconds => human_duration(std::time::Duration::from_secs_f64(cost)),
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        CostUnit::Steps => format!("{} steps", cost.round() as u64),
+    }
+}
+
+fn dry_run_text(
+    session: &Session,
+    schedule: &Schedule,
+    jobs: usize,
+    durations: &HashMap<String, f64>,
+) -> String {
+    let project = &session.project;
+    let graph = &session.graph;
+    let name = |i: &usize| project.images[*i].name.as_str();
+    let mut out = format!(
+        "{} to build with -j {jobs} (nothing is built: --dry-run)\n",
+        session::count(schedule.images.len(), "image")
+    );
+    for (number, wave) in schedule.waves(graph).iter().enumerate() {
+        let names: Vec<&str> = wave.iter().map(name).collect();
+        let _ = writeln!(out, "wave {}: {}", number + 1, names.join(", "));
+    }
+    let critical = schedule.critical_path(graph);
+    if !critical.is_empty() {
+        let total: f64 = critical.iter().map(|i| schedule.cost[*i]).sum();
+        let names: Vec<&str> = critical.iter().map(name).collect();
+        let _ = writeln!(out, "critical path: {} ({})", names.join(" -> "), cost_text(schedule, total));
+    }
+    let mut order: Vec<usize> = schedule.images.clone();
+    order.sort_by(|a, b| schedule.priority[*b].total_cmp(&schedule.priority[*a]));
+    let _ = writeln!(out, "start order among ready images (longest remaining path first):");
+    for i in order {
+        let _ = writeln!(out, "  {:<24} {}", name(&i), cost_text(schedule, schedule.priority[i]));
+    }
+    match schedule.unit {
+        CostUnit::Seconds => {
+            let estimate = schedule.estimate(graph, jobs);
+            let _ = writeln!(out, "estimated time: {} (from earlier runs)", cost_text(schedule, estimate));
+        }
+        CostUnit::Steps => {
+            let known =
+                schedule.images.iter().filter(|i| durations.contains_key(&project.images[**i].name)).count();
+            let _ = writeln!(
+                out,
+                "estimated time: unknown ({known} of {} images have a recorded duration; a build records them)",
+                schedule.images.len()
+            );
+        }
+    }
+    out
+}
+
+fn dry_run_json(session: &Session, schedule: &Schedule, jobs: usize) -> serde_json::Value {
+    let project = &session.project;
+    let graph = &session.graph;
+    let names =
+        |list: &[usize]| -> Vec<String> { list.iter().map(|i| project.images[*i].name.clone()).collect() };
+    let seconds = schedule.unit == CostUnit::Seconds;
+    serde_json::json!({
+        "jobs": jobs,
+        "unit": if seconds { "seconds" } else { "steps" },
+        "waves": schedule.waves(graph).iter().map(|w| names(w)).collect::<Vec<_>>(),
+        "critical_path": names(&schedule.critical_path(graph)),
+        "images": schedule.images.iter().map(|&i| serde_json::json!({
+            "name": project.images[i].name,
+            "cost": schedule.cost[i],
+            "priority": schedule.priority[i],
+        })).collect::<Vec<_>>(),
+        "estimated_seconds": seconds.then(|| schedule.estimate(graph, jobs)),
+    })
+}
+
+/// The summary event for `--progress json`.
+pub(crate) fn summary_event(summary: &Summary) -> Event {
+    let count = |f: &dyn Fn(&Status) -> bool| summary.outcomes.iter().filter(|o| f(&o.status)).count();
+    Event::Summary {
+        wall_ms: u64::try_from(summary.wall.as_millis()).unwrap_or(u64::MAX),
+        built: count(&|s| matches!(s, Status::Built { up_to_date: false, .. })),
+        up_to_date: count(&|s| matches!(s, Status::Built { up_to_date: true, .. })),
+        failed: count(&|s| matches!(s, Status::Failed)),
+        skipped: count(&|s| matches!(s, Status::Skipped(_) | Status::Cancelled)),
+        interrupted: summary.interrupted,
+    }
+}

@@ -1,0 +1,1 @@
+jobctl run-next

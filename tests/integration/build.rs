@@ -1,0 +1,400 @@
+//! `kiln build` against a real Docker engine (no mocks). Each test works in its own
+//! temporary folder, so kiln's `dev.kiln.manifest` label is unique to it, and removes
+//! its images when it ends.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::engine::{self, BUSYBOX, Cleanup, image_id, run_image};
+use crate::harness::{Output, Test};
+
+/// Runs `kiln build` with JSON progress; returns the output and the parsed events.
+fn build(test: &mut Test, args: &[&str]) -> (Output, Vec<Value>) {
+    let mut all = vec!["build", "--network", "none", "--progress", "json"];
+    all.extend_from_slice(args);
+    let output = test.args(&all).run();
+    let events = output
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    (output, events)
+}
+
+/// Index of the first event of `kind` for `image`.
+fn position(events: &[Value], kind: &str, image: &str) -> usize {
+    events
+        .iter()
+        .position(|e| e["event"] == kind && e["image"] == image)
+        .unwrap_or_else(|| panic!("no `{kind}` event for `{image}` in {events:#?}"))
+}
+
+fn cleanup(test: &Test) -> Cleanup {
+    Cleanup::new(&test.path().join("kiln.kdl"))
+}
+
+/// Shared access to the engine (see `engine::ENGINE_LOCK`), or `None` (the test then
+/// skips) without an engine.
+fn engine_test() -> Option<std::sync::RwLockReadGuard<'static, ()>> {
+    engine::available().then(|| engine::ENGINE_LOCK.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
+const DIAMOND: &str = r#"
+registry "kiln-it/diamond-BUILDER"
+image base {
+    from "kiln-test/busybox:1"
+    run "echo base > /base.txt"
+}
+image left {
+    from image=base
+    run "sleep 2" "echo left > /left.txt"
+}
+image right {
+    from image=base
+    run "sleep 2" "echo right > /right.txt"
+}
+image top {
+    from image=left
+    copy "/right.txt" "/right.txt" image=right
+    cmd "cat" "/base.txt" "/left.txt" "/right.txt"
+}
+"#;
+
+fn diamond_builds_in_order_with_overlap(builder: &str) {
+    let Some(_engine) = engine_test() else { return };
+    let mut test = Test::new().manifest(&DIAMOND.replace("BUILDER", builder));
+    let _cleanup = cleanup(&test);
+    let (output, events) = build(&mut test, &["-j", "2", "--builder", builder]);
+    assert_eq!(output.status, 0, "{}\n{events:#?}", output.stderr);
+    let finished = |image| position(&events, "finished", image);
+    let started = |image| position(&events, "started", image);
+    // Dependency order.
+    assert!(finished("base") < started("left") && finished("base") < started("right"));
+    assert!(finished("left") < started("top") && finished("right") < started("top"));
+    // Independent images overlap: both started before either finished.
+    assert!(started("left") < finished("right") && started("right") < finished("left"), "{events:#?}");
+    let top = format!("kiln-it/diamond-{builder}/top:latest");
+    assert_eq!(run_image(&top), "base\nleft\nright\n");
+    // The dependents were built against the exact images just built (pinned), and the
+    // pins are gone after the run.
+    assert!(
+        events.iter().any(|e| e["event"] == "step"
+            && e["image"] == "left"
+            && e["step"].as_str().is_some_and(|s| s.contains("FROM kiln.local/") && s.contains("/base:"))),
+        "{events:#?}"
+    );
+    for image in ["base", "left", "right"] {
+        let reference = format!("kiln-it/diamond-{builder}/{image}");
+        let tags = engine::docker(&["image", "inspect", "--format", "{{json .RepoTags}}", &reference]);
+        assert!(!tags.contains("kiln.local/"), "pins left behind on `{image}`: {tags}");
+    }
+}
+
+#[test]
+fn diamond_with_buildkit() {
+    diamond_builds_in_order_with_overlap("buildkit");
+}
+
+#[test]
+fn diamond_with_the_classic_builder() {
+    diamond_builds_in_order_with_overlap("classic");
+}
+
+#[test]
+fn a_failure_skips_only_its_dependents_and_moves_no_tag() {
+    let Some(_engine) = engine_test() else { return };
+    let manifest = r#"
+registry "kiln-it/failure"
+image base {
+    from "kiln-test/busybox:1"
+}
+image broken {
+    from image=base
+    run "echo about to fail" "false"
+}
+image child {
+    from image=broken
+}
+image grandchild {
+    from image=child
+}
+image sibling {
+    from image=base
+    cmd "echo" "sibling"
+}
+"#;
+    let mut test = Test::new().manifest(manifest);
+    let mut cleanup = cleanup(&test);
+    // The failing image's tag already points somewhere; it must stay there.
+    engine::docker(&["tag", BUSYBOX, "kiln-it/failure/broken:latest"]);
+    cleanup.also("kiln-it/failure/broken:latest");
+    let before = image_id("kiln-it/failure/broken:latest");
+    let (output, events) = build(&mut test, &[]);
+    assert_eq!(output.status, 1, "{}", output.stderr);
+    assert_eq!(image_id("kiln-it/failure/broken:latest"), before, "a failed build moved a tag");
+    let failed = &events[position(&events, "failed", "broken")];
+    assert_eq!(failed["location"], "kiln.kdl:8:5", "{failed:#}");
+    assert!(failed["log"].as_str().is_some_and(|l| l.contains("about to fail")), "{failed:#}");
+    for skipped in ["child", "grandchild"] {
+        let event = &events[position(&events, "skipped", skipped)];
+        assert!(event["reason"].as_str().is_some_and(|r| r.contains("`broken` failed")), "{event:#}");
+    }
+    position(&events, "finished", "sibling");
+    assert_eq!(run_image("kiln-it/failure/sibling:latest"), "sibling\n");
+    assert!(image_id("kiln-it/failure/child:latest").is_none());
+    let summary = events.last().expect("a summary");
+    assert_eq!(summary["event"], "summary");
+    assert_eq!((summary["failed"].as_u64(), summary["skipped"].as_u64()), (Some(1), Some(2)));
+}
+
+#[test]
+fn fail_fast_stops_starting_builds() {
+    let Some(_engine) = engine_test() else { return };
+    let manifest = r#"
+registry "kiln-it/failfast"
+image broken {
+    from "kiln-test/busybox:1"
+    run "false"
+}
+image later {
+    from "kiln-test/busybox:1"
+    run "echo later"
+}
+"#;
+    let mut test = Test::new().manifest(manifest);
+    let _cleanup = cleanup(&test);
+    let (output, events) = build(&mut test, &["-j", "1", "--fail-fast", "broken", "later"]);
+    assert_eq!(output.status, 1);
+    let skipped = &events[position(&events, "skipped", "later")];
+    assert!(skipped["reason"].as_str().is_some_and(|r| r.contains("--fail-fast")), "{skipped:#}");
+}
+
+#[test]
+fn failure_output_points_into_the_manifest() {
+    let Some(_engine) = engine_test() else { return };
+    let manifest = "registry \"kiln-it/failmsg\"\nimage app {\n    from \"kiln-test/busybox:1\"\n    run \"echo checking\" \"ls /missing\"\n}\n";
+    let mut test = Test::new().manifest(manifest);
+    let _cleanup = cleanup(&test);
+    let output = test.args(&["build", "--network", "none", "--progress", "plain"]).run();
+    assert_eq!(output.status, 1);
+    let stderr = output.stderr();
+    assert!(stderr.contains("--- log of `app`"), "{stderr}");
+    assert!(stderr.contains("ls: /missing: No such file or directory"), "{stderr}");
+    assert!(stderr.contains("error[build-failed]: image `app` failed"), "{stderr}");
+    assert!(stderr.contains("╭─[kiln.kdl:4:5]"), "{stderr}");
+    assert!(stderr.contains("this instruction failed"), "{stderr}");
+}
+
+#[test]
+fn an_unchanged_image_is_not_rebuilt() {
+    let Some(_engine) = engine_test() else { return };
+    let manifest = "registry \"kiln-it/uptodate\"\nimage app {\n    from \"kiln-test/busybox:1\"\n    copy \"a.txt\" \"/a.txt\"\n    cmd \"cat\" \"/a.txt\"\n}\n";
+    let mut test = Test::new().manifest(manifest).file("a.txt", "one\n");
+    let _cleanup = cleanup(&test);
+    let (_, first) = build(&mut test, &[]);
+    let id = first[position(&first, "finished", "app")]["id"].clone();
+    let (_, second) = build(&mut test, &[]);
+    let again = &second[position(&second, "finished", "app")];
+    assert_eq!((again["up_to_date"].as_bool(), &again["id"]), (Some(true), &id));
+    // A change in the context makes a new image.
+    let mut test = test.file("a.txt", "two\n");
+    let (_, third) = build(&mut test, &[]);
+    let changed = &third[position(&third, "finished", "app")];
+    assert_eq!(changed["up_to_date"], false);
+    assert_ne!(changed["id"], id);
+    assert_eq!(run_image("kiln-it/uptodate/app:latest"), "two\n");
+}
+
+#[test]
+fn images_carry_oci_and_kiln_labels() {
+    let Some(_engine) = engine_test() else { return };
+    let manifest = "registry \"kiln-it/labels\"\nimage app {\n    tags \"1.2.3\" latest\n    from \"kiln-test/busybox:1\"\n}\n";
+    let mut test = Test::new().manifest(manifest);
+    let _cleanup = cleanup(&test);
+    let (output, _) = build(&mut test, &["--label", "kiln.test=yes"]);
+    assert_eq!(output.status, 0, "{}", output.stderr);
+    let labels: Value = serde_json::from_str(&engine::docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Labels}}",
+        "kiln-it/labels/app:1.2.3",
+    ]))
+    .expect("labels");
+    assert_eq!(labels["org.opencontainers.image.title"], "app");
+    assert_eq!(labels["org.opencontainers.image.version"], "1.2.3");
+    assert!(labels["org.opencontainers.image.created"].as_str().is_some_and(|c| c.ends_with('Z')));
+    assert_eq!(labels["dev.kiln.image"], "app");
+    assert_eq!(labels["dev.kiln.manifest"], test.path().join("kiln.kdl").to_string_lossy().as_ref());
+    assert!(labels["dev.kiln.input-digest"].as_str().is_some_and(|d| d.starts_with("blake3:")));
+    assert_eq!(labels["kiln.test"], "yes");
+    // Both tags point at the same image.
+    assert_eq!(image_id("kiln-it/labels/app:1.2.3"), image_id("kiln-it/labels/app:latest"));
+}
+
+/// Builds one of `tests/build-examples`, then runs images and checks what they print.
+fn build_example(name: &str, builder: &str, targets: &[&str], checks: &[(&str, &str)]) {
+    let Some(_engine) = engine_test() else { return };
+    let mut test = Test::new().copy_from_repo(&format!("tests/build-examples/{name}"));
+    let _cleanup = cleanup(&test);
+    let mut args = vec!["--builder", builder];
+    args.extend_from_slice(targets);
+    let (output, events) = build(&mut test, &args);
+    let failures: Vec<&Value> = events.iter().filter(|e| e["event"] == "failed").collect();
+    assert_eq!(output.status, 0, "{name} with {builder}: {failures:#?}\n{}", output.stderr);
+    for (reference, expected) in checks {
+        assert_eq!(run_image(reference), *expected, "{name} with {builder}: `{reference}`");
+    }
+}
+
+#[test]
+fn example_python_app_builds_and_runs() {
+    let checks = [
+        ("my-app:latest", "app=hello deps=flask==3.0.3 env=development tests=ignored\n"),
+        ("my-app:v1.0", "app=hello deps=flask==3.0.3 env=development tests=ignored\n"),
+        ("my-app:prod", "app=hello deps=flask==3.0.3 env=production tests=ignored\n"),
+    ];
+    build_example("python-app", "buildkit", &[], &checks);
+    build_example("python-app", "classic", &[], &checks);
+}
+
+#[test]
+fn example_monorepo_builds_and_runs() {
+    let checks = [
+        ("kiln-it/monorepo/api:latest", "api as 10001 with fastapi==0.111.0 and serving\n"),
+        ("kiln-it/monorepo/api:debug", "api as 10001 with fastapi==0.111.0 and serving\n"),
+        ("kiln-it/monorepo/billing:2.3.0", "billing with stripe==9.9.0\n"),
+        ("kiln-it/monorepo/worker:latest", "no job queued (run-next)\n"),
+        ("kiln-it/monorepo/frontend:latest", "welcome to the shop\n"),
+    ];
+    // The `default` group, and a variant outside it.
+    build_example("monorepo", "buildkit", &["default", "api.debug"], &checks);
+    build_example("monorepo", "classic", &["default", "api.debug"], &checks);
+}
+
+#[test]
+fn example_rust_service_builds_and_runs() {
+    // Level 1.2 (cache mounts, COPY --chmod) needs BuildKit.
+    build_example("rust-service", "buildkit", &[], &[("greeter:0.3.1", "Hello, world (as 65532)\n")]);
+}
+
+#[test]
+fn ignored_files_stay_out_of_the_image() {
+    let Some(_engine) = engine_test() else { return };
+    let manifest = r#"
+registry "kiln-it/ignore"
+image app {
+    from "kiln-test/busybox:1"
+    ignore "*.log" "secret/" "!secret/public.txt"
+    copy "." "/ctx/"
+    cmd "sh" "-c" "cd /ctx && find . | sort"
+}
+"#;
+    let mut test = Test::new()
+        .manifest(manifest)
+        .file("keep.txt", "k")
+        .file("debug.log", "l")
+        .file("secret/key.pem", "s")
+        .file("secret/public.txt", "p")
+        .file(".git/HEAD", "ref");
+    let _cleanup = cleanup(&test);
+    let (output, _) = build(&mut test, &[]);
+    assert_eq!(output.status, 0, "{}", output.stderr);
+    let listing = run_image("kiln-it/ignore/app:latest");
+    // Neither the generated files nor the Dockerfile enter the image.
+    assert_eq!(listing, ".\n./keep.txt\n./kiln.kdl\n./secret\n./secret/public.txt\n", "{listing}");
+}
+
+#[test]
+fn an_unreachable_engine_is_one_clear_line() {
+    let manifest = "image app {\n    from \"kiln-test/busybox:1\"\n}\n";
+    let output =
+        Test::new().manifest(manifest).args(&["build", "--host", "unix:///nonexistent/docker.sock"]).run();
+    assert_eq!(output.status, 1);
+    insta::assert_snapshot!(output.stderr(), @"error: cannot reach the Docker engine at unix:///nonexistent/docker.sock (from --host): Socket not found: /nonexistent/docker.sock");
+}
+
+#[test]
+fn dry_run_prints_the_schedule_and_builds_nothing() {
+    let manifest = DIAMOND.replace("registry \"kiln-it/diamond-BUILDER\"", "");
+    let output = Test::new()
+        .manifest(&manifest)
+        .env("XDG_CACHE_HOME", "/nonexistent")
+        .args(&["build", "--dry-run", "-j", "2", "--host", "unix:///nonexistent.sock"])
+        .run()
+        .success();
+    insta::assert_snapshot!(output.stdout);
+}
+
+/// Cancelling (SIGINT) mid-build exits 130, leaves no container and moves no tag.
+fn cancellation(builder: &str) {
+    if !engine::available() {
+        return;
+    }
+    let _alone = engine::ENGINE_LOCK.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let manifest = format!(
+        "registry \"kiln-it/cancel-{builder}\"\nimage slow {{\n    from \"kiln-test/busybox:1\"\n    run \"echo started\" \"sleep 60\"\n}}\n"
+    );
+    let test = Test::new().manifest(&manifest);
+    let _cleanup = cleanup(&test);
+    let containers_before = container_ids();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["build", "--network", "none", "--progress", "json", "--builder", builder])
+        .current_dir(test.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kiln");
+    let stdout = child.stdout.take().expect("stdout");
+    // Wait until the long step runs.
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_mins(1);
+    for line in lines.by_ref() {
+        let line = line.expect("a line");
+        if line.contains("started\\n") || line.contains("\"text\":\"started") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the build never reached its long step");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130), "{rest:#?}");
+    assert!(
+        rest.iter().any(|l| l.contains("\"event\":\"summary\"") && l.contains("\"interrupted\":true")),
+        "{rest:#?}"
+    );
+    assert!(
+        image_id(&format!("kiln-it/cancel-{builder}/slow:latest")).is_none(),
+        "a cancelled build moved a tag"
+    );
+    // The engine removes the build's containers once it notices the client left.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let leftover: Vec<String> =
+            container_ids().into_iter().filter(|c| !containers_before.contains(c)).collect();
+        if leftover.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "containers left behind: {leftover:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn container_ids() -> Vec<String> {
+    engine::docker(&["ps", "-aq", "--no-trunc"]).lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn cancelling_a_buildkit_build() {
+    cancellation("buildkit");
+}
+
+#[test]
+fn cancelling_a_classic_build() {
+    cancellation("classic");
+}

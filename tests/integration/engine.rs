@@ -1,0 +1,134 @@
+//! Helpers for tests that need a real Docker engine: finding it (or skipping loudly),
+//! the local base image, the docker CLI, and cleanup by label.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The local base image every build test starts from: a root filesystem holding the
+/// static busybox, imported with `docker import` (nothing is pulled).
+pub(crate) const BUSYBOX: &str = "kiln-test/busybox:1";
+
+/// Engine tests share the engine; the few that must see it alone (they count its
+/// containers) take this lock exclusively, the others shared.
+pub(crate) static ENGINE_LOCK: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Whether an engine answers. Without one, tests skip with a loud message, unless
+/// `KILN_REQUIRE_DOCKER=1`, which makes them fail (CI sets it).
+pub(crate) fn available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    let available = *AVAILABLE.get_or_init(|| {
+        let ok = Command::new("docker")
+            .args(["version", "--format", "{{.Server.Version}}"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            ensure_busybox();
+        }
+        ok
+    });
+    if !available {
+        assert!(
+            std::env::var("KILN_REQUIRE_DOCKER").as_deref() != Ok("1"),
+            "KILN_REQUIRE_DOCKER=1 but no Docker engine answers (is dockerd running?)"
+        );
+        eprintln!(
+            "\n!!! SKIPPED: no Docker engine answers; set KILN_REQUIRE_DOCKER=1 to make this a failure !!!\n"
+        );
+    }
+    available
+}
+
+/// Runs the docker CLI; panics with its output when it fails.
+pub(crate) fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker").args(args).output().expect("run docker");
+    assert!(
+        output.status.success(),
+        "docker {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs the docker CLI and returns whether it succeeded, and its output.
+pub(crate) fn docker_try(args: &[&str]) -> (bool, String) {
+    let output = Command::new("docker").args(args).output().expect("run docker");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr),
+    )
+}
+
+/// Runs an image's default command (no network, never pulling) and returns its output.
+pub(crate) fn run_image(reference: &str) -> String {
+    docker(&["run", "--rm", "--network", "none", "--pull", "never", reference])
+}
+
+/// The ID a reference points at, if any.
+pub(crate) fn image_id(reference: &str) -> Option<String> {
+    let (ok, out) = docker_try(&["image", "inspect", "--format", "{{.Id}}", reference]);
+    ok.then(|| out.trim().to_owned())
+}
+
+fn ensure_busybox() {
+    if image_id(BUSYBOX).is_some() {
+        return;
+    }
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .expect("a static busybox (Debian's busybox-static) to make the test base image");
+    let root = tempfile::tempdir().expect("temp dir");
+    for dir in ["bin", "tmp", "etc", "home", "root"] {
+        std::fs::create_dir_all(root.path().join(dir)).expect("mkdir");
+    }
+    // Enough of /etc for `adduser` and `id`.
+    std::fs::write(root.path().join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
+    std::fs::write(root.path().join("etc/group"), "root:x:0:\n").expect("group");
+    std::fs::copy(busybox, root.path().join("bin/busybox")).expect("copy busybox");
+    // Every applet this busybox has (Debian's busybox-static has no adduser, for one).
+    let list = Command::new(busybox).arg("--list").output().expect("busybox --list");
+    for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| *a != "busybox") {
+        std::os::unix::fs::symlink("busybox", root.path().join("bin").join(applet)).expect("symlink");
+    }
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("tar -C '{}' -c . | docker import - {BUSYBOX}", root.path().display()))
+        .status()
+        .expect("docker import");
+    assert!(status.success(), "could not import the test base image");
+}
+
+/// Removes, when dropped, every image a test's manifest built (found by kiln's label),
+/// and any extra references the test names.
+pub(crate) struct Cleanup {
+    manifest: String,
+    extra: Vec<String>,
+}
+
+impl Cleanup {
+    pub(crate) fn new(manifest: &Path) -> Self {
+        Self { manifest: manifest.to_string_lossy().into_owned(), extra: Vec::new() }
+    }
+
+    pub(crate) fn also(&mut self, reference: &str) {
+        self.extra.push(reference.to_owned());
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let filter = format!("label=dev.kiln.manifest={}", self.manifest);
+        let (_, ids) = docker_try(&["images", "-q", "--filter", &filter]);
+        let mut ids: Vec<&str> = ids.split_whitespace().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            let _ = docker_try(&["rmi", "-f", id]);
+        }
+        for reference in &self.extra {
+            let _ = docker_try(&["rmi", "-f", reference]);
+        }
+    }
+}
