@@ -30,6 +30,7 @@ emit-examples:
 schema:
     cargo run -q -p kiln -- schema plan > schema/plan.schema.json
     cargo run -q -p kiln -- schema manifest > schema/manifest.schema.json
+    cargo run -q -p kiln -- schema build-events > schema/build-events.schema.json
 
 # Accept the snapshot changes of the last test run (review them first!).
 accept-snapshots:

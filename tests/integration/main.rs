@@ -6,6 +6,7 @@ mod harness;
 mod build;
 mod cli;
 mod diagnostics;
+mod dockerignore_diff;
 mod emit;
 mod engine;
 mod examples;

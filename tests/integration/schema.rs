@@ -41,3 +41,20 @@ fn manifest_schema_is_current_and_followed() {
         validate(&schema, &manifest, &format!("the manifest of {example}"));
     }
 }
+
+#[test]
+fn build_events_schema_is_current_and_followed() {
+    let schema = check_committed("build-events");
+    if !crate::engine::available() {
+        return;
+    }
+    let _engine = crate::engine::ENGINE_LOCK.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let manifest = "registry \"kiln-it/events\"\nimage app {\n    from \"kiln-test/busybox:1\"\n    run \"echo hi\"\n}\nimage broken {\n    from image=app\n    run \"false\"\n}\n";
+    let mut test = Test::new().manifest(manifest);
+    let _cleanup = crate::engine::Cleanup::new(&test.path().join("kiln.kdl"));
+    let output = test.args(&["build", "--network", "none", "--progress", "json"]).run();
+    assert_eq!(output.status, 1, "{}", output.stderr);
+    for line in output.stdout.lines() {
+        validate(&schema, line, &format!("the build event {line}"));
+    }
+}
