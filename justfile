@@ -22,6 +22,11 @@ bench *ARGS:
     cargo build --release -p kiln -p kiln-bench
     ./target/release/kiln-bench {{ARGS}}
 
+# The build scheduling benchmark: kiln -j 2/-j 4 against a serial docker loop and docker-compose.
+bench-build *ARGS:
+    cargo build --release -p kiln -p kiln-bench
+    ./target/release/kiln-bench build {{ARGS}}
+
 # Regenerate the committed files of every example.
 emit-examples:
     for dir in examples/*/; do cargo run -q -p kiln -- -f "$dir/kiln.kdl" emit; done

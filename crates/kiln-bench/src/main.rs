@@ -1,3 +1,5 @@
+//! Benchmarks of kiln, run with `just bench` and `just bench-build`.
+//!
 //! `cargo run --release -p kiln-bench`: generates monorepos of 1,000 and 10,000 images
 //! (10 images per included file) and times `kiln emit` on them, cold (no files yet)
 //! and warm (every file up to date), with the release `kiln` binary beside this one.
@@ -10,9 +12,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod build;
+
 const IMAGES_PER_FILE: usize = 10;
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("build") {
+        build::main(std::env::args().skip(2).collect());
+        return;
+    }
     let mut sizes = vec![1_000, 10_000];
     let mut runs = 5;
     let mut base: Option<PathBuf> = None;
@@ -99,7 +107,7 @@ fn run(kiln: &Path, dir: &Path, args: &[&str]) {
     assert!(status.success(), "kiln {args:?} failed in {}", dir.display());
 }
 
-fn kiln_binary() -> PathBuf {
+pub(crate) fn kiln_binary() -> PathBuf {
     let me = std::env::current_exe().expect("own path");
     let kiln = me.with_file_name("kiln");
     assert!(kiln.is_file(), "build kiln first: `cargo build --release -p kiln` ({} missing)", kiln.display());
