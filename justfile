@@ -27,6 +27,13 @@ bench-build *ARGS:
     cargo build --release -p kiln -p kiln-bench
     ./target/release/kiln-bench build {{ARGS}}
 
+# Build the examples' test versions on a local busybox base image (needs dockerd and busybox-static).
+demo-build:
+    cargo build -q -p kiln
+    docker image inspect kiln-test/busybox:1 >/dev/null 2>&1 || (root=$(mktemp -d) && mkdir -p $root/bin $root/tmp $root/etc && cp /bin/busybox $root/bin/ && for a in $(/bin/busybox --list); do [ $a = busybox ] || ln -s busybox $root/bin/$a; done && echo 'root:x:0:0:root:/root:/bin/sh' > $root/etc/passwd && echo 'root:x:0:' > $root/etc/group && tar -C $root -c . | docker import - kiln-test/busybox:1 && rm -rf $root)
+    cd tests/build-examples/monorepo && ../../../target/debug/kiln build --network none default api.debug
+    docker run --rm --network none --pull never kiln-it/monorepo/worker:latest
+
 # Regenerate the committed files of every example.
 emit-examples:
     for dir in examples/*/; do cargo run -q -p kiln -- -f "$dir/kiln.kdl" emit; done
