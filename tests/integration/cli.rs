@@ -8,7 +8,10 @@ const MINIMAL: &str = "image app {\n    from \"alpine:3.20\"\n    cmd \"true\"\n
 fn help_text() {
     let output = Test::new().args(&["--help"]).run().success();
     insta::assert_snapshot!("help", output.stdout);
-    for command in ["check", "emit", "plan", "graph", "manifest", "schema"] {
+    for command in [
+        "check", "emit", "plan", "graph", "build", "pull", "images", "tag", "push", "rmi", "clean", "prune",
+        "history", "inspect", "manifest", "schema",
+    ] {
         let output = Test::new().args(&[command, "--help"]).run().success();
         insta::assert_snapshot!(format!("help_{command}"), output.stdout);
     }

@@ -132,3 +132,52 @@ impl Drop for Cleanup {
         }
     }
 }
+
+/// A real registry (Debian's `docker-registry`, Distribution 2.8) on a free loopback
+/// port, with its storage in a temporary folder; stopped when dropped.
+pub(crate) struct Registry {
+    child: std::process::Child,
+    pub(crate) address: String,
+    _storage: tempfile::TempDir,
+}
+
+impl Registry {
+    pub(crate) fn start() -> Self {
+        let storage = tempfile::tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("a free port")
+            .local_addr()
+            .expect("address")
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let config = storage.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{ level: error }}\nstorage: {{ filesystem: {{ rootdirectory: {} }} }}\nhttp: {{ addr: {address} }}\n",
+                storage.path().join("data").display()
+            ),
+        )
+        .expect("registry config");
+        let child = Command::new("docker-registry")
+            .args(["serve"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start docker-registry (Debian's docker-registry package)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(std::time::Instant::now() < deadline, "the registry did not start on {address}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Self { child, address, _storage: storage }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

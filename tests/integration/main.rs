@@ -2,6 +2,7 @@
 //! examples. One test binary, one module per area.
 
 mod harness;
+mod lifecycle;
 
 mod build;
 mod cli;

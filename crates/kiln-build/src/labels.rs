@@ -50,9 +50,10 @@ pub fn image_labels(
     let oci = |key: &str| format!("org.opencontainers.image.{key}");
     labels.insert(oci("created"), crate::event::now());
     labels.insert(oci("title"), image.name.clone());
-    if let Some(version) = image.tags.iter().map(|t| t.value.as_str()).find(|t| *t != "latest") {
-        labels.insert(oci("version"), version.to_owned());
-    }
+    // Always set, even empty: labels are inherited from the base image, whose version is
+    // not this image's.
+    let version = image.tags.iter().map(|t| t.value.as_str()).find(|t| *t != "latest").unwrap_or("");
+    labels.insert(oci("version"), version.to_owned());
     if let Some(revision) = &git.revision {
         labels.insert(oci("revision"), revision.clone());
     }

@@ -45,6 +45,7 @@ impl GeneratedText {
     fn instruction(&mut self, text: &str, origin: Span, stage: &str, number: usize) {
         self.steps.push(StepOrigin {
             stage: stage.to_owned(),
+            keyword: text.split_whitespace().next().unwrap_or_default().to_owned(),
             number,
             global: self.steps.len() + 1,
             span: origin,
@@ -95,6 +96,8 @@ impl Rendering<'_> {
 pub struct StepOrigin {
     /// The stage name, empty for the single stage of a one-stage image.
     pub stage: String,
+    /// The instruction keyword (`RUN`, `COPY`, ...).
+    pub keyword: String,
     pub number: usize,
     pub global: usize,
     pub span: Span,

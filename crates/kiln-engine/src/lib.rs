@@ -5,6 +5,7 @@
 
 mod build;
 pub mod endpoint;
+mod registry;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use bollard::query_parameters::{
 
 pub use build::{BuildError, BuildEvent, BuildSpec, Builder, StepState};
 pub use endpoint::{Endpoint, Source};
+pub use registry::{TransferEvent, credentials_for, registry_of};
 
 /// How long a single request may wait for the engine to start answering. Builds stream
 /// for as long as they run; this only bounds the wait for the response to begin.
@@ -58,13 +60,31 @@ pub struct Engine {
 }
 
 /// What kiln needs to know of an image.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ImageInfo {
     pub id: String,
     pub size: u64,
+    /// RFC 3339.
     pub created: String,
     pub tags: Vec<String>,
+    /// `repository@sha256:...` for each registry the image was pushed to or pulled from.
+    pub digests: Vec<String>,
     pub labels: HashMap<String, String>,
+    /// `os/architecture[/variant]`, when inspected.
+    pub platform: Option<String>,
+    /// The image's layers (diff IDs), when inspected.
+    pub layers: Vec<String>,
+}
+
+/// One entry of an image's history, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The image ID of this step, when the engine still has it (`<missing>` otherwise).
+    pub id: Option<String>,
+    pub created_by: String,
+    pub size: u64,
+    pub created: i64,
+    pub comment: String,
 }
 
 impl Engine {
@@ -137,13 +157,25 @@ impl Engine {
     /// The image a reference or ID names, if any.
     pub async fn inspect(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
         match self.docker.inspect_image(reference).await {
-            Ok(image) => Ok(Some(ImageInfo {
-                id: image.id.unwrap_or_default(),
-                size: image.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
-                created: image.created.map(|d| d.to_rfc3339()).unwrap_or_default(),
-                tags: image.repo_tags.unwrap_or_default(),
-                labels: image.config.and_then(|c| c.labels).unwrap_or_default(),
-            })),
+            Ok(image) => {
+                let platform = match (image.os, image.architecture) {
+                    (Some(os), Some(arch)) => Some(match image.variant.filter(|v| !v.is_empty()) {
+                        Some(variant) => format!("{os}/{arch}/{variant}"),
+                        None => format!("{os}/{arch}"),
+                    }),
+                    _ => None,
+                };
+                Ok(Some(ImageInfo {
+                    id: image.id.unwrap_or_default(),
+                    size: image.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                    created: image.created.map(|d| d.to_rfc3339()).unwrap_or_default(),
+                    tags: image.repo_tags.unwrap_or_default(),
+                    digests: image.repo_digests.unwrap_or_default(),
+                    labels: image.config.and_then(|c| c.labels).unwrap_or_default(),
+                    platform,
+                    layers: image.root_fs.and_then(|r| r.layers).unwrap_or_default(),
+                }))
+            }
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
             Err(e) => Err(EngineError::api(&e)),
         }
@@ -160,9 +192,29 @@ impl Engine {
             .map(|image| ImageInfo {
                 id: image.id,
                 size: u64::try_from(image.size).unwrap_or(0),
-                created: image.created.to_string(),
+                created: chrono::DateTime::from_timestamp(image.created, 0)
+                    .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default(),
                 tags: image.repo_tags.into_iter().filter(|t| t != "<none>:<none>").collect(),
+                digests: image.repo_digests.into_iter().filter(|d| d != "<none>@<none>").collect(),
                 labels: image.labels,
+                platform: None,
+                layers: Vec::new(),
+            })
+            .collect())
+    }
+
+    /// An image's history, newest first.
+    pub async fn history(&self, reference: &str) -> Result<Vec<HistoryEntry>, EngineError> {
+        let items = self.docker.image_history(reference).await.map_err(|e| EngineError::api(&e))?;
+        Ok(items
+            .into_iter()
+            .map(|item| HistoryEntry {
+                id: (item.id != "<missing>").then_some(item.id),
+                created_by: item.created_by,
+                size: u64::try_from(item.size).unwrap_or(0),
+                created: item.created,
+                comment: item.comment,
             })
             .collect())
     }

@@ -63,6 +63,7 @@ pub struct ImageBody {
     pub labels: Vec<KeyValue>,
     pub platform: Option<Text>,
     pub target: Option<Text>,
+    pub pull_policy: Option<Text>,
     pub ignore: Vec<Text>,
     /// `from` and instructions written directly in the image: its single, implicit stage.
     pub implicit: StageBody,
@@ -264,6 +265,7 @@ impl VisitStrings for ImageBody {
         visit_values(&mut self.build_args, BuildArg, f);
         visit_values(&mut self.labels, Generated, f);
         visit_opt(&mut self.platform, Generated, f);
+        visit_opt(&mut self.pull_policy, Generated, f);
         visit_all(&mut self.ignore, Generated, f);
         self.implicit.visit_strings(f);
         for stage in &mut self.stages {

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Code, Diagnostic, Diagnostics, RenderOptions, Severity};
 pub use load::{MANIFEST_FILE, display_name, find_manifest, normalize, relative_path};
-pub use model::{Image, Level, Project, Stage};
+pub use model::{Image, Level, Project, PullPolicy, Stage};
 pub use resolve::DEFAULT_OUTPUT;
 pub use source::{FileId, SourceMap, Span, Spanned};
 pub use vars::UnknownOverride;

@@ -36,6 +36,7 @@ const IMAGE_SETTINGS: &[&str] = &[
     "label",
     "platform",
     "target",
+    "pull-policy",
     "ignore",
     "stage",
     "variant",
@@ -226,6 +227,7 @@ impl Lowerer<'_> {
                 }
                 "platform" => self.setting(child, &mut body.platform),
                 "target" => self.setting(child, &mut body.target),
+                "pull-policy" => self.setting(child, &mut body.pull_policy),
                 "tags" => {
                     let mut n = self.node(child, &[], false);
                     n.arg_count(1, None);

@@ -17,6 +17,7 @@ pub(crate) fn merge_bodies(base: &ImageBody, overlay: &ImageBody) -> ImageBody {
         labels: merge_pairs(&base.labels, &overlay.labels),
         platform: overlay.platform.clone().or_else(|| base.platform.clone()),
         target: overlay.target.clone().or_else(|| base.target.clone()),
+        pull_policy: overlay.pull_policy.clone().or_else(|| base.pull_policy.clone()),
         ignore: base.ignore.iter().chain(&overlay.ignore).cloned().collect(),
         implicit: merge_stages(&base.implicit, &overlay.implicit),
         stages: merge_named(

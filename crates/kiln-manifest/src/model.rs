@@ -63,6 +63,32 @@ impl Level {
     }
 }
 
+/// When `kiln pull` (and `kiln build --pull`) fetch an image's outside bases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullPolicy {
+    /// Always ask the registry for a newer version.
+    Always,
+    /// Only when the engine does not have the image.
+    #[default]
+    Missing,
+    /// Never: the image must be there already.
+    Never,
+}
+
+impl PullPolicy {
+    pub const NAMES: &[&str] = &["always", "missing", "never"];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "always" => Some(Self::Always),
+            "missing" => Some(Self::Missing),
+            "never" => Some(Self::Never),
+            _ => None,
+        }
+    }
+}
+
 /// The whole resolved project.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Project {
@@ -122,6 +148,7 @@ pub struct Image {
     pub build_args: Vec<KeyValue>,
     pub labels: Vec<KeyValue>,
     pub platform: Option<Text>,
+    pub pull_policy: PullPolicy,
     /// The stage that is built (an index into `stages`).
     pub target: usize,
     /// Ignore patterns declared for the context (kiln adds its defaults when emitting).

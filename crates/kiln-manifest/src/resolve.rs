@@ -384,6 +384,16 @@ impl Resolver<'_> {
             self.check_platform(platform);
         }
         let (matcher, ignore_texts) = self.ignore_matcher(&body.ignore);
+        let pull_policy = body.pull_policy.as_ref().map_or(crate::model::PullPolicy::Missing, |text| {
+            crate::model::PullPolicy::parse(&text.value).unwrap_or_else(|| {
+                self.diags.push(
+                    Diagnostic::error(Code::InvalidValue, format!("unknown pull policy `{}`", text.value))
+                        .label(text.span, "not a pull policy")
+                        .help("use `always`, `missing` or `never`"),
+                );
+                crate::model::PullPolicy::Missing
+            })
+        });
 
         // Stages.
         let mut stages = self.stages(&body, name, name_span);
@@ -434,6 +444,7 @@ impl Resolver<'_> {
             build_args: body.build_args,
             labels: body.labels,
             platform: body.platform,
+            pull_policy,
             target,
             ignore: body.ignore,
             stages,

@@ -44,9 +44,13 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
 
-    /// Print errors only, no warnings or progress
+    /// Print errors only, no warnings or progress (`kiln images -q`: IDs only)
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// The Docker engine [default: DOCKER_HOST, else the docker context, else /var/run/docker.sock]
+    #[arg(long = "host", global = true, value_name = "URL")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -68,6 +72,24 @@ pub enum Command {
     Graph(GraphArgs),
     /// Build images (and what they depend on) against the Docker engine, in parallel
     Build(BuildArgs),
+    /// Pull the outside images the selected images build on
+    Pull(PullArgs),
+    /// List the images built from this manifest
+    Images(ImagesArgs),
+    /// Add a tag wherever another tag exists (promote `latest` to `v1.0`)
+    Tag(TagArgs),
+    /// Push the selected images' tags to their registry
+    Push(PushArgs),
+    /// Remove images built from this manifest, by name or by `name:tag`
+    Rmi(RmiArgs),
+    /// Remove every image built from this manifest
+    Clean(CleanArgs),
+    /// Remove untagged and superseded builds of this manifest, keeping the newest
+    Prune(PruneArgs),
+    /// Show an image's layers, each traced to the manifest line it came from
+    History(HistoryArgs),
+    /// Show an image's ID, digests, tags, size, labels and input digest
+    Inspect(InspectArgs),
     /// Print the resolved manifest (templates applied, variables interpolated) as JSON
     Manifest,
     /// Print a JSON Schema of kiln's JSON output
@@ -137,7 +159,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub fail_fast: bool,
 
-    /// Pull newer versions of outside base images
+    /// Pull newer versions of the outside base images first
     #[arg(long)]
     pub pull: bool,
 
@@ -148,10 +170,6 @@ pub struct BuildArgs {
     /// Add a label to every image (repeatable)
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
-
-    /// The Docker engine [default: DOCKER_HOST, else the docker context, else /var/run/docker.sock]
-    #[arg(long = "host", value_name = "URL")]
-    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -165,6 +183,162 @@ pub enum ProgressMode {
 pub enum BuilderChoice {
     Buildkit,
     Classic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyChoice {
+    Always,
+    Missing,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Images or groups whose bases to pull, with their dependencies [default: all images]
+    #[arg(value_name = "IMAGE|GROUP")]
+    pub targets: Vec<String>,
+
+    /// Pull policy for every image [default: each image's `pull-policy`, else `missing`]
+    #[arg(long, value_enum)]
+    pub policy: Option<PolicyChoice>,
+
+    /// Pull the manifest's own images (their tags) from their registry instead of their bases
+    #[arg(long)]
+    pub built: bool,
+
+    /// How many pulls run at once
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 4)]
+    pub jobs: usize,
+
+    /// Print the results as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Images or groups to list [default: all images]
+    #[arg(value_name = "IMAGE|GROUP")]
+    pub targets: Vec<String>,
+
+    /// Also list superseded builds (no longer what the image's tags point at)
+    #[arg(long)]
+    pub all: bool,
+
+    /// Print the list as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The existing tag
+    pub from: String,
+
+    /// The new tag
+    pub to: String,
+
+    /// Images or groups to tag [default: all images]
+    #[arg(value_name = "IMAGE|GROUP")]
+    pub targets: Vec<String>,
+
+    /// Tag into this registry and namespace instead (`host[:port]/namespace`)
+    #[arg(long, value_name = "HOST/NAMESPACE")]
+    pub registry: Option<String>,
+
+    /// Print what was tagged as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Images or groups to push [default: all images]
+    #[arg(value_name = "IMAGE|GROUP")]
+    pub targets: Vec<String>,
+
+    /// Push nothing unless every selected image is built with all its tags
+    #[arg(long)]
+    pub all_or_nothing: bool,
+
+    /// How many pushes run at once
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 4)]
+    pub jobs: usize,
+
+    /// Print the results as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Images (every build of them) or `image:tag` (that tag)
+    #[arg(value_name = "IMAGE|IMAGE:TAG", required = true)]
+    pub names: Vec<String>,
+
+    /// List what would be removed, remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also remove images that stopped containers use
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print what was removed as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// List what would be removed, remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also remove images that stopped containers use
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print what was removed as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// How many of the newest builds of each image to keep
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub keep: usize,
+
+    /// List what would be removed, remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print what was removed as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// An image of the manifest, or `image:tag`
+    #[arg(value_name = "IMAGE|IMAGE:TAG")]
+    pub image: String,
+
+    /// Print the layers as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// An image of the manifest, or `image:tag`
+    #[arg(value_name = "IMAGE|IMAGE:TAG")]
+    pub image: String,
+
+    /// Print as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

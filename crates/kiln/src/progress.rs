@@ -258,7 +258,7 @@ fn millis(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
 
-fn short_id(id: &str) -> &str {
+pub(crate) fn short_id(id: &str) -> &str {
     let hex = id.trim_start_matches("sha256:");
     &hex[..hex.len().min(12)]
 }
@@ -285,5 +285,79 @@ pub(crate) fn human_size(bytes: u64) -> String {
         format!("{:.1} kB", bytes / 1e3)
     } else {
         format!("{bytes} B")
+    }
+}
+
+/// Progress of parallel pulls or pushes: a spinner per reference on a terminal, a line
+/// per start and end otherwise.
+pub(crate) struct Transfers {
+    live: Option<(MultiProgress, HashMap<String, ProgressBar>)>,
+    verb: &'static str,
+    quiet: bool,
+}
+
+impl Transfers {
+    /// `verb` is `pull` or `push`.
+    pub(crate) fn new(references: &[String], verb: &'static str, quiet: bool) -> Self {
+        let live = (std::io::IsTerminal::is_terminal(&std::io::stderr()) && !quiet).then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let width = references.iter().map(String::len).max().unwrap_or(10);
+            let style = ProgressStyle::with_template(&format!(
+                "{{spinner}} {{prefix:<{width}}}  {{wide_msg}} {{elapsed:>4}}"
+            ))
+            .expect("a valid template");
+            let bars = references
+                .iter()
+                .map(|r| {
+                    let bar = multi
+                        .add(ProgressBar::new_spinner().with_style(style.clone()).with_prefix(r.clone()));
+                    bar.set_message("waiting");
+                    (r.clone(), bar)
+                })
+                .collect();
+            (multi, bars)
+        });
+        Self { live, verb, quiet }
+    }
+
+    pub(crate) fn started(&self, reference: &str) {
+        match &self.live {
+            Some((_, bars)) => {
+                if let Some(bar) = bars.get(reference) {
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    bar.set_message(format!("{}ing", self.verb));
+                }
+            }
+            None if !self.quiet => eprintln!("{}ing {reference}", self.verb),
+            None => {}
+        }
+    }
+
+    pub(crate) fn status(&self, reference: &str, status: &str) {
+        if let Some((_, bars)) = &self.live
+            && let Some(bar) = bars.get(reference)
+        {
+            bar.set_message(status.to_owned());
+        }
+    }
+
+    pub(crate) fn finished(&self, reference: &str, result: &Result<String, String>) {
+        let text = match result {
+            Ok(done) => done.clone(),
+            Err(error) => format!("failed: {error}"),
+        };
+        match &self.live {
+            Some((_, bars)) => {
+                if let Some(bar) = bars.get(reference) {
+                    if result.is_ok() {
+                        bar.finish_with_message(format!("✔ {text}"));
+                    } else {
+                        bar.abandon_with_message(format!("✘ {text}"));
+                    }
+                }
+            }
+            None if !self.quiet || result.is_err() => eprintln!("{reference}: {text}"),
+            None => {}
+        }
     }
 }

@@ -61,10 +61,29 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
     let Session { project, graph, .. } = session;
     let (project, graph) = (Arc::new(project), Arc::new(graph));
     runtime.block_on(async move {
-        let engine = Engine::connect(args.host.as_deref()).await.map_err(|err| {
+        let engine = Engine::connect(global.host.as_deref()).await.map_err(|err| {
             term.error(&err.to_string());
             Exit::Failure
         })?;
+        // `--pull` refreshes the outside bases first, so that every build uses them.
+        if args.pull {
+            let targets = kiln_images::pull_targets(
+                &project,
+                &schedule.images,
+                Some(kiln_manifest::PullPolicy::Always),
+            );
+            let pulled = super::pull::pull(&engine, targets, 4, term.quiet).await;
+            let failed: Vec<_> = pulled.iter().filter(|(_, r)| r.is_err()).collect();
+            if !failed.is_empty() {
+                for (reference, result) in failed {
+                    term.error(&format!(
+                        "cannot pull `{reference}`: {}",
+                        result.as_ref().err().map_or("", String::as_str)
+                    ));
+                }
+                return Err(Exit::Failure);
+            }
+        }
         let mode = match args.progress {
             ProgressMode::Auto if std::io::stderr().is_terminal() => None,
             ProgressMode::Auto | ProgressMode::Plain => Some(ProgressMode::Plain),
@@ -79,7 +98,8 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
             },
             network: args.network.clone(),
             fail_fast: args.fail_fast,
-            pull: args.pull,
+            // Bases were refreshed above, once, rather than by every build.
+            pull: false,
             rebuild: args.rebuild,
             labels,
         };

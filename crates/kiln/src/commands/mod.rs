@@ -1,14 +1,22 @@
 //! One module per subcommand.
 
 mod build;
-
-pub(crate) use build::summary_event;
 mod check;
 mod emit;
+mod engine_session;
 mod graph;
+mod history;
+mod images;
+mod inspect;
 mod manifest;
 mod plan;
+mod pull;
+mod push;
+mod remove;
 mod schema;
+mod tag;
+
+pub(crate) use build::summary_event;
 
 use crate::Status;
 use crate::cli::{Cli, Command};
@@ -21,6 +29,15 @@ pub(crate) fn run(cli: &Cli, term: &Term) -> Status {
         Command::Plan(args) => plan::run(&cli.global, args, term),
         Command::Graph(args) => graph::run(&cli.global, args, term),
         Command::Build(args) => build::run(&cli.global, args, term),
+        Command::Pull(args) => pull::run(&cli.global, args, term),
+        Command::Images(args) => images::run(&cli.global, args, term),
+        Command::Tag(args) => tag::run(&cli.global, args, term),
+        Command::Push(args) => push::run(&cli.global, args, term),
+        Command::Rmi(args) => remove::rmi(&cli.global, args, term),
+        Command::Clean(args) => remove::clean(&cli.global, args, term),
+        Command::Prune(args) => remove::prune(&cli.global, args, term),
+        Command::History(args) => history::run(&cli.global, args, term),
+        Command::Inspect(args) => inspect::run(&cli.global, args, term),
         Command::Manifest => manifest::run(&cli.global, term),
         Command::Schema(args) => Ok(schema::run(args, term)),
     };

@@ -1,0 +1,142 @@
+//! Which images are this manifest's, and what the command line selected.
+
+use kiln_build::labels;
+use kiln_engine::{Engine, EngineError, ImageInfo};
+use kiln_graph::Graph;
+use kiln_manifest::Project;
+use kiln_manifest::suggest::did_you_mean;
+
+/// A project and the engine its images live in.
+pub struct Scope<'a> {
+    pub project: &'a Project,
+    pub graph: &'a Graph,
+    pub engine: &'a Engine,
+    /// The root manifest's absolute path: the value of `dev.kiln.manifest`.
+    pub manifest: String,
+}
+
+/// An image built from this manifest.
+#[derive(Debug, Clone)]
+pub struct Build {
+    /// The image's name in the manifest (from `dev.kiln.image`).
+    pub image: String,
+    pub info: ImageInfo,
+    /// Whether the image's first tag points at this build.
+    pub current: bool,
+}
+
+/// What the command line named.
+#[derive(Debug, Clone, Default)]
+pub struct Selected {
+    /// Images, in build order.
+    pub images: Vec<usize>,
+    /// `image:tag` names: one tag of one image.
+    pub tags: Vec<(usize, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownName {
+    pub name: String,
+    pub suggestion: Option<String>,
+}
+
+impl<'a> Scope<'a> {
+    pub fn new(project: &'a Project, graph: &'a Graph, engine: &'a Engine) -> Self {
+        let manifest = project
+            .sources
+            .files()
+            .next()
+            .map(|(_, f)| f.path.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Self { project, graph, engine, manifest }
+    }
+
+    /// Every image carrying this manifest's label, grouped by image name (manifest order,
+    /// then names no longer in the manifest); within a name, the current build first,
+    /// then the others newest first.
+    pub async fn builds(&self) -> Result<Vec<Build>, EngineError> {
+        let found = self.engine.images_with_labels(&[(labels::MANIFEST, &self.manifest)]).await?;
+        let mut current_ids = std::collections::HashMap::new();
+        for image in &self.project.images {
+            if let Ok(Some(info)) = self.engine.inspect(&image.reference()).await {
+                current_ids.insert(image.name.clone(), info.id);
+            }
+        }
+        let mut builds: Vec<Build> = found
+            .into_iter()
+            .map(|info| {
+                let image = info.labels.get(labels::IMAGE).cloned().unwrap_or_default();
+                let current = current_ids.get(&image) == Some(&info.id);
+                Build { image, info, current }
+            })
+            .collect();
+        let order = |name: &str| self.project.image_index(name).unwrap_or(usize::MAX);
+        // The current build first, then the others newest first.
+        builds.sort_by(|a, b| {
+            (order(&a.image), &a.image, !a.current, std::cmp::Reverse(&a.info.created)).cmp(&(
+                order(&b.image),
+                &b.image,
+                !b.current,
+                std::cmp::Reverse(&b.info.created),
+            ))
+        });
+        Ok(builds)
+    }
+
+    /// Resolves image names, group names and `image:tag` names. With no name, every
+    /// image. `with_dependencies` adds what the selected images depend on.
+    pub fn select(&self, names: &[String], with_dependencies: bool) -> Result<Selected, Vec<UnknownName>> {
+        let project = self.project;
+        let mut plain: Vec<String> = Vec::new();
+        let mut tags = Vec::new();
+        let mut unknown = Vec::new();
+        for name in names {
+            match name.rsplit_once(':') {
+                Some((image, tag)) if project.image_index(image).is_some() => {
+                    tags.push((project.image_index(image).unwrap_or(0), tag.to_owned()));
+                }
+                Some((image, _)) => unknown.push(self.unknown(image)),
+                None if project.image_index(name).is_some() || project.groups.contains_key(name) => {
+                    plain.push(name.clone());
+                }
+                None => unknown.push(self.unknown(name)),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(unknown);
+        }
+        let mut images: Vec<usize> = if names.is_empty() {
+            self.graph.order().to_vec()
+        } else if with_dependencies {
+            let selected = kiln_graph::select(project, self.graph, &plain).map_err(|u| {
+                u.into_iter()
+                    .map(|u| UnknownName { name: u.name, suggestion: u.suggestion })
+                    .collect::<Vec<_>>()
+            })?;
+            self.graph.order().iter().copied().filter(|i| selected[*i]).collect()
+        } else {
+            let mut chosen = Vec::new();
+            for name in &plain {
+                match project.groups.get(name) {
+                    Some(group) => chosen.extend(group.images.iter().filter_map(|n| project.image_index(n))),
+                    None => chosen.extend(project.image_index(name)),
+                }
+            }
+            self.graph.order().iter().copied().filter(|i| chosen.contains(i)).collect()
+        };
+        if !names.is_empty() && plain.is_empty() {
+            images.clear();
+        }
+        Ok(Selected { images, tags })
+    }
+
+    fn unknown(&self, name: &str) -> UnknownName {
+        let candidates = self
+            .project
+            .images
+            .iter()
+            .map(|i| i.name.as_str())
+            .chain(self.project.groups.keys().map(String::as_str));
+        UnknownName { name: name.to_owned(), suggestion: did_you_mean(name, candidates) }
+    }
+}

@@ -1,0 +1,101 @@
+//! What the image commands share: a loaded project, an async runtime and a connected
+//! engine, and running many pulls or pushes at once.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kiln_engine::Engine;
+use kiln_images::UnknownName;
+
+use crate::Status;
+use crate::cli::GlobalArgs;
+use crate::progress::{Transfers, human_duration};
+use crate::session::{self, Session};
+use crate::term::Term;
+
+pub(crate) struct Connected {
+    pub session: Session,
+    pub runtime: tokio::runtime::Runtime,
+    pub engine: Engine,
+}
+
+/// Loads the project (a manifest with errors stops here, exit 2) and connects to the
+/// engine (unreachable: exit 1).
+pub(crate) fn connect(global: &GlobalArgs, term: &Term) -> Result<Connected, Status> {
+    let session = session::load(global, term)?;
+    session::report(&session, term)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
+        term.error(&format!("cannot start the async runtime: {e}"));
+        Status::Failure
+    })?;
+    let engine = runtime.block_on(Engine::connect(global.host.as_deref())).map_err(|err| {
+        term.error(&err.to_string());
+        Status::Failure
+    })?;
+    Ok(Connected { session, runtime, engine })
+}
+
+pub(crate) fn unknown_names(term: &Term, unknown: Vec<UnknownName>) -> Status {
+    for u in unknown {
+        term.error(&format!("no image or group named `{}`", u.name));
+        if let Some(suggestion) = u.suggestion {
+            eprintln!("\nhint: {suggestion}");
+        }
+    }
+    Status::Invalid
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Pull,
+    Push,
+}
+
+/// Pulls or pushes the references, `jobs` at a time, with progress. Returns each
+/// reference's outcome in the given order.
+pub(crate) async fn transfer_all(
+    engine: &Engine,
+    references: Vec<String>,
+    jobs: usize,
+    direction: Direction,
+    quiet: bool,
+) -> Vec<(String, Result<String, String>)> {
+    let verb = if direction == Direction::Pull { "pull" } else { "push" };
+    let display = Arc::new(Transfers::new(&references, verb, quiet));
+    let limit = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (position, reference) in references.iter().cloned().enumerate() {
+        let (engine, display, limit) = (engine.clone(), display.clone(), limit.clone());
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            display.started(&reference);
+            let begin = Instant::now();
+            let progress = display.clone();
+            let name = reference.clone();
+            let mut emit = move |event: kiln_engine::TransferEvent| {
+                let status = match event.layer {
+                    Some(layer) => format!("{} {layer}", event.status),
+                    None => event.status,
+                };
+                progress.status(&name, &status);
+            };
+            let result = match direction {
+                Direction::Pull => engine.pull(&reference, &mut emit).await,
+                Direction::Push => engine.push(&reference, &mut emit).await,
+            };
+            let result = result
+                .map(|()| format!("{verb}ed in {}", human_duration(begin.elapsed())))
+                .map_err(|e| e.to_string());
+            display.finished(&reference, &result);
+            (position, reference, result)
+        });
+    }
+    let mut outcomes: Vec<(usize, String, Result<String, String>)> = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok(outcome) = joined {
+            outcomes.push(outcome);
+        }
+    }
+    outcomes.sort_by_key(|o| o.0);
+    outcomes.into_iter().map(|(_, r, o)| (r, o)).collect()
+}

@@ -1,0 +1,113 @@
+//! `kiln images`: the images built from this manifest, found by label.
+
+use std::fmt::Write as _;
+
+use kiln_images::{Build, LayerOrigin, Scope, history};
+use serde::Serialize;
+
+use super::engine_session::{self, unknown_names};
+use crate::Status;
+use crate::cli::{GlobalArgs, ImagesArgs};
+use crate::progress::{human_size, short_id};
+use crate::term::Term;
+
+#[derive(Serialize)]
+struct Listed {
+    image: String,
+    tags: Vec<String>,
+    id: String,
+    created: String,
+    size: u64,
+    /// Bytes added by the image's own instructions.
+    own_size: u64,
+    /// Bytes that come from its base (outside image, or image of the manifest below it).
+    base_size: u64,
+    /// Whether the image's first tag points at this build.
+    current: bool,
+}
+
+pub(crate) fn run(global: &GlobalArgs, args: &ImagesArgs, term: &Term) -> Result<Status, Status> {
+    let connected = engine_session::connect(global, term)?;
+    let (project, graph, engine) = (&connected.session.project, &connected.session.graph, &connected.engine);
+    let scope = Scope::new(project, graph, engine);
+    let selected = scope.select(&args.targets, false).map_err(|u| unknown_names(term, u))?;
+    let names: Vec<&str> = selected.images.iter().map(|&i| project.images[i].name.as_str()).collect();
+    let builds = connected.runtime.block_on(scope.builds()).map_err(|e| {
+        term.error(&e.to_string());
+        Status::Failure
+    })?;
+    let builds: Vec<&Build> = builds
+        .iter()
+        .filter(|b| args.targets.is_empty() || names.contains(&b.image.as_str()))
+        .filter(|b| args.all || b.current)
+        .collect();
+    if global.quiet {
+        let mut ids: Vec<&str> = builds.iter().map(|b| b.info.id.as_str()).collect();
+        ids.dedup();
+        let lines: Vec<&str> = ids.iter().map(|id| short_id(id)).collect();
+        term.out(&(lines.join("\n") + if lines.is_empty() { "" } else { "\n" }));
+        return Ok(Status::Success);
+    }
+    let listed: Vec<Listed> = builds
+        .iter()
+        .map(|build| {
+            let own = project
+                .image_index(&build.image)
+                .and_then(|index| connected.runtime.block_on(history(&scope, index, &build.info.id)).ok())
+                .map_or(0, |layers| {
+                    layers
+                        .iter()
+                        .filter(|l| matches!(&l.origin, LayerOrigin::Manifest { image, .. } if *image == build.image))
+                        .map(|l| l.size)
+                        .sum()
+                });
+            Listed {
+                image: build.image.clone(),
+                tags: build.info.tags.clone(),
+                id: build.info.id.clone(),
+                created: build.info.created.clone(),
+                size: build.info.size,
+                own_size: own.min(build.info.size),
+                base_size: build.info.size.saturating_sub(own),
+                current: build.current,
+            }
+        })
+        .collect();
+    if args.json {
+        term.out(&(serde_json::to_string_pretty(&listed).expect("serializes") + "\n"));
+        return Ok(Status::Success);
+    }
+    term.out(&table(&listed));
+    Ok(Status::Success)
+}
+
+fn table(listed: &[Listed]) -> String {
+    let mut rows = vec![["IMAGE", "TAGS", "IMAGE ID", "CREATED", "SIZE", "OWN", "BASE"].map(str::to_owned)];
+    for l in listed {
+        let tags = if l.tags.is_empty() { "<none>".to_owned() } else { l.tags.join(", ") };
+        let image = if l.current { l.image.clone() } else { format!("{} (superseded)", l.image) };
+        rows.push([
+            image,
+            tags,
+            short_id(&l.id).to_owned(),
+            l.created.clone(),
+            human_size(l.size),
+            human_size(l.own_size),
+            human_size(l.base_size),
+        ]);
+    }
+    let widths: Vec<usize> =
+        (0..7).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (column, cell) in row.iter().enumerate() {
+            let _ = write!(line, "{cell:<width$}  ", width = widths[column]);
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    if listed.is_empty() {
+        out.push_str("(no image of this manifest: build some with `kiln build`)\n");
+    }
+    out
+}

@@ -1,0 +1,91 @@
+//! `kiln inspect IMAGE`: what the engine knows of an image, with kiln's labels read out.
+
+use std::fmt::Write as _;
+
+use kiln_build::labels;
+use kiln_images::Scope;
+use serde::Serialize;
+
+use super::engine_session::{self, unknown_names};
+use crate::Status;
+use crate::cli::{GlobalArgs, InspectArgs};
+use crate::progress::human_size;
+use crate::term::Term;
+
+#[derive(Serialize)]
+struct Inspected {
+    image: String,
+    reference: String,
+    id: String,
+    digests: Vec<String>,
+    tags: Vec<String>,
+    size: u64,
+    created: String,
+    platform: Option<String>,
+    input_digest: Option<String>,
+    /// Whether the image carries this manifest's label.
+    from_this_manifest: bool,
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+pub(crate) fn run(global: &GlobalArgs, args: &InspectArgs, term: &Term) -> Result<Status, Status> {
+    let connected = engine_session::connect(global, term)?;
+    let (project, graph, engine) = (&connected.session.project, &connected.session.graph, &connected.engine);
+    let scope = Scope::new(project, graph, engine);
+    let (index, reference) =
+        super::history::resolve(&scope, &args.image).map_err(|u| unknown_names(term, vec![u]))?;
+    let info = match connected.runtime.block_on(engine.inspect(&reference)) {
+        Ok(Some(info)) => info,
+        Ok(None) => {
+            term.error(&format!(
+                "there is no `{reference}` here (build it with `kiln build {}`)",
+                project.images[index].name
+            ));
+            return Ok(Status::Failure);
+        }
+        Err(err) => {
+            term.error(&err.to_string());
+            return Ok(Status::Failure);
+        }
+    };
+    let inspected = Inspected {
+        image: project.images[index].name.clone(),
+        reference,
+        from_this_manifest: info.labels.get(labels::MANIFEST) == Some(&scope.manifest),
+        input_digest: info.labels.get(labels::INPUT_DIGEST).cloned(),
+        id: info.id,
+        digests: info.digests,
+        tags: info.tags,
+        size: info.size,
+        created: info.created,
+        platform: info.platform,
+        labels: info.labels.into_iter().collect(),
+    };
+    if args.json {
+        term.out(&(serde_json::to_string_pretty(&inspected).expect("serializes") + "\n"));
+        return Ok(Status::Success);
+    }
+    let mut out = String::new();
+    let mut field = |name: &str, value: &str| {
+        let _ = writeln!(out, "{name:<14}{value}");
+    };
+    field("image", &inspected.image);
+    field("reference", &inspected.reference);
+    field("id", &inspected.id);
+    for (i, digest) in inspected.digests.iter().enumerate() {
+        field(if i == 0 { "digests" } else { "" }, digest);
+    }
+    for (i, tag) in inspected.tags.iter().enumerate() {
+        field(if i == 0 { "tags" } else { "" }, tag);
+    }
+    field("size", &human_size(inspected.size));
+    field("created", &inspected.created);
+    field("platform", inspected.platform.as_deref().unwrap_or("-"));
+    field("input digest", inspected.input_digest.as_deref().unwrap_or("- (not built by kiln)"));
+    field("this manifest", if inspected.from_this_manifest { "yes" } else { "no" });
+    for (i, (key, value)) in inspected.labels.iter().enumerate() {
+        field(if i == 0 { "labels" } else { "" }, &format!("{key}={value}"));
+    }
+    term.out(&out);
+    Ok(Status::Success)
+}

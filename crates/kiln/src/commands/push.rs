@@ -1,0 +1,117 @@
+//! `kiln push`: the selected images' tags, to their registry, in parallel. Only images
+//! that are built, with all their tags on that same build, are pushed.
+
+use kiln_build::labels;
+use kiln_images::Scope;
+use serde::Serialize;
+
+use super::engine_session::{self, Direction, transfer_all, unknown_names};
+use crate::Status;
+use crate::cli::{GlobalArgs, PushArgs};
+use crate::term::Term;
+
+#[derive(Serialize)]
+struct Outcome {
+    image: String,
+    reference: String,
+    /// `pushed`, `not-ready` or `failed`.
+    status: &'static str,
+    error: Option<String>,
+}
+
+pub(crate) fn run(global: &GlobalArgs, args: &PushArgs, term: &Term) -> Result<Status, Status> {
+    let connected = engine_session::connect(global, term)?;
+    let (project, graph, engine) = (&connected.session.project, &connected.session.graph, &connected.engine);
+    let scope = Scope::new(project, graph, engine);
+    let selected = scope.select(&args.targets, false).map_err(|u| unknown_names(term, u))?;
+
+    // Which images are ready: every tag present, on one build of this manifest.
+    let mut ready: Vec<(String, Vec<String>)> = Vec::new();
+    let mut not_ready: Vec<(String, String)> = Vec::new();
+    for &index in &selected.images {
+        let image = &project.images[index];
+        let references = image.references();
+        if kiln_engine::registry_of(&image.repository) == "docker.io" {
+            not_ready.push((
+                image.name.clone(),
+                format!("`{}` names no registry (it would go to Docker Hub); set `registry` in the manifest, or retag with `kiln tag --registry`", image.repository),
+            ));
+            continue;
+        }
+        let problem = connected.runtime.block_on(async {
+            let mut id: Option<String> = None;
+            for reference in &references {
+                let info = match engine.inspect(reference).await {
+                    Ok(Some(info)) => info,
+                    Ok(None) => return Some(format!("`{reference}` is not built")),
+                    Err(err) => return Some(err.to_string()),
+                };
+                if info.labels.get(labels::MANIFEST) != Some(&scope.manifest) {
+                    return Some(format!("`{reference}` was not built from this manifest"));
+                }
+                match &id {
+                    Some(first) if *first != info.id => {
+                        return Some(format!(
+                            "`{reference}` points at another build than `{}`",
+                            references[0]
+                        ));
+                    }
+                    _ => id = Some(info.id),
+                }
+            }
+            None
+        });
+        match problem {
+            Some(reason) => not_ready.push((image.name.clone(), reason)),
+            None => ready.push((image.name.clone(), references)),
+        }
+    }
+    let mut outcomes: Vec<Outcome> = not_ready
+        .iter()
+        .map(|(image, reason)| Outcome {
+            image: image.clone(),
+            reference: String::new(),
+            status: "not-ready",
+            error: Some(reason.clone()),
+        })
+        .collect();
+    if args.all_or_nothing && !not_ready.is_empty() {
+        for (image, reason) in &not_ready {
+            term.error(&format!("{image}: {reason}"));
+        }
+        term.error("nothing pushed: --all-or-nothing and not every selected image is ready");
+        return Ok(Status::Failure);
+    }
+    let references: Vec<String> = ready.iter().flat_map(|(_, refs)| refs.clone()).collect();
+    let pushed =
+        connected.runtime.block_on(transfer_all(engine, references, args.jobs, Direction::Push, term.quiet));
+    for (reference, result) in pushed {
+        let image = ready
+            .iter()
+            .find(|(_, refs)| refs.contains(&reference))
+            .map(|(i, _)| i.clone())
+            .unwrap_or_default();
+        outcomes.push(Outcome {
+            image,
+            status: if result.is_ok() { "pushed" } else { "failed" },
+            error: result.err(),
+            reference,
+        });
+    }
+    let failed = outcomes.iter().filter(|o| o.status != "pushed").count();
+    if args.json {
+        term.out(&(serde_json::to_string_pretty(&outcomes).expect("serializes") + "\n"));
+    } else {
+        for outcome in &outcomes {
+            match (&outcome.error, outcome.status) {
+                (Some(error), "failed") => {
+                    term.error(&format!("cannot push `{}`: {error}", outcome.reference));
+                }
+                (Some(error), _) => term.error(&format!("{} not pushed: {error}", outcome.image)),
+                _ => {}
+            }
+        }
+        term.info(&format!("{} pushed, {failed} not", outcomes.len() - failed));
+    }
+    Ok(if failed > 0 { Status::Failure } else { Status::Success })
+}

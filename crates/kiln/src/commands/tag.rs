@@ -1,0 +1,73 @@
+//! `kiln tag FROM TO`: adds tag TO wherever tag FROM exists, for the selected images.
+
+use kiln_build::labels;
+use kiln_images::{Scope, retarget};
+use kiln_manifest::reference::{validate_repository, validate_tag};
+use serde::Serialize;
+
+use super::engine_session::{self, unknown_names};
+use crate::Status;
+use crate::cli::{GlobalArgs, TagArgs};
+use crate::term::Term;
+
+#[derive(Serialize)]
+struct Tagged {
+    image: String,
+    from: String,
+    to: String,
+    /// Why it was not tagged, if it was not.
+    error: Option<String>,
+}
+
+pub(crate) fn run(global: &GlobalArgs, args: &TagArgs, term: &Term) -> Result<Status, Status> {
+    if let Err(err) = validate_tag(&args.to) {
+        term.error(&format!("`{}` is not a valid tag: {err}", args.to));
+        return Err(Status::Invalid);
+    }
+    if let Some(registry) = &args.registry
+        && let Err(err) = validate_repository(&format!("{}/x", registry.trim_end_matches('/')))
+    {
+        term.error(&format!("`{registry}` is not a valid registry: {err}"));
+        return Err(Status::Invalid);
+    }
+    let connected = engine_session::connect(global, term)?;
+    let (project, graph, engine) = (&connected.session.project, &connected.session.graph, &connected.engine);
+    let scope = Scope::new(project, graph, engine);
+    let selected = scope.select(&args.targets, false).map_err(|u| unknown_names(term, u))?;
+    let mut results = Vec::new();
+    for &index in &selected.images {
+        let image = &project.images[index];
+        let from = format!("{}:{}", image.repository, args.from);
+        let repository = match &args.registry {
+            Some(registry) => retarget(&image.repository, &image.name, registry),
+            None => image.repository.clone(),
+        };
+        let to = format!("{repository}:{}", args.to);
+        let error = connected.runtime.block_on(async {
+            let info = match engine.inspect(&from).await {
+                Ok(Some(info)) => info,
+                Ok(None) => return Some(format!("no `{from}` here (build it first)")),
+                Err(err) => return Some(err.to_string()),
+            };
+            let ours = info.labels.get(labels::MANIFEST) == Some(&scope.manifest)
+                && info.labels.get(labels::IMAGE) == Some(&image.name);
+            if !ours {
+                return Some(format!("`{from}` was not built from this manifest; kiln leaves it alone"));
+            }
+            engine.tag(&info.id, &to).await.err().map(|e| e.to_string())
+        });
+        results.push(Tagged { image: image.name.clone(), from, to, error });
+    }
+    let failed = results.iter().filter(|r| r.error.is_some()).count();
+    if args.json {
+        term.out(&(serde_json::to_string_pretty(&results).expect("serializes") + "\n"));
+    } else {
+        for result in &results {
+            match &result.error {
+                None => term.out(&format!("tagged {} as {}\n", result.from, result.to)),
+                Some(error) => term.error(&format!("{}: {error}", result.image)),
+            }
+        }
+    }
+    Ok(if failed > 0 || results.is_empty() { Status::Failure } else { Status::Success })
+}
