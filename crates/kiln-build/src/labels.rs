@@ -34,9 +34,21 @@ impl GitInfo {
         };
         Self {
             revision: git(&["rev-parse", "--verify", "HEAD"]),
-            source: git(&["config", "--get", "remote.origin.url"]).filter(|url| !url.contains('@')),
+            source: git(&["config", "--get", "remote.origin.url"]).map(|url| without_credentials(&url)),
         }
     }
+}
+
+/// `https://user:token@host/repo` → `https://host/repo`: a label is public; a token in a
+/// remote URL must not end up in it. `git@host:repo` (SSH) has no secret and is kept.
+fn without_credentials(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if let Some((_, host)) = authority.rsplit_once('@') {
+            return format!("{scheme}://{host}/{path}");
+        }
+    }
+    url.to_owned()
 }
 
 pub fn image_labels(
@@ -65,4 +77,22 @@ pub fn image_labels(
     labels.insert(INPUT_DIGEST.to_owned(), digest.to_owned());
     labels.extend(extra.iter().cloned());
     labels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_credentials;
+
+    #[test]
+    fn strips_credentials_from_remote_urls() {
+        assert_eq!(
+            without_credentials("https://user:token@example.com/org/repo.git"),
+            "https://example.com/org/repo.git"
+        );
+        assert_eq!(
+            without_credentials("https://example.com/org/repo.git"),
+            "https://example.com/org/repo.git"
+        );
+        assert_eq!(without_credentials("git@github.com:org/repo.git"), "git@github.com:org/repo.git");
+    }
 }

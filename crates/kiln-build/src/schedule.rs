@@ -1,7 +1,8 @@
 //! The order of a build: which images, how costly each one is, and which to start
 //! first. Among the images whose dependencies are built, the one with the longest
 //! remaining path to the end of the graph starts first (critical path first), weighted
-//! by the durations of earlier runs when every image has one, by step counts otherwise.
+//! by the durations of earlier runs where there are any (images without one are
+//! estimated from their step counts), by step counts when there are none.
 
 use std::collections::HashMap;
 
@@ -11,9 +12,9 @@ use kiln_manifest::Project;
 /// How costs are measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CostUnit {
-    /// Seconds, from earlier runs.
+    /// Seconds, from earlier runs (and estimates for images never built).
     Seconds,
-    /// Dockerfile steps (no earlier run of every image).
+    /// Dockerfile steps (no image has a recorded duration).
     Steps,
 }
 
@@ -40,13 +41,26 @@ impl Schedule {
         durations: &HashMap<String, f64>,
     ) -> Self {
         let images: Vec<usize> = graph.order().iter().copied().filter(|&i| selected[i]).collect();
-        let known = images.iter().all(|&i| durations.contains_key(&project.images[i].name));
-        let unit = if known && !images.is_empty() { CostUnit::Seconds } else { CostUnit::Steps };
+        let recorded: Vec<usize> =
+            images.iter().copied().filter(|&i| durations.contains_key(&project.images[i].name)).collect();
+        let unit = if recorded.is_empty() { CostUnit::Steps } else { CostUnit::Seconds };
+        // Images without a recorded duration are estimated from their step count, at the
+        // average seconds per step of the images that have one.
+        #[allow(clippy::cast_precision_loss)]
+        let seconds_per_step = {
+            let seconds: f64 = recorded.iter().map(|&i| durations[&project.images[i].name]).sum();
+            let steps: usize = recorded.iter().map(|&i| steps.get(i).copied().unwrap_or(1)).sum();
+            if steps == 0 { 1.0 } else { seconds / steps as f64 }
+        };
         #[allow(clippy::cast_precision_loss)]
         let cost: Vec<f64> = (0..project.images.len())
-            .map(|i| match unit {
-                CostUnit::Seconds => durations.get(&project.images[i].name).copied().unwrap_or(0.0),
-                CostUnit::Steps => steps.get(i).copied().unwrap_or(1) as f64,
+            .map(|i| {
+                let step_count = steps.get(i).copied().unwrap_or(1) as f64;
+                match (unit, durations.get(&project.images[i].name)) {
+                    (CostUnit::Seconds, Some(seconds)) => *seconds,
+                    (CostUnit::Seconds, None) => step_count * seconds_per_step,
+                    (CostUnit::Steps, _) => step_count,
+                }
             })
             .collect();
         let mut priority = vec![0.0; project.images.len()];
@@ -143,5 +157,71 @@ impl Schedule {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use kiln_graph::Graph;
+    use kiln_manifest::{LoadOptions, Project};
+
+    use super::{CostUnit, Schedule};
+
+    /// `a -> c -> d` (d builds on c, c on a) and a lone `b`.
+    fn project() -> (tempfile::TempDir, Project, Graph) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let manifest = dir.path().join("kiln.kdl");
+        std::fs::write(
+            &manifest,
+            "image a { from \"alpine:3.20\" }\nimage b { from \"alpine:3.20\" }\nimage c { from image=a }\nimage d { from image=c }\n",
+        )
+        .expect("write");
+        let (project, mut diags) =
+            kiln_manifest::load_project(&LoadOptions { manifest, ..Default::default() }).expect("load");
+        let graph = Graph::build(&project, &mut diags);
+        assert!(!diags.has_errors());
+        (dir, project, graph)
+    }
+
+    fn durations(pairs: &[(&str, f64)]) -> HashMap<String, f64> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+    }
+
+    #[test]
+    fn the_longest_remaining_path_goes_first() {
+        let (_dir, project, graph) = project();
+        let steps = vec![1; 4];
+        let schedule = Schedule::new(
+            &project,
+            &graph,
+            vec![true; 4],
+            &steps,
+            &durations(&[("a", 1.0), ("b", 5.0), ("c", 1.0), ("d", 1.0)]),
+        );
+        assert_eq!(schedule.unit, CostUnit::Seconds);
+        // a's chain is 3 seconds, b alone is 5: b first.
+        assert_eq!((schedule.priority[0], schedule.priority[1]), (3.0, 5.0));
+        assert_eq!(schedule.critical_path(&graph), [1]);
+        // Two jobs: b (5 s) beside a, c, d (3 s).
+        assert!((schedule.estimate(&graph, 2) - 5.0).abs() < 1e-9);
+        assert!((schedule.estimate(&graph, 1) - 8.0).abs() < 1e-9);
+        let waves: Vec<Vec<usize>> = schedule.waves(&graph);
+        assert_eq!(waves, [vec![0, 1], vec![2], vec![3]]);
+    }
+
+    #[test]
+    fn step_counts_stand_in_for_missing_durations() {
+        let (_dir, project, graph) = project();
+        let steps = vec![2, 1, 2, 2];
+        let none = Schedule::new(&project, &graph, vec![true; 4], &steps, &HashMap::new());
+        assert_eq!(none.unit, CostUnit::Steps);
+        assert_eq!(none.priority[0], 6.0);
+        assert_eq!(none.critical_path(&graph), [0, 2, 3]);
+        // Only `a` was built before (4 s for 2 steps): the others cost 2 s per step.
+        let some = Schedule::new(&project, &graph, vec![true; 4], &steps, &durations(&[("a", 4.0)]));
+        assert_eq!(some.unit, CostUnit::Seconds);
+        assert_eq!(some.cost, [4.0, 2.0, 4.0, 4.0]);
     }
 }

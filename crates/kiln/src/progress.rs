@@ -230,7 +230,12 @@ pub(crate) fn summary_table(project: &Project, summary: &Summary) -> String {
             Status::Skipped(reason) => (reason.clone(), "-".to_owned(), "-".to_owned()),
             Status::Cancelled => ("cancelled".to_owned(), "-".to_owned(), "-".to_owned()),
         };
-        let time = if outcome.duration.is_zero() { "-".to_owned() } else { human_duration(outcome.duration) };
+        let up_to_date = matches!(outcome.status, Status::Built { up_to_date: true, .. });
+        let time = if outcome.duration.is_zero() || up_to_date {
+            "-".to_owned()
+        } else {
+            human_duration(outcome.duration)
+        };
         rows.push([image.name.clone(), status, time, size, tags]);
     }
     let widths: Vec<usize> =
