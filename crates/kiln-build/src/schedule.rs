@@ -161,6 +161,7 @@ impl Schedule {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)] // the costs compared are small whole numbers, exact in f64
 mod tests {
     use std::collections::HashMap;
 
