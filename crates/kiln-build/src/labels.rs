@@ -22,16 +22,7 @@ pub struct GitInfo {
 
 impl GitInfo {
     pub fn read(dir: &Path) -> Self {
-        let git = |args: &[&str]| -> Option<String> {
-            let output = std::process::Command::new("git")
-                .args(args)
-                .current_dir(dir)
-                .stderr(std::process::Stdio::null())
-                .output()
-                .ok()?;
-            let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-            (output.status.success() && !text.is_empty()).then_some(text)
-        };
+        let git = |args: &[&str]| kiln_manifest::git::git(dir, args);
         Self {
             revision: git(&["rev-parse", "--verify", "HEAD"]),
             source: git(&["config", "--get", "remote.origin.url"]).map(|url| without_credentials(&url)),

@@ -29,21 +29,8 @@ impl Engine {
         let (repository, tag) = split_reference(reference);
         let options = CreateImageOptionsBuilder::default().from_image(repository).tag(tag).build();
         let credentials = credentials_for(registry_of(repository));
-        let mut stream = self.docker.create_image(Some(options), None, credentials);
-        loop {
-            match stream.try_next().await {
-                Ok(Some(info)) => {
-                    if let Some(message) = info.error_detail.and_then(|d| d.message) {
-                        return Err(EngineError::Api(message));
-                    }
-                    if let Some(status) = info.status {
-                        emit(TransferEvent { layer: info.id, status });
-                    }
-                }
-                Ok(None) => return Ok(()),
-                Err(err) => return Err(EngineError::Api(describe(&err))),
-            }
-        }
+        let stream = self.docker.create_image(Some(options), None, credentials);
+        drain(stream, emit, |info| (info.error_detail.and_then(|d| d.message), info.status, info.id)).await
     }
 
     /// Pushes `reference` to its registry.
@@ -55,20 +42,32 @@ impl Engine {
         let (repository, tag) = split_reference(reference);
         let options = PushImageOptionsBuilder::default().tag(tag).build();
         let credentials = credentials_for(registry_of(repository));
-        let mut stream = self.docker.push_image(repository, Some(options), credentials);
-        loop {
-            match stream.try_next().await {
-                Ok(Some(info)) => {
-                    if let Some(message) = info.error_detail.and_then(|d| d.message) {
-                        return Err(EngineError::Api(message));
-                    }
-                    if let Some(status) = info.status {
-                        emit(TransferEvent { layer: None, status });
-                    }
+        let stream = self.docker.push_image(repository, Some(options), credentials);
+        drain(stream, emit, |info| (info.error_detail.and_then(|d| d.message), info.status, None)).await
+    }
+}
+
+/// Follows a pull or push stream to its end: `parts` splits an item into its error,
+/// its status line and the layer it is about. An error in the stream ends it.
+async fn drain<T>(
+    stream: impl futures_util::Stream<Item = Result<T, bollard::errors::Error>>,
+    emit: &mut (dyn FnMut(TransferEvent) + Send),
+    parts: impl Fn(T) -> (Option<String>, Option<String>, Option<String>),
+) -> Result<(), EngineError> {
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        match stream.try_next().await {
+            Ok(Some(item)) => {
+                let (error, status, layer) = parts(item);
+                if let Some(message) = error {
+                    return Err(EngineError::Api(message));
                 }
-                Ok(None) => return Ok(()),
-                Err(err) => return Err(EngineError::Api(describe(&err))),
+                if let Some(status) = status {
+                    emit(TransferEvent { layer, status });
+                }
             }
+            Ok(None) => return Ok(()),
+            Err(err) => return Err(EngineError::Api(describe(&err))),
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod ast;
 mod check;
 pub mod diagnostic;
+pub mod git;
 mod load;
 mod lower;
 mod merge;

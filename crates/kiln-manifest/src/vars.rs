@@ -325,17 +325,8 @@ fn sanitize_branch(branch: &str) -> String {
 }
 
 fn read_git(dir: &Path) -> Option<GitInfo> {
-    let run = |args: &[&str]| -> Option<String> {
-        let output = std::process::Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()?;
-        output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-    };
-    let sha = run(&["rev-parse", "--verify", "HEAD"])?;
-    let branch = run(&["symbolic-ref", "--short", "-q", "HEAD"]).filter(|b| !b.is_empty());
+    let sha = crate::git::git(dir, &["rev-parse", "--verify", "HEAD"])?;
+    let branch = crate::git::git(dir, &["symbolic-ref", "--short", "-q", "HEAD"]);
     Some(GitInfo { sha, branch })
 }
 
