@@ -329,8 +329,9 @@ fn dry_run_prints_the_schedule_and_builds_nothing() {
     insta::assert_snapshot!(output.stdout);
 }
 
-/// Cancelling (SIGINT) mid-build exits 130, leaves no container and moves no tag.
-fn cancellation(builder: &str) {
+/// Cancelling (SIGINT or SIGTERM) mid-build exits 130, leaves no container and moves no
+/// tag.
+fn cancellation(builder: &str, signal: &str) {
     if !engine::available() {
         return;
     }
@@ -360,7 +361,7 @@ fn cancellation(builder: &str) {
         assert!(Instant::now() < deadline, "the build never reached its long step");
     }
     std::thread::sleep(Duration::from_millis(500));
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().expect("kill");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(130), "{rest:#?}");
@@ -390,11 +391,11 @@ fn container_ids() -> Vec<String> {
 }
 
 #[test]
-fn cancelling_a_buildkit_build() {
-    cancellation("buildkit");
+fn cancelling_a_buildkit_build_with_ctrl_c() {
+    cancellation("buildkit", "INT");
 }
 
 #[test]
-fn cancelling_a_classic_build() {
-    cancellation("classic");
+fn terminating_a_classic_build() {
+    cancellation("classic", "TERM");
 }

@@ -87,7 +87,7 @@ impl Graph {
                         }
                         // Only stages that are built make the image wait for another.
                         StageInput::Image(name, span) if needed[s] => {
-                            if let Some(&dep) = index.get(name) {
+                            if let Some(dep) = project.image_index(name) {
                                 graph.add_edge(image_nodes[dep], to, Edge { kind, span });
                             }
                         }
