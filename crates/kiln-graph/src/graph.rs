@@ -59,8 +59,6 @@ impl Graph {
     /// Builds the graph; cycles are reported into `diags`. A graph with cycles still
     /// comes back (with an order that leaves the cycle's members out).
     pub fn build(project: &Project, diags: &mut Diagnostics) -> Self {
-        let index: HashMap<&str, usize> =
-            project.images.iter().enumerate().map(|(i, image)| (image.name.as_str(), i)).collect();
         let mut graph: DiGraph<Node, Edge> = DiGraph::new();
         let image_nodes: Vec<NodeIndex> =
             (0..project.images.len()).map(|i| graph.add_node(Node::Image(i))).collect();
