@@ -137,6 +137,9 @@ impl<'a> Display<'a> {
                         bar.reset_elapsed();
                         bar.enable_steady_tick(Duration::from_millis(120));
                     }
+                    // BuildKit's bookkeeping steps say nothing about the image.
+                    Event::Step { step, .. }
+                        if step.starts_with("[internal]") || step == "copy /context /" => {}
                     Event::Step { step, cached, .. } => {
                         bar.set_message(format!("{step}{}", if *cached { " (cached)" } else { "" }));
                     }
