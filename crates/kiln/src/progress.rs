@@ -69,7 +69,7 @@ impl<'a> Display<'a> {
         let event = &timed.event;
         let image = event.image().to_owned();
         if let Mode::Json = self.mode {
-            println!("{}", serde_json::to_string(timed).expect("events serialize"));
+            json_line(timed);
             return;
         }
         let step_number = if let Event::Step { .. } = event {
@@ -206,8 +206,7 @@ impl<'a> Display<'a> {
     pub(crate) fn finish(&mut self, summary: &Summary) {
         match &self.mode {
             Mode::Json => {
-                let event = TimedEvent::now(crate::commands::summary_event(summary));
-                println!("{}", serde_json::to_string(&event).expect("events serialize"));
+                json_line(&TimedEvent::now(crate::commands::summary_event(summary)));
                 return;
             }
             Mode::Live { total, .. } => total.finish_and_clear(),
@@ -215,6 +214,14 @@ impl<'a> Display<'a> {
         }
         eprint!("{}", summary_table(self.project, summary));
     }
+}
+
+/// One JSON event on stdout. A closed pipe (`| head`) is not an error.
+fn json_line(event: &TimedEvent) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{}", serde_json::to_string(event).expect("events serialize"))
+        .and_then(|()| stdout.flush());
 }
 
 /// The end-of-run table: image, status, duration, size, tags; then the wall time.
