@@ -53,7 +53,7 @@ impl Context {
                 EntryKind::File { size } => {
                     hasher.update(b"f");
                     hasher.update(&size.to_le_bytes());
-                    let mut file = std::fs::File::open(&entry.full_path)?;
+                    let mut file = fs_err::File::open(&entry.full_path)?;
                     hasher.update_reader(&mut file)?;
                 }
             }
@@ -134,7 +134,7 @@ fn write_tar<W: Write>(
                 builder.append_link(&mut header, name(&entry.path), target)?;
             }
             EntryKind::File { .. } => {
-                let file = std::fs::File::open(&entry.full_path)?;
+                let file = fs_err::File::open(&entry.full_path)?;
                 let size = file.metadata()?.len();
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(size);

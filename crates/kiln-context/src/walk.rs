@@ -44,13 +44,13 @@ fn walk_dir(
     out: &mut Vec<Entry>,
 ) -> io::Result<()> {
     let mut children: Vec<(std::ffi::OsString, PathBuf)> =
-        std::fs::read_dir(dir)?.map(|e| e.map(|e| (e.file_name(), e.path()))).collect::<io::Result<_>>()?;
+        fs_err::read_dir(dir)?.map(|e| e.map(|e| (e.file_name(), e.path()))).collect::<io::Result<_>>()?;
     // Go's WalkDir sorts by name, byte-wise.
     children.sort_by(|a, b| a.0.as_encoded_bytes().cmp(b.0.as_encoded_bytes()));
     for (name, full_path) in children {
         let name = name.to_string_lossy();
         let path = if prefix.is_empty() { name.into_owned() } else { format!("{prefix}/{name}") };
-        let metadata = std::fs::symlink_metadata(&full_path)?;
+        let metadata = fs_err::symlink_metadata(&full_path)?;
         let (excluded, state) = matcher.matches_with_parent(&path, parent);
         let file_type = metadata.file_type();
         let mode = metadata.permissions().mode() & 0o7777;
@@ -73,7 +73,7 @@ fn walk_dir(
             continue;
         }
         let kind = if file_type.is_symlink() {
-            EntryKind::Symlink { target: std::fs::read_link(&full_path)? }
+            EntryKind::Symlink { target: fs_err::read_link(&full_path)? }
         } else if file_type.is_file() {
             EntryKind::File { size: metadata.len() }
         } else {
