@@ -399,3 +399,18 @@ fn cancelling_a_buildkit_build_with_ctrl_c() {
 fn terminating_a_classic_build() {
     cancellation("classic", "TERM");
 }
+
+#[test]
+fn the_default_group_is_built_when_nothing_is_named() {
+    let manifest = "image a { from \"alpine:3.20\" }\nimage b { from image=a }\nimage c { from \"alpine:3.20\" }\ngroup default b\n";
+    let output = Test::new()
+        .manifest(manifest)
+        .env("XDG_CACHE_HOME", "/nonexistent")
+        .args(&["build", "--dry-run", "--progress", "json"])
+        .run()
+        .success();
+    let plan: Value = serde_json::from_str(&output.stdout).expect("json");
+    assert_eq!(plan["waves"], serde_json::json!([["a"], ["b"]]), "{plan:#}");
+    let output = Test::new().manifest(manifest).args(&["build", "--dry-run", "nope"]).run();
+    assert_eq!(output.status, 2);
+}
