@@ -110,7 +110,7 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Summary {
     let started = Instant::now();
-    let manifest = project.sources.files().next().map(|(_, f)| f.path.clone()).unwrap_or_default();
+    let manifest = project.manifest_path().to_path_buf();
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let shared = Arc::new(Shared {

@@ -42,12 +42,7 @@ pub struct UnknownName {
 
 impl<'a> Scope<'a> {
     pub fn new(project: &'a Project, graph: &'a Graph, engine: &'a Engine) -> Self {
-        let manifest = project
-            .sources
-            .files()
-            .next()
-            .map(|(_, f)| f.path.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let manifest = project.manifest_path().to_string_lossy().into_owned();
         Self { project, graph, engine, manifest }
     }
 

@@ -1,7 +1,7 @@
 //! The resolved project: templates applied, variables interpolated, names and values
 //! checked. This is what the graph, the emitter and the engine work from.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use schemars::JsonSchema;
@@ -271,6 +271,12 @@ impl Stage {
 }
 
 impl Project {
+    /// The root manifest's absolute path (the first file loaded): builds label their
+    /// images with it, and the image commands find those images by it.
+    pub fn manifest_path(&self) -> &Path {
+        self.sources.files().next().map_or(Path::new(""), |(_, f)| f.path.as_path())
+    }
+
     pub fn image(&self, name: &str) -> Option<&Image> {
         self.image_index(name).map(|i| &self.images[i])
     }

@@ -36,7 +36,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
         Exit::Invalid
     })?;
     let steps = step_counts(&session);
-    let durations_file = history::durations_file(&manifest_path(&session));
+    let durations_file = history::durations_file(session.project.manifest_path());
     let durations = history::load(durations_file.as_deref());
     let schedule = Schedule::new(project, &session.graph, selected, &steps, &durations);
     let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
@@ -167,10 +167,6 @@ fn parse_labels(raw: &[String], term: &Term) -> Result<Vec<(String, String)>, Ex
             })
         })
         .collect()
-}
-
-fn manifest_path(session: &Session) -> std::path::PathBuf {
-    session.project.sources.files().next().map(|(_, f)| f.path.clone()).unwrap_or_default()
 }
 
 /// Each image's number of Dockerfile steps, the cost used before any run is recorded.
