@@ -55,6 +55,24 @@ pub struct UnknownSelection {
     pub suggestion: Option<String>,
 }
 
+impl UnknownSelection {
+    /// `name`, with the closest image or group name as a suggestion.
+    pub fn new(project: &Project, name: &str) -> Self {
+        Self::among(project, name, std::iter::empty())
+    }
+
+    /// `name`, with the closest of the image names, group names and `more` as a suggestion.
+    pub fn among<'a>(project: &'a Project, name: &str, more: impl Iterator<Item = &'a str>) -> Self {
+        let candidates = project
+            .images
+            .iter()
+            .map(|i| i.name.as_str())
+            .chain(project.groups.keys().map(String::as_str))
+            .chain(more);
+        Self { name: name.to_owned(), suggestion: did_you_mean(name, candidates) }
+    }
+}
+
 impl Plan {
     /// The plan for the given image and group names (all images when empty), with
     /// their dependencies, in build order.
@@ -98,12 +116,7 @@ pub fn select(
         } else if let Some(index) = project.image_index(name) {
             stack.push(index);
         } else {
-            let candidates = project
-                .images
-                .iter()
-                .map(|i| i.name.as_str())
-                .chain(project.groups.keys().map(String::as_str));
-            unknown.push(UnknownSelection { name: name.clone(), suggestion: did_you_mean(name, candidates) });
+            unknown.push(UnknownSelection::new(project, name));
         }
     }
     if !unknown.is_empty() {

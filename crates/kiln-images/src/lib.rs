@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use kiln_manifest::{Project, PullPolicy};
 
 pub use history::{Layer, LayerOrigin, history};
-pub use scope::{Build, Scope, Selected, UnknownName};
+pub use scope::{Build, Scope, Selected};
 
 /// The outside images (bases and `copy` sources) the selected images use, each with the
 /// strictest pull policy of the images that use it, in build order.

@@ -2,9 +2,8 @@
 
 use kiln_build::labels;
 use kiln_engine::{Engine, EngineError, ImageInfo};
-use kiln_graph::Graph;
+use kiln_graph::{Graph, UnknownSelection};
 use kiln_manifest::Project;
-use kiln_manifest::suggest::did_you_mean;
 
 /// A project and the engine its images live in.
 pub struct Scope<'a> {
@@ -32,12 +31,6 @@ pub struct Selected {
     pub images: Vec<usize>,
     /// `image:tag` names: one tag of one image.
     pub tags: Vec<(usize, String)>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownName {
-    pub name: String,
-    pub suggestion: Option<String>,
 }
 
 impl<'a> Scope<'a> {
@@ -80,7 +73,11 @@ impl<'a> Scope<'a> {
 
     /// Resolves image names, group names and `image:tag` names. With no name, every
     /// image. `with_dependencies` adds what the selected images depend on.
-    pub fn select(&self, names: &[String], with_dependencies: bool) -> Result<Selected, Vec<UnknownName>> {
+    pub fn select(
+        &self,
+        names: &[String],
+        with_dependencies: bool,
+    ) -> Result<Selected, Vec<UnknownSelection>> {
         let project = self.project;
         let mut plain: Vec<String> = Vec::new();
         let mut tags = Vec::new();
@@ -90,11 +87,11 @@ impl<'a> Scope<'a> {
                 Some((image, tag)) if project.image_index(image).is_some() => {
                     tags.push((project.image_index(image).unwrap_or(0), tag.to_owned()));
                 }
-                Some((image, _)) => unknown.push(self.unknown(image)),
+                Some((image, _)) => unknown.push(UnknownSelection::new(project, image)),
                 None if project.image_index(name).is_some() || project.groups.contains_key(name) => {
                     plain.push(name.clone());
                 }
-                None => unknown.push(self.unknown(name)),
+                None => unknown.push(UnknownSelection::new(project, name)),
             }
         }
         if !unknown.is_empty() {
@@ -103,11 +100,7 @@ impl<'a> Scope<'a> {
         let mut images: Vec<usize> = if names.is_empty() {
             self.graph.order().to_vec()
         } else if with_dependencies {
-            let selected = kiln_graph::select(project, self.graph, &plain).map_err(|u| {
-                u.into_iter()
-                    .map(|u| UnknownName { name: u.name, suggestion: u.suggestion })
-                    .collect::<Vec<_>>()
-            })?;
+            let selected = kiln_graph::select(project, self.graph, &plain)?;
             self.graph.order().iter().copied().filter(|i| selected[*i]).collect()
         } else {
             let mut chosen = Vec::new();
@@ -123,15 +116,5 @@ impl<'a> Scope<'a> {
             images.clear();
         }
         Ok(Selected { images, tags })
-    }
-
-    fn unknown(&self, name: &str) -> UnknownName {
-        let candidates = self
-            .project
-            .images
-            .iter()
-            .map(|i| i.name.as_str())
-            .chain(self.project.groups.keys().map(String::as_str));
-        UnknownName { name: name.to_owned(), suggestion: did_you_mean(name, candidates) }
     }
 }

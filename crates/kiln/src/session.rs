@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kiln_graph::Graph;
+use kiln_graph::{Graph, UnknownSelection};
 use kiln_manifest::{Diagnostic, Level, LoadOptions, MANIFEST_FILE, Project, find_manifest};
 
 use crate::Status;
@@ -99,6 +99,18 @@ pub(crate) fn report(session: &Session, term: &Term) -> Result<(), Status> {
         return Err(Status::Invalid);
     }
     Ok(())
+}
+
+/// Reports names on the command line that are neither an image nor a group: a usage
+/// error.
+pub(crate) fn unknown_names(term: &Term, unknown: Vec<UnknownSelection>) -> Status {
+    for u in unknown {
+        term.error(&format!("no image or group named `{}`", u.name));
+        if let Some(suggestion) = u.suggestion {
+            eprintln!("\nhint: {suggestion}");
+        }
+    }
+    Status::Invalid
 }
 
 pub(crate) fn count(n: usize, word: &str) -> String {

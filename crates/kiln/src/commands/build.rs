@@ -26,15 +26,8 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
     } else {
         args.targets.clone()
     };
-    let selected = kiln_graph::select(project, &session.graph, &targets).map_err(|unknown| {
-        for u in unknown {
-            term.error(&format!("no image or group named `{}`", u.name));
-            if let Some(suggestion) = u.suggestion {
-                eprintln!("\nhint: {suggestion}");
-            }
-        }
-        Exit::Invalid
-    })?;
+    let selected = kiln_graph::select(project, &session.graph, &targets)
+        .map_err(|unknown| session::unknown_names(term, unknown))?;
     let steps = step_counts(&session);
     let durations_file = history::durations_file(session.project.manifest_path());
     let durations = history::load(durations_file.as_deref());

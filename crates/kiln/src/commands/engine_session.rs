@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kiln_engine::Engine;
-use kiln_images::UnknownName;
 
 use crate::Status;
 use crate::cli::GlobalArgs;
@@ -33,16 +32,6 @@ pub(crate) fn connect(global: &GlobalArgs, term: &Term) -> Result<Connected, Sta
         Status::Failure
     })?;
     Ok(Connected { session, runtime, engine })
-}
-
-pub(crate) fn unknown_names(term: &Term, unknown: Vec<UnknownName>) -> Status {
-    for u in unknown {
-        term.error(&format!("no image or group named `{}`", u.name));
-        if let Some(suggestion) = u.suggestion {
-            eprintln!("\nhint: {suggestion}");
-        }
-    }
-    Status::Invalid
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,12 +3,14 @@
 
 use std::fmt::Write as _;
 
+use kiln_graph::UnknownSelection;
 use kiln_images::{LayerOrigin, Scope, history};
 
-use super::engine_session::{self, unknown_names};
+use super::engine_session;
 use crate::Status;
 use crate::cli::{GlobalArgs, HistoryArgs};
 use crate::progress::human_size;
+use crate::session::unknown_names;
 use crate::term::Term;
 
 pub(crate) fn run(global: &GlobalArgs, args: &HistoryArgs, term: &Term) -> Result<Status, Status> {
@@ -57,14 +59,14 @@ pub(crate) fn run(global: &GlobalArgs, args: &HistoryArgs, term: &Term) -> Resul
 }
 
 /// `api` (its first tag) or `api:tag`, as an image index and the reference to read.
-pub(crate) fn resolve(scope: &Scope<'_>, name: &str) -> Result<(usize, String), kiln_images::UnknownName> {
+pub(crate) fn resolve(scope: &Scope<'_>, name: &str) -> Result<(usize, String), UnknownSelection> {
     let selected = scope.select(&[name.to_owned()], false).map_err(|mut unknown| unknown.remove(0))?;
     if let Some((index, tag)) = selected.tags.first() {
         return Ok((*index, format!("{}:{tag}", scope.project.images[*index].repository)));
     }
     match selected.images.as_slice() {
         [index] => Ok((*index, scope.project.images[*index].reference())),
-        _ => Err(kiln_images::UnknownName {
+        _ => Err(UnknownSelection {
             name: name.to_owned(),
             suggestion: Some("name one image (`api`) or one tag (`api:1.0`), not a group".to_owned()),
         }),

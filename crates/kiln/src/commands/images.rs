@@ -5,10 +5,11 @@ use std::fmt::Write as _;
 use kiln_images::{Build, LayerOrigin, Scope, history};
 use serde::Serialize;
 
-use super::engine_session::{self, unknown_names};
+use super::engine_session;
 use crate::Status;
 use crate::cli::{GlobalArgs, ImagesArgs};
 use crate::progress::{human_size, short_id};
+use crate::session::unknown_names;
 use crate::term::Term;
 
 #[derive(Serialize)]

@@ -6,10 +6,11 @@ use kiln_build::labels;
 use kiln_images::Scope;
 use serde::Serialize;
 
-use super::engine_session::{self, unknown_names};
+use super::engine_session;
 use crate::Status;
 use crate::cli::{GlobalArgs, InspectArgs};
 use crate::progress::human_size;
+use crate::session::unknown_names;
 use crate::term::Term;
 
 #[derive(Serialize)]

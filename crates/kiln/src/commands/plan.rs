@@ -12,15 +12,8 @@ use crate::term::Term;
 pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, term: &Term) -> Result<Status, Status> {
     let session = session::load(global, term)?;
     session::report(&session, term)?;
-    let plan = Plan::new(&session.project, &session.graph, &args.targets).map_err(|unknown| {
-        for u in unknown {
-            term.error(&format!("no image or group named `{}`", u.name));
-            if let Some(suggestion) = u.suggestion {
-                eprintln!("\nhint: {suggestion}");
-            }
-        }
-        Status::Invalid
-    })?;
+    let plan = Plan::new(&session.project, &session.graph, &args.targets)
+        .map_err(|unknown| session::unknown_names(term, unknown))?;
     if args.json {
         term.out(&(serde_json::to_string_pretty(&plan).expect("the plan serializes") + "\n"));
     } else {

@@ -5,9 +5,10 @@ use kiln_images::{Scope, pull_targets};
 use kiln_manifest::PullPolicy;
 use serde::Serialize;
 
-use super::engine_session::{self, Direction, transfer_all, unknown_names};
+use super::engine_session::{self, Direction, transfer_all};
 use crate::Status;
 use crate::cli::{GlobalArgs, PolicyChoice, PullArgs};
+use crate::session::unknown_names;
 use crate::term::Term;
 
 #[derive(Serialize)]

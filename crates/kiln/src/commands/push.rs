@@ -5,9 +5,10 @@ use kiln_build::labels;
 use kiln_images::Scope;
 use serde::Serialize;
 
-use super::engine_session::{self, Direction, transfer_all, unknown_names};
+use super::engine_session::{self, Direction, transfer_all};
 use crate::Status;
 use crate::cli::{GlobalArgs, PushArgs};
+use crate::session::unknown_names;
 use crate::term::Term;
 
 #[derive(Serialize)]

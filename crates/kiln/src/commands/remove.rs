@@ -2,14 +2,15 @@
 //! images that carry this manifest's label are ever removed, whatever the arguments.
 
 use kiln_build::labels;
+use kiln_graph::UnknownSelection;
 use kiln_images::{Build, Scope};
-use kiln_manifest::suggest::did_you_mean;
 use serde::Serialize;
 
 use super::engine_session::{self, Connected};
 use crate::Status;
 use crate::cli::{CleanArgs, GlobalArgs, PruneArgs, RmiArgs};
 use crate::progress::short_id;
+use crate::session::unknown_names;
 use crate::term::Term;
 
 #[derive(Debug, Clone, Serialize)]
@@ -122,18 +123,11 @@ fn whole(build: &Build) -> Removal {
     }
 }
 
+/// Reports a name that is no image or group; built images that left the manifest are
+/// suggested too, since `rmi` can still remove them.
 fn unknown(term: &Term, name: &str, project: &kiln_manifest::Project, builds: &[Build]) -> Status {
-    term.error(&format!("no image or group named `{name}`"));
-    let candidates = project
-        .images
-        .iter()
-        .map(|i| i.name.as_str())
-        .chain(project.groups.keys().map(String::as_str))
-        .chain(builds.iter().map(|b| b.image.as_str()));
-    if let Some(suggestion) = did_you_mean(name, candidates) {
-        eprintln!("\nhint: {suggestion}");
-    }
-    Status::Invalid
+    let candidates = builds.iter().map(|b| b.image.as_str());
+    unknown_names(term, vec![UnknownSelection::among(project, name, candidates)])
 }
 
 fn execute(

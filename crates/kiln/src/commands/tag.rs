@@ -5,9 +5,10 @@ use kiln_images::{Scope, retarget};
 use kiln_manifest::reference::{validate_repository, validate_tag};
 use serde::Serialize;
 
-use super::engine_session::{self, unknown_names};
+use super::engine_session;
 use crate::Status;
 use crate::cli::{GlobalArgs, TagArgs};
+use crate::session::unknown_names;
 use crate::term::Term;
 
 #[derive(Serialize)]
