@@ -83,7 +83,7 @@ pub enum Command {
     /// Remove images built from this manifest, by name or by `name:tag`
     Rmi(RmiArgs),
     /// Remove every image built from this manifest
-    Clean(CleanArgs),
+    Clean(RemovalArgs),
     /// Remove untagged and superseded builds of this manifest, keeping the newest
     Prune(PruneArgs),
     /// Show an image's layers, each traced to the manifest line it came from
@@ -276,21 +276,13 @@ pub struct RmiArgs {
     #[arg(value_name = "IMAGE|IMAGE:TAG", required = true)]
     pub names: Vec<String>,
 
-    /// List what would be removed, remove nothing
-    #[arg(long)]
-    pub dry_run: bool,
-
-    /// Also remove images that stopped containers use
-    #[arg(long)]
-    pub force: bool,
-
-    /// Print what was removed as JSON on stdout
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub removal: RemovalArgs,
 }
 
+/// How `rmi` and `clean` remove (`clean` takes nothing else).
 #[derive(Debug, Args)]
-pub struct CleanArgs {
+pub struct RemovalArgs {
     /// List what would be removed, remove nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kiln_engine::Engine;
+use kiln_images::{Build, Scope};
 
 use crate::Status;
 use crate::cli::GlobalArgs;
@@ -32,6 +33,22 @@ pub(crate) fn connect(global: &GlobalArgs, term: &Term) -> Result<Connected, Sta
         Status::Failure
     })?;
     Ok(Connected { session, runtime, engine })
+}
+
+impl Connected {
+    /// The manifest's images in the engine.
+    pub(crate) fn scope(&self) -> Scope<'_> {
+        Scope::new(&self.session.project, &self.session.graph, &self.engine)
+    }
+
+    /// Every build of the manifest's images (see `Scope::builds`); an engine error is
+    /// printed.
+    pub(crate) fn builds(&self, scope: &Scope<'_>, term: &Term) -> Result<Vec<Build>, Status> {
+        self.runtime.block_on(scope.builds()).map_err(|e| {
+            term.error(&e.to_string());
+            Status::Failure
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

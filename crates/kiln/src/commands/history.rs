@@ -15,8 +15,7 @@ use crate::term::Term;
 
 pub(crate) fn run(global: &GlobalArgs, args: &HistoryArgs, term: &Term) -> Result<Status, Status> {
     let connected = engine_session::connect(global, term)?;
-    let (project, graph, engine) = (&connected.session.project, &connected.session.graph, &connected.engine);
-    let scope = Scope::new(project, graph, engine);
+    let scope = connected.scope();
     let (index, reference) = resolve(&scope, &args.image).map_err(|u| unknown_names(term, vec![u]))?;
     let layers = connected.runtime.block_on(history(&scope, index, &reference)).map_err(|err| {
         term.error(&format!("cannot read the history of `{reference}`: {err}"));

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use kiln_images::{Build, LayerOrigin, Scope, history};
+use kiln_images::{Build, LayerOrigin, history};
 use serde::Serialize;
 
 use super::engine_session;
@@ -29,14 +29,11 @@ struct Listed {
 
 pub(crate) fn run(global: &GlobalArgs, args: &ImagesArgs, term: &Term) -> Result<Status, Status> {
     let connected = engine_session::connect(global, term)?;
-    let (project, graph, engine) = (&connected.session.project, &connected.session.graph, &connected.engine);
-    let scope = Scope::new(project, graph, engine);
+    let project = &connected.session.project;
+    let scope = connected.scope();
     let selected = scope.select(&args.targets, false).map_err(|u| unknown_names(term, u))?;
     let names: Vec<&str> = selected.images.iter().map(|&i| project.images[i].name.as_str()).collect();
-    let builds = connected.runtime.block_on(scope.builds()).map_err(|e| {
-        term.error(&e.to_string());
-        Status::Failure
-    })?;
+    let builds = connected.builds(&scope, term)?;
     let builds: Vec<&Build> = builds
         .iter()
         .filter(|b| args.targets.is_empty() || names.contains(&b.image.as_str()))

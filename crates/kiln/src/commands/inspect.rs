@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 
 use kiln_build::labels;
-use kiln_images::Scope;
 use serde::Serialize;
 
 use super::engine_session;
@@ -31,8 +30,8 @@ struct Inspected {
 
 pub(crate) fn run(global: &GlobalArgs, args: &InspectArgs, term: &Term) -> Result<Status, Status> {
     let connected = engine_session::connect(global, term)?;
-    let (project, graph, engine) = (&connected.session.project, &connected.session.graph, &connected.engine);
-    let scope = Scope::new(project, graph, engine);
+    let (project, engine) = (&connected.session.project, &connected.engine);
+    let scope = connected.scope();
     let (index, reference) =
         super::history::resolve(&scope, &args.image).map_err(|u| unknown_names(term, vec![u]))?;
     let info = match connected.runtime.block_on(engine.inspect(&reference)) {

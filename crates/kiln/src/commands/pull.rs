@@ -1,7 +1,7 @@
 //! `kiln pull`: the outside images the selected images build on (or, with `--built`,
 //! the manifest's own images), in parallel, by pull policy.
 
-use kiln_images::{Scope, pull_targets};
+use kiln_images::pull_targets;
 use kiln_manifest::PullPolicy;
 use serde::Serialize;
 
@@ -21,8 +21,8 @@ struct Outcome {
 
 pub(crate) fn run(global: &GlobalArgs, args: &PullArgs, term: &Term) -> Result<Status, Status> {
     let connected = engine_session::connect(global, term)?;
-    let (project, graph, engine) = (&connected.session.project, &connected.session.graph, &connected.engine);
-    let scope = Scope::new(project, graph, engine);
+    let (project, engine) = (&connected.session.project, &connected.engine);
+    let scope = connected.scope();
     let selected = scope.select(&args.targets, !args.built).map_err(|u| unknown_names(term, u))?;
     let policy = args.policy.map(|p| match p {
         PolicyChoice::Always => PullPolicy::Always,

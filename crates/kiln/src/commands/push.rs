@@ -2,7 +2,6 @@
 //! that are built, with all their tags on that same build, are pushed.
 
 use kiln_build::labels;
-use kiln_images::Scope;
 use serde::Serialize;
 
 use super::engine_session::{self, Direction, transfer_all};
@@ -22,8 +21,8 @@ struct Outcome {
 
 pub(crate) fn run(global: &GlobalArgs, args: &PushArgs, term: &Term) -> Result<Status, Status> {
     let connected = engine_session::connect(global, term)?;
-    let (project, graph, engine) = (&connected.session.project, &connected.session.graph, &connected.engine);
-    let scope = Scope::new(project, graph, engine);
+    let (project, engine) = (&connected.session.project, &connected.engine);
+    let scope = connected.scope();
     let selected = scope.select(&args.targets, false).map_err(|u| unknown_names(term, u))?;
 
     // Which images are ready: every tag present, on one build of this manifest.

@@ -3,12 +3,12 @@
 
 use kiln_build::labels;
 use kiln_graph::UnknownSelection;
-use kiln_images::{Build, Scope};
+use kiln_images::Build;
 use serde::Serialize;
 
 use super::engine_session::{self, Connected};
 use crate::Status;
-use crate::cli::{CleanArgs, GlobalArgs, PruneArgs, RmiArgs};
+use crate::cli::{GlobalArgs, PruneArgs, RemovalArgs, RmiArgs};
 use crate::progress::short_id;
 use crate::session::unknown_names;
 use crate::term::Term;
@@ -26,8 +26,8 @@ struct Removal {
 
 pub(crate) fn rmi(global: &GlobalArgs, args: &RmiArgs, term: &Term) -> Result<Status, Status> {
     let connected = engine_session::connect(global, term)?;
-    let builds = builds(&connected, term)?;
-    let scope = Scope::new(&connected.session.project, &connected.session.graph, &connected.engine);
+    let scope = connected.scope();
+    let builds = connected.builds(&scope, term)?;
     let project = &connected.session.project;
     let mut plan: Vec<Removal> = Vec::new();
     let mut refused: Vec<String> = Vec::new();
@@ -76,21 +76,23 @@ pub(crate) fn rmi(global: &GlobalArgs, args: &RmiArgs, term: &Term) -> Result<St
     for reason in &refused {
         term.error(reason);
     }
-    let status = execute(&connected, plan, args.dry_run, args.force, args.json, term);
+    let status = execute(&connected, plan, &args.removal, term);
     Ok(if refused.is_empty() { status } else { Status::Failure })
 }
 
-pub(crate) fn clean(global: &GlobalArgs, args: &CleanArgs, term: &Term) -> Result<Status, Status> {
+pub(crate) fn clean(global: &GlobalArgs, args: &RemovalArgs, term: &Term) -> Result<Status, Status> {
     let connected = engine_session::connect(global, term)?;
-    let plan: Vec<Removal> = builds(&connected, term)?.iter().map(whole).collect();
-    Ok(execute(&connected, plan, args.dry_run, args.force, args.json, term))
+    let scope = connected.scope();
+    let plan: Vec<Removal> = connected.builds(&scope, term)?.iter().map(whole).collect();
+    Ok(execute(&connected, plan, args, term))
 }
 
 /// Per image: keep the newest `keep` builds and every build that still has a tag;
 /// remove the other builds (untagged ones: superseded by later builds, or dangling).
 pub(crate) fn prune(global: &GlobalArgs, args: &PruneArgs, term: &Term) -> Result<Status, Status> {
     let connected = engine_session::connect(global, term)?;
-    let builds = builds(&connected, term)?;
+    let scope = connected.scope();
+    let builds = connected.builds(&scope, term)?;
     let mut plan = Vec::new();
     let mut kept_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     // `builds` lists each image's builds newest first.
@@ -102,15 +104,8 @@ pub(crate) fn prune(global: &GlobalArgs, args: &PruneArgs, term: &Term) -> Resul
         }
         plan.push(whole(build));
     }
-    Ok(execute(&connected, plan, args.dry_run, false, args.json, term))
-}
-
-fn builds(connected: &Connected, term: &Term) -> Result<Vec<Build>, Status> {
-    let scope = Scope::new(&connected.session.project, &connected.session.graph, &connected.engine);
-    connected.runtime.block_on(scope.builds()).map_err(|e| {
-        term.error(&e.to_string());
-        Status::Failure
-    })
+    let removal = RemovalArgs { dry_run: args.dry_run, force: false, json: args.json };
+    Ok(execute(&connected, plan, &removal, term))
 }
 
 fn whole(build: &Build) -> Removal {
@@ -133,9 +128,7 @@ fn unknown(term: &Term, name: &str, project: &kiln_manifest::Project, builds: &[
 fn execute(
     connected: &Connected,
     mut plan: Vec<Removal>,
-    dry_run: bool,
-    force: bool,
-    json: bool,
+    &RemovalArgs { dry_run, force, json }: &RemovalArgs,
     term: &Term,
 ) -> Status {
     // One entry per image ID: the same build may be named twice.

@@ -1,7 +1,7 @@
 //! `kiln tag FROM TO`: adds tag TO wherever tag FROM exists, for the selected images.
 
 use kiln_build::labels;
-use kiln_images::{Scope, retarget};
+use kiln_images::retarget;
 use kiln_manifest::reference::{validate_repository, validate_tag};
 use serde::Serialize;
 
@@ -32,8 +32,8 @@ pub(crate) fn run(global: &GlobalArgs, args: &TagArgs, term: &Term) -> Result<St
         return Err(Status::Invalid);
     }
     let connected = engine_session::connect(global, term)?;
-    let (project, graph, engine) = (&connected.session.project, &connected.session.graph, &connected.engine);
-    let scope = Scope::new(project, graph, engine);
+    let (project, engine) = (&connected.session.project, &connected.engine);
+    let scope = connected.scope();
     let selected = scope.select(&args.targets, false).map_err(|u| unknown_names(term, u))?;
     let mut results = Vec::new();
     for &index in &selected.images {
