@@ -206,13 +206,7 @@ impl Lowerer<'_> {
 
     fn image_body(&mut self, node: &KdlNode, kind: BodyKind) -> ImageBody {
         let mut body = ImageBody::default();
-        let Some(children) = node.children() else {
-            return body;
-        };
-        for child in children.nodes() {
-            if !self.check_annotations(child) {
-                continue;
-            }
+        for child in self.children(node) {
             let name = child.name().value();
             match name {
                 "extends" if kind != BodyKind::Variant => {
@@ -303,13 +297,7 @@ impl Lowerer<'_> {
 
     fn stage_body(&mut self, node: &KdlNode) -> StageBody {
         let mut body = StageBody::default();
-        let Some(children) = node.children() else {
-            return body;
-        };
-        for child in children.nodes() {
-            if !self.check_annotations(child) {
-                continue;
-            }
+        for child in self.children(node) {
             let name = child.name().value();
             if name == "from" {
                 self.from(child, &mut body);
@@ -527,18 +515,13 @@ impl Lowerer<'_> {
             commands.extend(self.split_commands(&arg));
         }
         let mut caches = Vec::new();
-        if let Some(children) = node.children() {
-            for child in children.nodes() {
-                if !self.check_annotations(child) {
-                    continue;
-                }
-                if child.name().value() == "cache" {
-                    let mut c = self.node(child, &[], false);
-                    c.arg_count(1, None);
-                    caches.extend(c.arg_texts(0, "a cache directory"));
-                } else {
-                    self.unknown_node(child, &["cache"], "in `run`");
-                }
+        for child in self.children(node) {
+            if child.name().value() == "cache" {
+                let mut c = self.node(child, &[], false);
+                c.arg_count(1, None);
+                caches.extend(c.arg_texts(0, "a cache directory"));
+            } else {
+                self.unknown_node(child, &["cache"], "in `run`");
             }
         }
         if commands.is_empty() {
@@ -657,26 +640,22 @@ impl Lowerer<'_> {
         self.error(diagnostic);
     }
 
+    /// The nodes of `node`'s `{ ... }` block that `check_annotations` lets through.
+    fn children<'n>(&mut self, node: &'n KdlNode) -> Vec<&'n KdlNode> {
+        let children = node.children().map_or(&[][..], |doc| doc.nodes());
+        children.iter().filter(|child| self.check_annotations(child)).collect()
+    }
+
     /// Rejects KDL type annotations, which kiln gives no meaning to.
     fn check_annotations(&mut self, node: &KdlNode) -> bool {
         let mut ok = true;
-        if let Some(ty) = node.ty() {
+        for ty in node.ty().into_iter().chain(node.entries().iter().filter_map(|entry| entry.ty())) {
             let span = self.span(ty.span());
             self.error(
                 Diagnostic::error(Code::ArgumentType, "type annotations are not used by kiln")
                     .label(span, "remove this annotation"),
             );
             ok = false;
-        }
-        for entry in node.entries() {
-            if let Some(ty) = entry.ty() {
-                let span = self.span(ty.span());
-                self.error(
-                    Diagnostic::error(Code::ArgumentType, "type annotations are not used by kiln")
-                        .label(span, "remove this annotation"),
-                );
-                ok = false;
-            }
         }
         ok
     }
