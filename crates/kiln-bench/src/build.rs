@@ -117,6 +117,25 @@ fn run(command: &mut Command, what: &str) -> Duration {
     start.elapsed()
 }
 
+/// `kiln build` on the benchmark's manifest, with a fresh `--set` so nothing is cached.
+fn kiln_build(kiln: &Path, dir: &Path, builder: &str, jobs: usize, set: &str) -> Duration {
+    run(
+        Command::new(kiln)
+            .args(["build", "--network", "none", "--progress", "plain", "-q", "--builder", builder, "-j"])
+            .arg(jobs.to_string())
+            .args(["--set", set])
+            .current_dir(dir),
+        "kiln build",
+    )
+}
+
+/// One row of the results table: the makespan against its lower bound (seconds).
+fn print_row(run: &str, makespan: Duration, bound: u64) {
+    #[allow(clippy::cast_precision_loss)]
+    let ratio = makespan.as_secs_f64() / bound as f64;
+    println!("{run:<34} {:>9.1}s {bound:>11}s {ratio:>8.2}", makespan.as_secs_f64());
+}
+
 pub(crate) fn main(args: Vec<String>) {
     let mut count = 20;
     let mut peers = true;
@@ -145,36 +164,10 @@ pub(crate) fn main(args: Vec<String>) {
     println!("\n{:<34} {:>10} {:>12} {:>8}", "run", "makespan", "lower bound", "ratio");
     let mut kiln_times = Vec::new();
     for builder in ["buildkit", "classic"] {
-        for jobs in [2u64, 4] {
-            let set = fresh();
-            let time = run(
-                Command::new(&kiln)
-                    .args([
-                        "build",
-                        "--network",
-                        "none",
-                        "--progress",
-                        "plain",
-                        "-q",
-                        "--builder",
-                        builder,
-                        "-j",
-                    ])
-                    .arg(jobs.to_string())
-                    .args(["--set", &set])
-                    .current_dir(dir.path()),
-                "kiln build",
-            );
-            let bound = critical.max(total.div_ceil(jobs));
-            #[allow(clippy::cast_precision_loss)]
-            let ratio = time.as_secs_f64() / bound as f64;
-            println!(
-                "{:<34} {:>9.1}s {:>11}s {:>8.2}",
-                format!("kiln build -j {jobs} ({builder})"),
-                time.as_secs_f64(),
-                bound,
-                ratio
-            );
+        for jobs in [2usize, 4] {
+            let time = kiln_build(&kiln, dir.path(), builder, jobs, &fresh());
+            let bound = critical.max(total.div_ceil(jobs as u64));
+            print_row(&format!("kiln build -j {jobs} ({builder})"), time, bound);
             kiln_times.push((builder, jobs, time));
         }
     }
@@ -202,13 +195,7 @@ pub(crate) fn main(args: Vec<String>) {
         }
         start.elapsed()
     };
-    println!(
-        "{:<34} {:>9.1}s {:>11}s {:>8.2}",
-        "serial docker build loop",
-        serial.as_secs_f64(),
-        total,
-        serial.as_secs_f64() / total as f64
-    );
+    print_row("serial docker build loop", serial, total);
 
     let set = fresh();
     run(Command::new(&kiln).args(["emit", "-q", "--set", &set]).current_dir(dir.path()), "kiln emit");
@@ -218,30 +205,10 @@ pub(crate) fn main(args: Vec<String>) {
         Command::new("docker-compose").args(["build", "--parallel", "-q"]).current_dir(dir.path()),
         "docker-compose build --parallel",
     );
-    println!(
-        "{:<34} {:>9.1}s {:>11}s {:>8.2}",
-        "docker-compose build --parallel",
-        compose.as_secs_f64(),
-        critical,
-        compose.as_secs_f64() / critical as f64
-    );
+    print_row("docker-compose build --parallel", compose, critical);
     // compose has no job limit: compare with kiln given as many jobs as images.
-    let set = fresh();
-    let unlimited = run(
-        Command::new(&kiln)
-            .args(["build", "--network", "none", "--progress", "plain", "-q", "--builder", "classic", "-j"])
-            .arg(count.to_string())
-            .args(["--set", &set])
-            .current_dir(dir.path()),
-        "kiln build",
-    );
-    println!(
-        "{:<34} {:>9.1}s {:>11}s {:>8.2}",
-        format!("kiln build -j {count} (classic)"),
-        unlimited.as_secs_f64(),
-        critical,
-        unlimited.as_secs_f64() / critical as f64
-    );
+    let unlimited = kiln_build(&kiln, dir.path(), "classic", count, &fresh());
+    print_row(&format!("kiln build -j {count} (classic)"), unlimited, critical);
 
     println!("\nkiln (classic builder) against the peers (same builder):");
     for (builder, jobs, time) in &kiln_times {
