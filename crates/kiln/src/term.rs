@@ -29,6 +29,11 @@ impl Term {
         let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
     }
 
+    /// A value as pretty JSON on stdout, for `--json`.
+    pub(crate) fn json(&self, value: &impl serde::Serialize) {
+        self.out(&(serde_json::to_string_pretty(value).expect("kiln's output types serialize") + "\n"));
+    }
+
     /// A message line on stderr.
     pub(crate) fn info(&self, text: &str) {
         if !self.quiet {

@@ -36,11 +36,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
 
     if args.dry_run {
         if args.progress == ProgressMode::Json {
-            term.out(
-                &(serde_json::to_string_pretty(&dry_run_json(&session, &schedule, jobs))
-                    .expect("serializes")
-                    + "\n"),
-            );
+            term.json(&dry_run_json(&session, &schedule, jobs));
         } else {
             term.out(&dry_run_text(&session, &schedule, jobs, &durations));
         }

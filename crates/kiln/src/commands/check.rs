@@ -56,7 +56,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &CheckArgs, term: &Term) -> Result<
                 })
                 .collect(),
         };
-        term.out(&(serde_json::to_string_pretty(&report).expect("report serializes") + "\n"));
+        term.json(&report);
         return Ok(if errors > 0 { Status::Invalid } else { Status::Success });
     }
     session::report(&session, term)?;

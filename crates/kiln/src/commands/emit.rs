@@ -43,7 +43,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &EmitArgs, term: &Term) -> Result<S
     if args.json {
         let list: Vec<JsonChange> =
             changes.iter().map(|c| JsonChange { path: &c.display, change: change_name(&c.change) }).collect();
-        term.out(&(serde_json::to_string_pretty(&list).expect("changes serialize") + "\n"));
+        term.json(&list);
     }
 
     if args.check {

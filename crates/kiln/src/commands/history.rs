@@ -22,7 +22,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &HistoryArgs, term: &Term) -> Resul
         Status::Failure
     })?;
     if args.json {
-        term.out(&(serde_json::to_string_pretty(&layers).expect("serializes") + "\n"));
+        term.json(&layers);
         return Ok(Status::Success);
     }
     let mut out = format!("{reference}: {} layers, newest first\n\n", layers.len());

@@ -72,7 +72,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &ImagesArgs, term: &Term) -> Result
         })
         .collect();
     if args.json {
-        term.out(&(serde_json::to_string_pretty(&listed).expect("serializes") + "\n"));
+        term.json(&listed);
         return Ok(Status::Success);
     }
     term.out(&table(&listed));

@@ -62,7 +62,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &InspectArgs, term: &Term) -> Resul
         labels: info.labels.into_iter().collect(),
     };
     if args.json {
-        term.out(&(serde_json::to_string_pretty(&inspected).expect("serializes") + "\n"));
+        term.json(&inspected);
         return Ok(Status::Success);
     }
     let mut out = String::new();

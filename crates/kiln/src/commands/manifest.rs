@@ -9,7 +9,6 @@ use crate::term::Term;
 pub(crate) fn run(global: &GlobalArgs, term: &Term) -> Result<Status, Status> {
     let session = session::load(global, term)?;
     session::report(&session, term)?;
-    let json = serde_json::to_string_pretty(&session.project).expect("the project serializes");
-    term.out(&(json + "\n"));
+    term.json(&session.project);
     Ok(Status::Success)
 }

@@ -15,7 +15,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, term: &Term) -> Result<S
     let plan = Plan::new(&session.project, &session.graph, &args.targets)
         .map_err(|unknown| session::unknown_names(term, unknown))?;
     if args.json {
-        term.out(&(serde_json::to_string_pretty(&plan).expect("the plan serializes") + "\n"));
+        term.json(&plan);
     } else {
         term.out(&render(&plan));
     }

@@ -83,7 +83,7 @@ fn report(outcomes: &[(String, Result<String, String>)], json: bool, term: &Term
                 error: result.as_ref().err().cloned(),
             })
             .collect();
-        term.out(&(serde_json::to_string_pretty(&list).expect("serializes") + "\n"));
+        term.json(&list);
     } else {
         for (reference, result) in outcomes {
             if let Err(error) = result {

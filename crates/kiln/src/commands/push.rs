@@ -100,7 +100,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &PushArgs, term: &Term) -> Result<S
     }
     let failed = outcomes.iter().filter(|o| o.status != "pushed").count();
     if args.json {
-        term.out(&(serde_json::to_string_pretty(&outcomes).expect("serializes") + "\n"));
+        term.json(&outcomes);
     } else {
         for outcome in &outcomes {
             match (&outcome.error, outcome.status) {

@@ -159,7 +159,7 @@ fn execute(
     }
     let failed = plan.iter().filter(|r| r.error.is_some()).count();
     if json {
-        term.out(&(serde_json::to_string_pretty(&plan).expect("serializes") + "\n"));
+        term.json(&plan);
     } else {
         let verb = if dry_run { "would remove" } else { "removed" };
         for removal in &plan {

@@ -61,7 +61,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &TagArgs, term: &Term) -> Result<St
     }
     let failed = results.iter().filter(|r| r.error.is_some()).count();
     if args.json {
-        term.out(&(serde_json::to_string_pretty(&results).expect("serializes") + "\n"));
+        term.json(&results);
     } else {
         for result in &results {
             match &result.error {
