@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use kiln_build::{CostUnit, Event, Schedule, Status, Summary, TimedEvent, history};
 use kiln_emit::Rendering;
-use kiln_engine::{Builder, Engine};
+use kiln_engine::Builder;
 use tokio_util::sync::CancellationToken;
 
+use super::engine_session;
 use crate::Status as Exit;
 use crate::cli::{BuildArgs, BuilderChoice, GlobalArgs, ProgressMode};
 use crate::progress::{Display, human_duration};
@@ -43,17 +44,11 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
         return Ok(Exit::Success);
     }
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
-        term.error(&format!("cannot start the async runtime: {e}"));
-        Exit::Failure
-    })?;
+    let runtime = engine_session::runtime(term)?;
     let Session { project, graph, .. } = session;
     let (project, graph) = (Arc::new(project), Arc::new(graph));
     runtime.block_on(async move {
-        let engine = Engine::connect(global.host.as_deref()).await.map_err(|err| {
-            term.error(&err.to_string());
-            Exit::Failure
-        })?;
+        let engine = engine_session::engine(global, term).await?;
         // `--pull` refreshes the outside bases first, so that every build uses them.
         if args.pull {
             let targets = kiln_images::pull_targets(

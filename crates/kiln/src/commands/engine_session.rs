@@ -1,5 +1,5 @@
-//! What the image commands share: a loaded project, an async runtime and a connected
-//! engine, and running many pulls or pushes at once.
+//! What the commands that talk to the engine share: a loaded project, an async runtime
+//! and a connected engine, and running many pulls or pushes at once.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,15 +24,24 @@ pub(crate) struct Connected {
 pub(crate) fn connect(global: &GlobalArgs, term: &Term) -> Result<Connected, Status> {
     let session = session::load(global, term)?;
     session::report(&session, term)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
+    let runtime = runtime(term)?;
+    let engine = runtime.block_on(engine(global, term))?;
+    Ok(Connected { session, runtime, engine })
+}
+
+pub(crate) fn runtime(term: &Term) -> Result<tokio::runtime::Runtime, Status> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
         term.error(&format!("cannot start the async runtime: {e}"));
         Status::Failure
-    })?;
-    let engine = runtime.block_on(Engine::connect(global.host.as_deref())).map_err(|err| {
+    })
+}
+
+/// Connects to the engine `--host` names (or the default one); the error is printed.
+pub(crate) async fn engine(global: &GlobalArgs, term: &Term) -> Result<Engine, Status> {
+    Engine::connect(global.host.as_deref()).await.map_err(|err| {
         term.error(&err.to_string());
         Status::Failure
-    })?;
-    Ok(Connected { session, runtime, engine })
+    })
 }
 
 impl Connected {
