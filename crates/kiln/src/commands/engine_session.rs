@@ -1,11 +1,13 @@
 //! What the commands that talk to the engine share: a loaded project, an async runtime
 //! and a connected engine, and running many pulls or pushes at once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use kiln_engine::Engine;
 use kiln_images::{Build, Scope};
+use kiln_manifest::reference::ImageRef;
 
 use crate::Status;
 use crate::cli::GlobalArgs;
@@ -68,6 +70,11 @@ pub(crate) enum Direction {
 
 /// Pulls or pushes the references, `jobs` at a time, with progress. Returns each
 /// reference's outcome in the given order.
+///
+/// The tags of one repository are pushed one after another, as `docker push --all-tags`
+/// does: two pushes of the same layers to one repository at once make the registry
+/// (distribution's filesystem storage) fail one of them now and then, with a 500
+/// "invalid checksum digest format" or a "blob unknown" on the manifest.
 pub(crate) async fn transfer_all(
     engine: &Engine,
     references: Vec<String>,
@@ -78,10 +85,21 @@ pub(crate) async fn transfer_all(
     let verb = if direction == Direction::Pull { "pull" } else { "push" };
     let display = Arc::new(Transfers::new(&references, verb, quiet));
     let limit = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let mut repository_locks: HashMap<String, Arc<tokio::sync::Mutex<()>>> = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
     for (position, reference) in references.iter().cloned().enumerate() {
         let (engine, display, limit) = (engine.clone(), display.clone(), limit.clone());
+        let repository_lock = (direction == Direction::Push).then(|| {
+            let repository =
+                ImageRef::parse(&reference).map_or_else(|_| reference.clone(), |r| r.repository());
+            repository_locks.entry(repository).or_default().clone()
+        });
         tasks.spawn(async move {
+            // The repository first: a push waiting for its turn holds no job slot.
+            let _repository = match &repository_lock {
+                Some(lock) => Some(lock.lock().await),
+                None => None,
+            };
             let _permit = limit.acquire_owned().await;
             display.started(&reference);
             let begin = Instant::now();
