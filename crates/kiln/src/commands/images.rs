@@ -109,3 +109,36 @@ fn table(listed: &[Listed]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Listed, table};
+
+    fn listed(image: &str, tags: &[&str], current: bool, size: u64) -> Listed {
+        Listed {
+            image: image.to_owned(),
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            id: format!("sha256:{size:0<64}"),
+            created: "2026-11-28 20:00:00".to_owned(),
+            size,
+            own_size: size / 4,
+            base_size: size - size / 4,
+            current,
+        }
+    }
+
+    #[test]
+    fn lists_builds_in_aligned_columns() {
+        let rows = [
+            listed("api", &["shop/api:latest", "shop/api:1.0"], true, 12_345_678),
+            listed("api", &[], false, 12_000_000),
+            listed("worker.prod", &["shop/worker:prod"], true, 4_096),
+        ];
+        insta::assert_snapshot!(table(&rows));
+    }
+
+    #[test]
+    fn says_when_there_is_nothing() {
+        insta::assert_snapshot!(table(&[]));
+    }
+}
