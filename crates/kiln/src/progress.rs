@@ -224,6 +224,21 @@ fn json_line(event: &TimedEvent) {
         .and_then(|()| stdout.flush());
 }
 
+/// The rows as left-aligned columns two spaces apart, without trailing blanks.
+pub(crate) fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: [usize; N] =
+        std::array::from_fn(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0));
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (cell, width) in row.iter().zip(widths) {
+            let _ = write!(line, "{cell:<width$}  ");
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    out
+}
+
 /// The end-of-run table: image, status, duration, size, tags; then the wall time.
 pub(crate) fn summary_table(project: &Project, summary: &Summary) -> String {
     let mut rows: Vec<[String; 5]> =
@@ -248,16 +263,8 @@ pub(crate) fn summary_table(project: &Project, summary: &Summary) -> String {
         };
         rows.push([image.name.clone(), status, time, size, tags]);
     }
-    let widths: Vec<usize> =
-        (0..5).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::from("\n");
-    for row in &rows {
-        let mut line = String::new();
-        for (column, cell) in row.iter().enumerate() {
-            let _ = write!(line, "{cell:<width$}  ", width = widths[column]);
-        }
-        let _ = writeln!(out, "{}", line.trim_end());
-    }
+    out.push_str(&columns(&rows));
     let built = summary.outcomes.iter().filter(|o| matches!(o.status, Status::Built { .. })).count();
     let _ = writeln!(
         out,

@@ -1,14 +1,12 @@
 //! `kiln images`: the images built from this manifest, found by label.
 
-use std::fmt::Write as _;
-
 use kiln_images::{Build, LayerOrigin, history};
 use serde::Serialize;
 
 use super::engine_session;
 use crate::Status;
 use crate::cli::{GlobalArgs, ImagesArgs};
-use crate::progress::{human_size, short_id};
+use crate::progress::{columns, human_size, short_id};
 use crate::session::unknown_names;
 use crate::term::Term;
 
@@ -94,16 +92,7 @@ fn table(listed: &[Listed]) -> String {
             human_size(l.base_size),
         ]);
     }
-    let widths: Vec<usize> =
-        (0..7).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-    let mut out = String::new();
-    for row in &rows {
-        let mut line = String::new();
-        for (column, cell) in row.iter().enumerate() {
-            let _ = write!(line, "{cell:<width$}  ", width = widths[column]);
-        }
-        let _ = writeln!(out, "{}", line.trim_end());
-    }
+    let mut out = columns(&rows);
     if listed.is_empty() {
         out.push_str("(no image of this manifest: build some with `kiln build`)\n");
     }
