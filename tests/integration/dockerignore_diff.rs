@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
 use crate::engine::{self, docker, docker_try};
 
@@ -95,12 +94,7 @@ fn is_build_file(path: &str) -> bool {
 }
 
 fn cli_listing(root: &Path, tag: &str) -> BTreeSet<String> {
-    let output = Command::new("docker")
-        .args(["build", "-q", "-t", tag, "."])
-        .env("DOCKER_BUILDKIT", "0")
-        .current_dir(root)
-        .output()
-        .expect("docker build");
+    let output = engine::docker_build_classic(root, &["-q", "-t", tag, "."]);
     assert!(output.status.success(), "docker build failed: {}", String::from_utf8_lossy(&output.stderr));
     let listing =
         docker(&["run", "--rm", "--network", "none", "--pull", "never", "--entrypoint", "find", tag, "/ctx"]);

@@ -60,6 +60,30 @@ pub(crate) fn docker_try(args: &[&str]) -> (bool, String) {
     )
 }
 
+/// `docker build` with the classic builder, in `dir`. Other tests remove images all the
+/// time, and the classic builder fails when one disappears during its cache probe; kiln
+/// builds again in that case (see `kiln_engine::lost_an_image`), and so does this.
+pub(crate) fn docker_build_classic(dir: &Path, args: &[&str]) -> std::process::Output {
+    let build = || {
+        Command::new("docker")
+            .arg("build")
+            .args(args)
+            .env("DOCKER_BUILDKIT", "0")
+            .current_dir(dir)
+            .output()
+            .expect("docker build")
+    };
+    let mut output = build();
+    for _ in 1..3 {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if output.status.success() || !stderr.lines().any(kiln_engine::lost_an_image) {
+            break;
+        }
+        output = build();
+    }
+    output
+}
+
 /// Runs an image's default command (no network, never pulling) and returns its output.
 pub(crate) fn run_image(reference: &str) -> String {
     docker(&["run", "--rm", "--network", "none", "--pull", "never", reference])

@@ -218,7 +218,8 @@ fn prune_keeps_the_newest_and_never_touches_unlabelled_images() {
     // Three builds each of `base` and `app` (a rebuild of `app` rebuilds its dependency).
     assert_eq!(all(&mut test), 6);
     let dry = json(&mut test, &["prune", "--keep", "2", "--dry-run", "--json"]);
-    assert_eq!(dry.as_array().map(Vec::len), Some(2), "the oldest build of each: {dry:#}");
+    let builds = dry.as_array().expect("a list").iter().filter(|r| r["whole"] == true).count();
+    assert_eq!(builds, 2, "the oldest build of each: {dry:#}");
     assert_eq!(all(&mut test), 6, "--dry-run removed something");
     json(&mut test, &["prune", "--keep", "2", "--json"]);
     assert_eq!(all(&mut test), 4);
@@ -238,12 +239,7 @@ fn decoy_dangling_image() -> String {
         format!("FROM {BUSYBOX}\nRUN echo decoy-{} > /d\n", std::process::id()),
     )
     .expect("Dockerfile");
-    let output = std::process::Command::new("docker")
-        .args(["build", "-q", "--network", "none", "."])
-        .env("DOCKER_BUILDKIT", "0")
-        .current_dir(dir.path())
-        .output()
-        .expect("docker build");
+    let output = engine::docker_build_classic(dir.path(), &["-q", "--network", "none", "."]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }

@@ -11,5 +11,6 @@ mod dockerignore_diff;
 mod emit;
 mod engine;
 mod examples;
+mod pins;
 mod robustness;
 mod schema;

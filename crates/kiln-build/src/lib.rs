@@ -1,10 +1,12 @@
 //! kiln's builds: which images to build and in which order ([`schedule`]), what each
 //! build needs ([`prepare`]), the labels it carries ([`labels`]), and the scheduler that
-//! runs them against the engine ([`run`]), reporting [`event`]s as it goes.
+//! runs them against the engine ([`run`]), reporting [`event`]s as it goes, and the pins
+//! that lease the images a run uses ([`pin`]).
 
 pub mod event;
 pub mod history;
 pub mod labels;
+pub mod pin;
 pub mod prepare;
 pub mod run;
 pub mod schedule;

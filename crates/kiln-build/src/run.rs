@@ -1,10 +1,14 @@
 //! The scheduler: builds the selected images against the engine, each as soon as the
 //! images it depends on are built, at most `jobs` at a time, the most critical first.
 //!
-//! - A dependent builds against the exact image its dependency just produced: kiln tags
-//!   that image ID with a pin (`kiln.local/<run>/<name>:<digest>`, unique to the run) and
-//!   writes the pin into the dependent's Dockerfile, so no tag moved by someone else can
-//!   slip in. Pins are removed at the end of the run.
+//! - Every image the run builds or reuses carries the run's pin (see [`crate::pin`]) from
+//!   the moment it exists: a dependent's Dockerfile names its dependency by pin, so no
+//!   tag moved by someone else can slip in, and no `clean` or `prune` removes it while
+//!   the run needs it. The run removes its pins at the end, and those that earlier runs
+//!   left behind at the start.
+//! - A build that fails because the engine lost an image to someone else's removal (a
+//!   race inside Engine 20.10's classic builder) runs again, up to [`BUILD_ATTEMPTS`]
+//!   times.
 //! - An image's own tags move only after its build succeeded, and are never left half
 //!   applied: tagging is not interrupted.
 //! - A failure skips the failed image's dependents; other images go on, unless
@@ -26,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::event::{Event, TimedEvent};
 use crate::labels::{self, GitInfo};
+use crate::pin::{self, Liveness};
 use crate::prepare::{self, DOCKERFILE};
 use crate::schedule::Schedule;
 
@@ -73,6 +78,9 @@ impl Summary {
     }
 }
 
+/// How many times a build runs when the engine keeps losing an image under it.
+pub const BUILD_ATTEMPTS: u32 = 3;
+
 /// What a build task reports back.
 enum TaskResult {
     Built { id: String, size: u64, up_to_date: bool, digest: String, pin: String },
@@ -82,8 +90,8 @@ enum TaskResult {
 
 /// Everything a task needs, shared.
 struct Shared {
-    /// Unique to this run, so that pins of concurrent runs never collide.
-    run_id: String,
+    /// This run: the owner of its pins.
+    run: pin::Run,
     project: Arc<Project>,
     graph: Arc<Graph>,
     engine: Engine,
@@ -111,10 +119,8 @@ pub async fn run(
 ) -> Summary {
     let started = Instant::now();
     let manifest = project.manifest_path().to_path_buf();
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let shared = Arc::new(Shared {
-        run_id: format!("run-{}-{}", std::process::id(), nanos % 1_000_000_000_000),
+        run: pin::Run::current(),
         git: GitInfo::read(&project.root_dir),
         project: project.clone(),
         graph: graph.clone(),
@@ -123,6 +129,7 @@ pub async fn run(
         events,
         manifest,
     });
+    remove_pins(&shared.engine, |run| run.liveness() == Liveness::Gone).await;
     let selected = &schedule.selected;
     let position: HashMap<usize, usize> = schedule.images.iter().enumerate().map(|(p, &i)| (i, p)).collect();
     let mut waiting: HashMap<usize, usize> = schedule
@@ -214,12 +221,23 @@ pub async fn run(
             Outcome { image: i, status: Status::Skipped(reason), duration: Duration::ZERO }
         });
     }
-    // The pins were only for this run's dependents.
-    for pin in pins.values() {
-        let _ = shared.engine.remove(pin, false, false).await;
-    }
+    // The pins were only for this run. Looked up rather than remembered: a build the
+    // run stopped waiting for may still have finished, pinned.
+    remove_pins(&shared.engine, |run| *run == shared.run).await;
     let ordered = schedule.images.iter().filter_map(|i| outcomes.remove(i)).collect();
     Summary { outcomes: ordered, wall: started.elapsed(), interrupted }
+}
+
+/// Removes the pins whose run `matches`. Only the tag goes, unless it is an image's last
+/// one (a build whose run died before tagging it): then that image goes too, but never
+/// its parents, which other builds may be using as cache.
+async fn remove_pins(engine: &Engine, matches: impl Fn(&pin::Run) -> bool) {
+    let Ok(tags) = engine.tags_starting_with(pin::PREFIX).await else { return };
+    for (_, tag) in tags {
+        if pin::Run::of_pin(&tag).is_some_and(|run| matches(&run)) {
+            let _ = engine.remove(&tag, false, false).await;
+        }
+    }
 }
 
 /// Marks every image that depends on `failed`, directly or not, as skipped.
@@ -295,12 +313,7 @@ async fn build_one(
         Err(err) => return fail(format!("internal error: {err}"), None, None, String::new()),
     };
     let digest = prepared.digest.clone();
-    let pin = format!(
-        "kiln.local/{}/{}:{}",
-        shared.run_id,
-        image.name,
-        &digest.trim_start_matches("blake3:")[..16]
-    );
+    let pin = shared.run.pin(&image.name, &digest);
     let manifest = shared.manifest.to_string_lossy().into_owned();
 
     // An image built from the same inputs is reused.
@@ -315,7 +328,11 @@ async fn build_one(
             .await;
         if let Ok(mut found) = found {
             found.sort_by(|a, b| b.created.cmp(&a.created));
-            if let Some(existing) = found.into_iter().next() {
+            // Pinned first, so that no `clean` or `prune` removes it from now on; if one
+            // removed it since the lookup, it is built instead.
+            if let Some(existing) = found.into_iter().next()
+                && shared.engine.tag(&existing.id, &pin).await.is_ok()
+            {
                 shared.send(Event::Started { image: name.clone() });
                 return finish(shared, index, existing.id, true, digest, pin, begin).await;
             }
@@ -340,11 +357,8 @@ async fn build_one(
         target: None,
         pull: shared.options.pull,
         session: format!("kiln-{}-{}-{}", std::process::id(), index, millis(begin.elapsed())),
+        tag: Some(pin.clone()),
     };
-    let tar = prepared.context.tar_stream(
-        prepare::CONTEXT_FOLDER,
-        vec![(DOCKERFILE.to_owned(), prepared.dockerfile.text.clone().into_bytes())],
-    );
     let events = shared.clone();
     let step_image = name.clone();
     // A step is reported once, when first seen (BuildKit may report a quick step only
@@ -366,9 +380,30 @@ async fn build_one(
             }
         }
     };
-    let result = tokio::select! {
-        result = shared.engine.build(&spec, tar, &mut emit) => result,
-        () = cancel.cancelled() => return TaskResult::Cancelled,
+    let mut attempt = 1;
+    let result = loop {
+        let tar = prepared.context.tar_stream(
+            prepare::CONTEXT_FOLDER,
+            vec![(DOCKERFILE.to_owned(), prepared.dockerfile.text.clone().into_bytes())],
+        );
+        let result = tokio::select! {
+            result = shared.engine.build(&spec, tar, &mut emit) => result,
+            () = cancel.cancelled() => return TaskResult::Cancelled,
+        };
+        match result {
+            Err(err) if err.lost_image && attempt < BUILD_ATTEMPTS => {
+                attempt += 1;
+                shared.send(Event::Log {
+                    image: name.clone(),
+                    step: None,
+                    text: format!(
+                        "kiln: the engine lost an image during the build ({}), most likely removed by another client meanwhile; building again (attempt {attempt} of {BUILD_ATTEMPTS})\n",
+                        err.message
+                    ),
+                });
+            }
+            result => break result,
+        }
     };
     match result {
         Ok(id) => finish(shared, index, id, false, digest, pin, begin).await,

@@ -33,6 +33,9 @@ pub struct BuildSpec {
     pub pull: bool,
     /// BuildKit session id (unique per build).
     pub session: String,
+    /// The reference the image gets as it is created (the build's `t`), so that it is
+    /// never untagged, and so never pruned, before kiln applies its other tags.
+    pub tag: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +64,22 @@ pub struct BuildError {
     pub step: Option<String>,
     /// That step's whole output.
     pub log: String,
+    /// The engine lost an image it was using because something removed it meanwhile
+    /// (see [`lost_an_image`]): nothing in the build is wrong, and running it again works.
+    pub lost_image: bool,
+}
+
+/// Whether a build failed because an image disappeared under it. Engine 20.10's classic
+/// builder probes its layer cache by listing candidate images and then reading each
+/// one: an image removed in between fails the probe with `unable to find image
+/// "sha256:…"`. (After `FROM scratch` the candidates are every image without a parent,
+/// so any removal on the engine can hit it.) An image removed while a step runs on it
+/// fails with `failed to get digest sha256:…` or `No such image: sha256:…`.
+pub fn lost_an_image(message: &str) -> bool {
+    message.starts_with("unable to find image \"sha256:")
+        || message.starts_with("No such image: sha256:")
+        || (message.starts_with("failed to get digest sha256:")
+            && message.ends_with("no such file or directory"))
 }
 
 /// Tracks the steps of one build, to turn repeated status updates into events and to
@@ -102,6 +121,7 @@ impl Steps {
         // Without an explicit failed step, the classic builder's current step failed.
         let step = self.failed.clone().or_else(|| self.current_classic.clone());
         BuildError {
+            lost_image: lost_an_image(&message),
             message,
             log: step.as_ref().and_then(|s| self.logs.get(s)).cloned().unwrap_or_default(),
             step: step.and_then(|s| self.names.get(&s).cloned()),
@@ -139,6 +159,9 @@ impl Engine {
         }
         if let Some(target) = &spec.target {
             options = options.target(target);
+        }
+        if let Some(tag) = &spec.tag {
+            options = options.t(tag);
         }
         if spec.pull {
             options = options.pull("1");
@@ -214,5 +237,23 @@ fn classic_text(steps: &mut Steps, text: &str, emit: &mut dyn FnMut(BuildEvent))
         }
         let step = steps.current_classic.clone();
         steps.log(step.as_deref(), line, emit);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lost_an_image;
+
+    #[test]
+    fn recognises_images_lost_to_a_concurrent_removal() {
+        // Messages seen from Engine 20.10 while another client removed images.
+        assert!(lost_an_image(
+            "unable to find image \"sha256:70d7b229698201a7d06541032820862cbed049e7bdc4484da71c511daf159d9e\""
+        ));
+        assert!(lost_an_image(
+            "failed to get digest sha256:be10986a81f2482988020402027522b442c65ce514bb696e255bcab8227ad5b1: open /var/lib/docker/image/overlay2/imagedb/content/sha256/be10986a81f2482988020402027522b442c65ce514bb696e255bcab8227ad5b1: no such file or directory"
+        ));
+        assert!(!lost_an_image("The command '/bin/sh -c false' returned a non-zero code: 1"));
+        assert!(!lost_an_image("pull access denied for nothing, repository does not exist"));
     }
 }

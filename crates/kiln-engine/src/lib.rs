@@ -15,7 +15,7 @@ use bollard::query_parameters::{
     ListContainersOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
 
-pub use build::{BuildError, BuildEvent, BuildSpec, Builder, StepState};
+pub use build::{BuildError, BuildEvent, BuildSpec, Builder, StepState, lost_an_image};
 pub use endpoint::{Endpoint, Source};
 pub use registry::{TransferEvent, credentials_for, registry_of};
 
@@ -200,6 +200,19 @@ impl Engine {
                 labels: image.labels,
                 platform: None,
                 layers: Vec::new(),
+            })
+            .collect())
+    }
+
+    /// Every tag that starts with `prefix`, with the ID of the image it points at.
+    pub async fn tags_starting_with(&self, prefix: &str) -> Result<Vec<(String, String)>, EngineError> {
+        let options = ListImagesOptionsBuilder::default().all(false).build();
+        let images = self.docker.list_images(Some(options)).await.map_err(|e| EngineError::api(&e))?;
+        Ok(images
+            .into_iter()
+            .flat_map(|image| {
+                let id = image.id;
+                image.repo_tags.into_iter().filter(|t| t.starts_with(prefix)).map(move |t| (id.clone(), t))
             })
             .collect())
     }

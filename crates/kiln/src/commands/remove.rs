@@ -1,7 +1,9 @@
 //! `kiln rmi`, `kiln clean` and `kiln prune`: removing the manifest's images. Only
-//! images that carry this manifest's label are ever removed, whatever the arguments.
+//! images that carry this manifest's label are ever removed, whatever the arguments, and
+//! never one that a running build has pinned (see `kiln_build::pin`).
 
 use kiln_build::labels;
+use kiln_build::pin::{self, Liveness};
 use kiln_graph::UnknownSelection;
 use kiln_images::Build;
 use serde::Serialize;
@@ -21,6 +23,9 @@ struct Removal {
     tags: Vec<String>,
     /// Whether the image itself goes (not only some tags).
     whole: bool,
+    /// The running build that pinned the image, which is therefore kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    in_use_by: Option<String>,
     error: Option<String>,
 }
 
@@ -45,6 +50,7 @@ pub(crate) fn rmi(global: &GlobalArgs, args: &RmiArgs, term: &Term) -> Result<St
                         id: info.id,
                         tags: vec![reference],
                         whole,
+                        in_use_by: None,
                         error: None,
                     });
                 }
@@ -76,7 +82,7 @@ pub(crate) fn rmi(global: &GlobalArgs, args: &RmiArgs, term: &Term) -> Result<St
     for reason in &refused {
         term.error(reason);
     }
-    let status = execute(&connected, plan, &args.removal, term);
+    let status = execute(&connected, plan, &args.removal, InUse::Fails, term);
     Ok(if refused.is_empty() { status } else { Status::Failure })
 }
 
@@ -84,11 +90,12 @@ pub(crate) fn clean(global: &GlobalArgs, args: &RemovalArgs, term: &Term) -> Res
     let connected = engine_session::connect(global, term)?;
     let scope = connected.scope();
     let plan: Vec<Removal> = connected.builds(&scope, term)?.iter().map(whole).collect();
-    Ok(execute(&connected, plan, args, term))
+    Ok(execute(&connected, plan, args, InUse::Fails, term))
 }
 
-/// Per image: keep the newest `keep` builds and every build that still has a tag;
-/// remove the other builds (untagged ones: superseded by later builds, or dangling).
+/// Per image: keep the newest `keep` builds and every build that still has a tag (a pin
+/// is not one); remove the other builds (untagged ones: superseded by later builds, or
+/// dangling). Then the pins that runs which are gone left behind, on any image.
 pub(crate) fn prune(global: &GlobalArgs, args: &PruneArgs, term: &Term) -> Result<Status, Status> {
     let connected = engine_session::connect(global, term)?;
     let scope = connected.scope();
@@ -98,14 +105,51 @@ pub(crate) fn prune(global: &GlobalArgs, args: &PruneArgs, term: &Term) -> Resul
     // `builds` lists each image's builds newest first.
     for build in &builds {
         let kept = kept_of.entry(build.image.as_str()).or_default();
-        if *kept < args.keep || !build.info.tags.is_empty() || build.current {
+        let tagged = build.info.tags.iter().any(|t| !t.starts_with(pin::PREFIX));
+        if *kept < args.keep || tagged || build.current {
             *kept += 1;
             continue;
         }
         plan.push(whole(build));
     }
+    let pins = connected.runtime.block_on(connected.engine.tags_starting_with(pin::PREFIX)).map_err(|e| {
+        term.error(&e.to_string());
+        Status::Failure
+    })?;
+    for (id, tag) in pins {
+        let gone = pin::Run::of_pin(&tag).is_some_and(|run| run.liveness() == Liveness::Gone);
+        // A pin on an image removed above goes with it.
+        if gone && !plan.iter().any(|r| r.whole && r.id == id) {
+            let image =
+                tag.rsplit_once(':').and_then(|(repo, _)| repo.rsplit_once('/')).map_or("", |(_, n)| n);
+            plan.push(Removal {
+                image: image.to_owned(),
+                id,
+                tags: vec![tag],
+                whole: false,
+                in_use_by: None,
+                error: None,
+            });
+        }
+    }
     let removal = RemovalArgs { dry_run: args.dry_run, force: false, json: args.json };
-    Ok(execute(&connected, plan, &removal, term))
+    Ok(execute(&connected, plan, &removal, InUse::Kept, term))
+}
+
+/// Whether an image kept because a running build uses it makes the command fail: it
+/// does for `rmi` and `clean`, which were asked to remove it; not for `prune`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InUse {
+    Fails,
+    Kept,
+}
+
+/// The running build whose pin an image carries, if any.
+fn in_use_by(tags: &[String]) -> Option<String> {
+    tags.iter()
+        .filter_map(|tag| pin::Run::of_pin(tag))
+        .find(|run| run.liveness() == Liveness::Alive)
+        .map(|run| run.describe())
 }
 
 fn whole(build: &Build) -> Removal {
@@ -114,6 +158,7 @@ fn whole(build: &Build) -> Removal {
         id: build.info.id.clone(),
         tags: build.info.tags.clone(),
         whole: true,
+        in_use_by: None,
         error: None,
     }
 }
@@ -129,12 +174,16 @@ fn execute(
     connected: &Connected,
     mut plan: Vec<Removal>,
     &RemovalArgs { dry_run, force, json }: &RemovalArgs,
+    in_use: InUse,
     term: &Term,
 ) -> Status {
     // One entry per image ID: the same build may be named twice.
     plan.dedup_by(|a, b| a.id == b.id && a.whole && b.whole);
+    for removal in plan.iter_mut().filter(|r| r.whole) {
+        removal.in_use_by = in_use_by(&removal.tags);
+    }
     if !dry_run {
-        for removal in &mut plan {
+        for removal in plan.iter_mut().filter(|r| r.in_use_by.is_none()) {
             removal.error = connected.runtime.block_on(async {
                 for tag in &removal.tags {
                     if let Err(err) = connected.engine.remove(tag, false, false).await {
@@ -157,7 +206,10 @@ fn execute(
             });
         }
     }
-    let failed = plan.iter().filter(|r| r.error.is_some()).count();
+    let failed = plan
+        .iter()
+        .filter(|r| r.error.is_some() || (in_use == InUse::Fails && r.in_use_by.is_some()))
+        .count();
     if json {
         term.json(&plan);
     } else {
@@ -170,9 +222,13 @@ fn execute(
             } else {
                 format!("tag {}", removal.tags.join(", "))
             };
-            match &removal.error {
-                None => term.out(&format!("{verb} {what}\n")),
-                Some(error) => term.error(&format!("cannot remove {what}: {error}")),
+            match (&removal.in_use_by, &removal.error) {
+                (Some(user), _) if in_use == InUse::Fails => {
+                    term.error(&format!("cannot remove {what}: {user} uses it"));
+                }
+                (Some(user), _) => term.info(&format!("kept {what}: {user} uses it")),
+                (None, None) => term.out(&format!("{verb} {what}\n")),
+                (None, Some(error)) => term.error(&format!("cannot remove {what}: {error}")),
             }
         }
         if plan.is_empty() {
