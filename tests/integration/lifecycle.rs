@@ -75,6 +75,38 @@ fn pull_fetches_bases_from_a_registry_by_policy() {
 }
 
 #[test]
+fn digest_pinned_bases_pull_and_build() {
+    let Some(_engine) = engine_test() else { return };
+    let registry = Registry::start();
+    let base = format!("{}/bases/busybox:1", registry.address);
+    docker(&["tag", BUSYBOX, &base]);
+    docker(&["push", &base]);
+    let pinned = docker(&["image", "inspect", "--format", "{{index .RepoDigests 0}}", &base]).trim().to_owned();
+    assert!(pinned.contains("@sha256:"), "{pinned}");
+    docker(&["rmi", &base]);
+    let manifest = format!(
+        "registry \"{}/digests\"\nimage app {{\n    from \"{pinned}\"\n    cmd \"echo\" \"on a pinned base\"\n}}\n",
+        registry.address
+    );
+    let mut test = Test::new().manifest(&manifest);
+    let mut cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
+    cleanup.also(&pinned);
+    let pulled = json(&mut test, &["pull", "--json"]);
+    assert_eq!(pulled[0]["reference"], pinned.as_str(), "{pulled:#}");
+    assert_eq!(pulled[0]["status"], "pulled", "{pulled:#}");
+    assert!(image_id(&pinned).is_some());
+    build(&mut test, &[]);
+    let app = format!("{}/digests/app:latest", registry.address);
+    assert_eq!(engine::run_image(&app), "on a pinned base\n");
+    // The image built on it goes to the same registry, and comes back.
+    test.args(&["push"]).run().success();
+    let pushed = docker(&["image", "inspect", "--format", "{{index .RepoDigests 0}}", &app]).trim().to_owned();
+    docker(&["rmi", &app]);
+    docker(&["pull", &pushed]);
+    cleanup.also(&pushed);
+}
+
+#[test]
 fn push_round_trip_keeps_the_image_id() {
     let Some(_engine) = engine_test() else { return };
     let registry = Registry::start();

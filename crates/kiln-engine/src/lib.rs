@@ -14,10 +14,11 @@ use bollard::Docker;
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
+use kiln_reference::ImageRef;
 
 pub use build::{BuildError, BuildEvent, BuildSpec, Builder, StepState, lost_an_image};
 pub use endpoint::{Endpoint, Source};
-pub use registry::{TransferEvent, credentials_for, registry_of};
+pub use registry::{TransferEvent, credentials_for};
 
 /// How long a single request may wait for the engine to start answering. Builds stream
 /// for as long as they run; this only bounds the wait for the response to begin.
@@ -138,8 +139,11 @@ impl Engine {
 
     /// Points `repository:tag` at an image.
     pub async fn tag(&self, image: &str, reference: &str) -> Result<(), EngineError> {
-        let (repository, tag) = split_reference(reference);
-        let options = TagImageOptionsBuilder::default().repo(repository).tag(tag).build();
+        let reference = parse_tagged(reference)?;
+        let options = TagImageOptionsBuilder::default()
+            .repo(&reference.repository())
+            .tag(reference.tag_or_latest())
+            .build();
         self.docker.tag_image(image, Some(options)).await.map_err(|e| EngineError::api(&e))
     }
 
@@ -241,22 +245,17 @@ impl Engine {
     }
 }
 
-/// `registry:5000/a/b:tag` → (`registry:5000/a/b`, `tag`); no tag means `latest`.
-pub fn split_reference(reference: &str) -> (&str, &str) {
-    match reference.rsplit_once(':') {
-        Some((repository, tag)) if !tag.contains('/') => (repository, tag),
-        _ => (reference, "latest"),
-    }
+/// Parses a reference kiln is about to send to the engine.
+pub(crate) fn parse(reference: &str) -> Result<ImageRef, EngineError> {
+    ImageRef::parse(reference)
+        .map_err(|e| EngineError::Config(format!("invalid reference `{reference}`: {e}")))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::split_reference;
-
-    #[test]
-    fn splits_references() {
-        assert_eq!(split_reference("app:1.0"), ("app", "1.0"));
-        assert_eq!(split_reference("127.0.0.1:5000/a/app:v2"), ("127.0.0.1:5000/a/app", "v2"));
-        assert_eq!(split_reference("127.0.0.1:5000/a/app"), ("127.0.0.1:5000/a/app", "latest"));
+/// A reference that names a tag (not a digest): what `tag` and `push` take.
+pub(crate) fn parse_tagged(reference: &str) -> Result<ImageRef, EngineError> {
+    let parsed = parse(reference)?;
+    if parsed.digest.is_some() {
+        return Err(EngineError::Config(format!("`{reference}` names a digest; a tag is needed here")));
     }
+    Ok(parsed)
 }

@@ -10,7 +10,7 @@ use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{CreateImageOptionsBuilder, PushImageOptionsBuilder};
 use futures_util::TryStreamExt;
 
-use crate::{Engine, EngineError, describe, split_reference};
+use crate::{Engine, EngineError, describe, parse, parse_tagged};
 
 /// Progress of a pull or push: the engine's status lines, per layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,9 +26,12 @@ impl Engine {
         reference: &str,
         emit: &mut (dyn FnMut(TransferEvent) + Send),
     ) -> Result<(), EngineError> {
-        let (repository, tag) = split_reference(reference);
-        let options = CreateImageOptionsBuilder::default().from_image(repository).tag(tag).build();
-        let credentials = credentials_for(registry_of(repository));
+        let reference = parse(reference)?;
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(&reference.repository())
+            .tag(reference.tag_or_digest())
+            .build();
+        let credentials = credentials_for(reference.registry());
         let stream = self.docker.create_image(Some(options), None, credentials);
         drain(stream, emit, |info| (info.error_detail.and_then(|d| d.message), info.status, info.id)).await
     }
@@ -39,10 +42,10 @@ impl Engine {
         reference: &str,
         emit: &mut (dyn FnMut(TransferEvent) + Send),
     ) -> Result<(), EngineError> {
-        let (repository, tag) = split_reference(reference);
-        let options = PushImageOptionsBuilder::default().tag(tag).build();
-        let credentials = credentials_for(registry_of(repository));
-        let stream = self.docker.push_image(repository, Some(options), credentials);
+        let reference = parse_tagged(reference)?;
+        let options = PushImageOptionsBuilder::default().tag(reference.tag_or_latest()).build();
+        let credentials = credentials_for(reference.registry());
+        let stream = self.docker.push_image(&reference.repository(), Some(options), credentials);
         drain(stream, emit, |info| (info.error_detail.and_then(|d| d.message), info.status, None)).await
     }
 }
@@ -69,14 +72,6 @@ async fn drain<T>(
             Ok(None) => return Ok(()),
             Err(err) => return Err(EngineError::Api(describe(&err))),
         }
-    }
-}
-
-/// The registry host of a repository (`docker.io` when it names none).
-pub fn registry_of(repository: &str) -> &str {
-    match repository.split_once('/') {
-        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
-        _ => "docker.io",
     }
 }
 
@@ -150,18 +145,4 @@ fn from_helper(helper: &str, server: &str) -> Option<DockerCredentials> {
             ..Default::default()
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_registry_host() {
-        assert_eq!(registry_of("127.0.0.1:5000/shop/api"), "127.0.0.1:5000");
-        assert_eq!(registry_of("registry.example.com/api"), "registry.example.com");
-        assert_eq!(registry_of("localhost/api"), "localhost");
-        assert_eq!(registry_of("library/python"), "docker.io");
-        assert_eq!(registry_of("python"), "docker.io");
-    }
 }

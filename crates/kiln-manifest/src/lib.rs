@@ -13,7 +13,6 @@ mod load;
 mod lower;
 mod merge;
 pub mod model;
-pub mod reference;
 mod resolve;
 pub mod source;
 pub mod suggest;

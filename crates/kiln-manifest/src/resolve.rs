@@ -19,10 +19,10 @@ use crate::diagnostic::{Code, Diagnostic, Diagnostics};
 use crate::load::{display_name, normalize};
 use crate::merge::merge_bodies;
 use crate::model::{Group, Image, Level, Stage, VariantOf};
-use crate::reference::{ImageRef, validate_repository, validate_tag};
 use crate::source::{SourceMap, Span, Spanned};
 use crate::suggest::did_you_mean;
 use crate::vars::Variables;
+use kiln_reference::{ImageRef, validate_repository, validate_tag};
 
 /// The default folder for generated files, relative to the root manifest.
 pub const DEFAULT_OUTPUT: &str = "dockerfiles";

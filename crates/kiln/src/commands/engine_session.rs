@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use kiln_engine::Engine;
 use kiln_images::{Build, Scope};
-use kiln_manifest::reference::ImageRef;
+use kiln_reference::ImageRef;
 
 use crate::Status;
 use crate::cli::GlobalArgs;

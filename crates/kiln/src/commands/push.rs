@@ -31,7 +31,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &PushArgs, term: &Term) -> Result<S
     for &index in &selected.images {
         let image = &project.images[index];
         let references = image.references();
-        if kiln_engine::registry_of(&image.repository) == "docker.io" {
+        if kiln_reference::ImageRef::parse(&image.repository).is_ok_and(|r| r.domain.is_none()) {
             not_ready.push((
                 image.name.clone(),
                 format!("`{}` names no registry (it would go to Docker Hub); set `registry` in the manifest, or retag with `kiln tag --registry`", image.repository),

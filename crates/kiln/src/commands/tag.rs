@@ -2,7 +2,7 @@
 
 use kiln_build::labels;
 use kiln_images::retarget;
-use kiln_manifest::reference::{validate_repository, validate_tag};
+use kiln_reference::{validate_repository, validate_tag};
 use serde::Serialize;
 
 use super::engine_session;

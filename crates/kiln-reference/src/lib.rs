@@ -1,5 +1,6 @@
 //! Docker image references, by the grammar of distribution/reference:
-//! `[domain[:port]/]path[:tag][@digest]`.
+//! `[domain[:port]/]path[:tag][@digest]`. The manifest's checks and every engine and
+//! registry call parse references here, and nowhere else.
 
 use std::fmt;
 
@@ -99,7 +100,37 @@ impl ImageRef {
             None => self.path.clone(),
         }
     }
+
+    /// The registry host: the domain, or Docker Hub's when the reference names none.
+    pub fn registry(&self) -> &str {
+        self.domain.as_deref().unwrap_or(DOCKER_HUB)
+    }
+
+    /// The repository's name on its registry's API: Docker Hub puts one-component names
+    /// under `library/`.
+    pub fn remote_path(&self) -> String {
+        if self.domain.is_none() && !self.path.contains('/') {
+            format!("library/{}", self.path)
+        } else {
+            self.path.clone()
+        }
+    }
+
+    /// What names the image within its repository, as the engine's pull and the
+    /// registry API take it: the digest when there is one (it wins over a tag), else the
+    /// tag, else `latest`.
+    pub fn tag_or_digest(&self) -> &str {
+        self.digest.as_deref().or(self.tag.as_deref()).unwrap_or("latest")
+    }
+
+    /// The tag, or `latest`.
+    pub fn tag_or_latest(&self) -> &str {
+        self.tag.as_deref().unwrap_or("latest")
+    }
 }
+
+/// The registry of references that name none.
+pub const DOCKER_HUB: &str = "docker.io";
 
 /// Checks a repository name (`[domain/]path`, no tag or digest).
 pub fn validate_repository(name: &str) -> Result<(), RefError> {
@@ -125,33 +156,36 @@ pub fn validate_tag(tag: &str) -> Result<(), TagError> {
     Ok(())
 }
 
-/// Splits `[domain/]path` as the reference regex does: the first component is taken as
-/// a domain when that gives a valid reference, and as part of the path otherwise.
+/// Splits `[domain/]path` as the docker CLI does: the first component is the registry
+/// when it looks like a host (it has a `.` or a `:`, is `localhost`, or has capitals,
+/// which a path cannot) and is a valid one; otherwise everything is the path (on Docker
+/// Hub).
 fn parse_name(name: &str) -> Result<(Option<String>, String), RefError> {
     if name.len() > 255 {
         return Err(RefError::TooLong);
     }
-    if let Some((first, rest)) = name.split_once('/')
+    let first = name.split_once('/');
+    if let Some((first, rest)) = first
+        && looks_like_registry(first)
         && is_domain(first)
-        && validate_path(rest).is_ok()
     {
+        validate_path(rest)?;
         return Ok((Some(first.to_owned()), rest.to_owned()));
     }
-    match validate_path(name) {
-        Ok(()) => Ok((None, name.to_owned())),
-        Err(err) => {
-            // Prefer telling the user about a bad domain when the first part looks like one.
-            if let Some((first, rest)) = name.split_once('/') {
-                if (first.contains('.') || first.contains(':')) && !is_domain(first) {
-                    return Err(RefError::BadDomain(first.to_owned()));
-                }
-                if is_domain(first) {
-                    return validate_path(rest).map(|()| (Some(first.to_owned()), rest.to_owned()));
-                }
-            }
-            Err(err)
+    validate_path(name).map(|()| (None, name.to_owned())).map_err(|err| match first {
+        // Tell the user about a bad host when the first part looks like one.
+        Some((first, _)) if first.contains(['.', ':']) && !is_domain(first) => {
+            RefError::BadDomain(first.to_owned())
         }
-    }
+        _ => err,
+    })
+}
+
+fn looks_like_registry(first: &str) -> bool {
+    first.contains(['.', ':'])
+        || first == "localhost"
+        || first.starts_with('[')
+        || first.bytes().any(|b| b.is_ascii_uppercase())
 }
 
 fn validate_path(path: &str) -> Result<(), RefError> {
@@ -342,6 +376,25 @@ mod tests {
             (Some("127.0.0.1:5000".into()), "a/b".into(), Some("t".into()))
         );
         assert_eq!(parts("python:3.11"), (None, "python".into(), Some("3.11".into())));
+        // A first component that is no host belongs to the path (on Docker Hub).
+        assert_eq!(parts("library/python"), (None, "library/python".into(), None));
+        assert_eq!(parts("localhost/x"), (Some("localhost".into()), "x".into(), None));
+        assert_eq!(parts("foo_bar.com/app"), (None, "foo_bar.com/app".into(), None));
+    }
+
+    #[test]
+    fn names_registries_and_remote_paths() {
+        let sha = "sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+        let at = |text: &str| ImageRef::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(at("python:3.11").registry(), "docker.io");
+        assert_eq!(at("python:3.11").remote_path(), "library/python");
+        assert_eq!(at("bitnami/redis").remote_path(), "bitnami/redis");
+        assert_eq!(at("127.0.0.1:5000/a/b").registry(), "127.0.0.1:5000");
+        assert_eq!(at("localhost/x").remote_path(), "x");
+        assert_eq!(at("a/b").tag_or_digest(), "latest");
+        assert_eq!(at(&format!("h:5000/img:1@{sha}")).tag_or_digest(), sha);
+        assert_eq!(at(&format!("h:5000/img:1@{sha}")).tag_or_latest(), "1");
+        assert_eq!(at(&format!("h:5000/img@{sha}")).repository(), "h:5000/img");
     }
 
     #[test]
