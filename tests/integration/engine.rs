@@ -89,9 +89,13 @@ pub(crate) fn run_image(reference: &str) -> String {
     docker(&["run", "--rm", "--network", "none", "--pull", "never", reference])
 }
 
-/// The ID a reference points at, if any.
+/// The ID a reference points at, if any. Any failure other than "no such image" is the
+/// test's failure, not an answer.
 pub(crate) fn image_id(reference: &str) -> Option<String> {
     let (ok, out) = docker_try(&["image", "inspect", "--format", "{{.Id}}", reference]);
+    if !ok {
+        assert!(out.contains("No such image"), "docker image inspect {reference} failed: {out}");
+    }
     ok.then(|| out.trim().to_owned())
 }
 

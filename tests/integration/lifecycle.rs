@@ -81,7 +81,8 @@ fn digest_pinned_bases_pull_and_build() {
     let base = format!("{}/bases/busybox:1", registry.address);
     docker(&["tag", BUSYBOX, &base]);
     docker(&["push", &base]);
-    let pinned = docker(&["image", "inspect", "--format", "{{index .RepoDigests 0}}", &base]).trim().to_owned();
+    let pinned =
+        docker(&["image", "inspect", "--format", "{{index .RepoDigests 0}}", &base]).trim().to_owned();
     assert!(pinned.contains("@sha256:"), "{pinned}");
     docker(&["rmi", &base]);
     let manifest = format!(
@@ -100,7 +101,8 @@ fn digest_pinned_bases_pull_and_build() {
     assert_eq!(engine::run_image(&app), "on a pinned base\n");
     // The image built on it goes to the same registry, and comes back.
     test.args(&["push"]).run().success();
-    let pushed = docker(&["image", "inspect", "--format", "{{index .RepoDigests 0}}", &app]).trim().to_owned();
+    let pushed =
+        docker(&["image", "inspect", "--format", "{{index .RepoDigests 0}}", &app]).trim().to_owned();
     docker(&["rmi", &app]);
     docker(&["pull", &pushed]);
     cleanup.also(&pushed);

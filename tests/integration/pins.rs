@@ -77,8 +77,8 @@ fn clean_never_removes_what_a_running_build_uses() {
     assert_eq!(status.code(), Some(0), "the build failed after `clean`: {rest:#?}");
     assert_eq!(engine::run_image("kiln-it/in-use/app:latest"), "base\n");
     // Once the build is over, nothing holds the images any more.
-    kiln(test.path(), &["clean".to_owned()], &[]).success();
-    assert!(image_id("kiln-it/in-use/base:latest").is_none());
+    let last = kiln(test.path(), &["clean".to_owned()], &[]).success();
+    assert!(image_id("kiln-it/in-use/base:latest").is_none(), "{}\n{}", last.stdout, last.stderr);
 }
 
 #[test]
