@@ -1,6 +1,5 @@
 //! `kiln build` against a real Docker engine (no mocks). Each test works in its own
-//! temporary folder, so kiln's `dev.kiln.manifest` label is unique to it, and removes
-//! its images when it ends.
+//! temporary folder, with repositories of its own, and removes its images when it ends.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -228,11 +227,25 @@ fn images_carry_oci_and_kiln_labels() {
     assert_eq!(labels["org.opencontainers.image.version"], "1.2.3");
     assert!(labels["org.opencontainers.image.created"].as_str().is_some_and(|c| c.ends_with('Z')));
     assert_eq!(labels["dev.kiln.image"], "app");
-    assert_eq!(labels["dev.kiln.manifest"], test.path().join("kiln.kdl").to_string_lossy().as_ref());
-    assert!(labels["dev.kiln.input-digest"].as_str().is_some_and(|d| d.starts_with("blake3:")));
+    // No path of this machine: the project is named by the manifest's place in its
+    // repository (here, no repository: its file name).
+    assert_eq!(labels["dev.kiln.project"], "kiln.kdl");
+    let key = labels["dev.kiln.key"].as_str().expect("a key");
+    assert!(key.starts_with("blake3:"), "{key}");
+    let inputs: Value =
+        serde_json::from_str(labels["dev.kiln.inputs"].as_str().expect("inputs")).expect("JSON");
+    assert_eq!(inputs["image"], "app");
+    assert!(inputs["labels"]["kiln.test"].is_string(), "--label is an input: {inputs:#}");
+    assert!(
+        !labels.to_string().contains(&*test.path().to_string_lossy()),
+        "a path of this machine: {labels:#}"
+    );
     assert_eq!(labels["kiln.test"], "yes");
-    // Both tags point at the same image.
+    // Both tags, and the content tag that records the key, point at the same image.
+    let hex = key.strip_prefix("blake3:").expect("blake3");
+    let content = format!("kiln-it/labels/app:kiln-{}", &hex[..24]);
     assert_eq!(image_id("kiln-it/labels/app:1.2.3"), image_id("kiln-it/labels/app:latest"));
+    assert_eq!(image_id(&content), image_id("kiln-it/labels/app:latest"));
 }
 
 /// Builds one of `tests/build-examples`, then runs images and checks what they print.

@@ -128,16 +128,34 @@ fn ensure_busybox() {
     assert!(status.success(), "could not import the test base image");
 }
 
-/// Removes, when dropped, every image a test's manifest built (found by kiln's label),
-/// and any extra references the test names.
+/// Removes, when dropped, every image in the repositories of a test's manifest (kiln's
+/// builds, content tags, pins and all), and any extra references the test names.
 pub(crate) struct Cleanup {
-    manifest: String,
+    repositories: Vec<String>,
     extra: Vec<String>,
 }
 
 impl Cleanup {
+    /// The repositories come from `kiln plan` on the manifest, read now (a test may
+    /// change its manifest later).
     pub(crate) fn new(manifest: &Path) -> Self {
-        Self { manifest: manifest.to_string_lossy().into_owned(), extra: Vec::new() }
+        let output = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["plan", "--json", "-f"])
+            .arg(manifest)
+            .output()
+            .expect("run kiln plan");
+        let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!("kiln plan of {}: {e}: {}", manifest.display(), String::from_utf8_lossy(&output.stderr))
+        });
+        let repositories = plan["images"]
+            .as_array()
+            .expect("images")
+            .iter()
+            .filter_map(|image| {
+                image["reference"].as_str()?.rsplit_once(':').map(|(repo, _)| repo.to_owned())
+            })
+            .collect();
+        Self { repositories, extra: Vec::new() }
     }
 
     pub(crate) fn also(&mut self, reference: &str) {
@@ -147,16 +165,29 @@ impl Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let filter = format!("label=dev.kiln.manifest={}", self.manifest);
-        let (_, ids) = docker_try(&["images", "-q", "--filter", &filter]);
-        let mut ids: Vec<&str> = ids.split_whitespace().collect();
-        ids.sort_unstable();
-        ids.dedup();
-        for id in ids {
-            let _ = docker_try(&["rmi", "-f", id]);
-        }
         for reference in &self.extra {
             let _ = docker_try(&["rmi", "-f", reference]);
+        }
+        // The classic builder's images have parents: an image with children cannot go
+        // before them, so removal goes round until nothing is left or nothing moves.
+        let mut left = usize::MAX;
+        loop {
+            let (_, listing) = docker_try(&["images", "--format", "{{.ID}} {{.Repository}}"]);
+            let mut ids: Vec<&str> = listing
+                .lines()
+                .filter_map(|line| line.split_once(' '))
+                .filter(|(_, repository)| self.repositories.iter().any(|r| r == repository))
+                .map(|(id, _)| id)
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            if ids.is_empty() || ids.len() >= left {
+                break;
+            }
+            left = ids.len();
+            for id in ids {
+                let _ = docker_try(&["rmi", "-f", id]);
+            }
         }
     }
 }

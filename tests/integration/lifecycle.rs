@@ -215,7 +215,7 @@ fn images_lists_builds_with_sizes() {
     let mut test = project("kiln-it", "listing");
     let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
     build(&mut test, &[]);
-    build(&mut test, &["--rebuild", "app"]);
+    build(&mut test, &["--label", "rev=2", "app"]);
     let current = json(&mut test, &["images", "--json"]);
     let names: Vec<&str> =
         current.as_array().expect("list").iter().map(|i| i["image"].as_str().expect("name")).collect();
@@ -228,7 +228,7 @@ fn images_lists_builds_with_sizes() {
         app["size"].as_u64().expect("size")
     );
     let all = json(&mut test, &["images", "--all", "--json"]);
-    // `--rebuild app` rebuilt `base` too (it is selected as a dependency).
+    // `--label` changed `base`'s key too (it is selected as a dependency).
     assert_eq!(all.as_array().map(Vec::len), Some(4), "the superseded builds too: {all:#}");
     assert_eq!(all[1]["current"], false);
     let ids = test.args(&["images", "-q", "app"]).run().success().stdout;
@@ -242,14 +242,15 @@ fn prune_keeps_the_newest_and_never_touches_unlabelled_images() {
     let mut test = project("kiln-it", "pruning");
     let mut cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
     build(&mut test, &[]);
-    build(&mut test, &["--rebuild", "app"]);
-    build(&mut test, &["--rebuild", "app"]);
+    build(&mut test, &["--label", "rev=2", "app"]);
+    build(&mut test, &["--label", "rev=3", "app"]);
     // Decoys: an unlabelled tagged image and an unlabelled dangling one.
     docker(&["tag", BUSYBOX, "kiln-it/pruning/decoy:1"]);
     cleanup.also("kiln-it/pruning/decoy:1");
     let dangling = decoy_dangling_image();
     let all = |test: &mut Test| json(test, &["images", "--all", "--json"]).as_array().expect("list").len();
-    // Three builds each of `base` and `app` (a rebuild of `app` rebuilds its dependency).
+    // Three builds each of `base` and `app` (a label is an input of every selected image,
+    // `app`'s dependency included).
     assert_eq!(all(&mut test), 6);
     let dry = json(&mut test, &["prune", "--keep", "2", "--dry-run", "--json"]);
     let builds = dry.as_array().expect("a list").iter().filter(|r| r["whole"] == true).count();
@@ -355,9 +356,15 @@ fn inspect_shows_kilns_labels() {
     let info = json(&mut test, &["inspect", "base", "--json"]);
     assert_eq!(info["image"], "base");
     assert_eq!(info["from_this_manifest"], true);
-    assert!(info["input_digest"].as_str().is_some_and(|d| d.starts_with("blake3:")));
+    assert!(info["key"].as_str().is_some_and(|d| d.starts_with("blake3:")));
     assert_eq!(info["platform"], "linux/amd64");
-    assert_eq!(info["tags"].as_array().map(Vec::len), Some(2));
+    // Its two tags and its content tag.
+    let tags = info["tags"].as_array().expect("tags");
+    assert_eq!(tags.len(), 3, "{tags:?}");
+    assert!(
+        tags.iter().any(|t| t.as_str().is_some_and(|t| t.starts_with("kiln-it/inspecting/base:kiln-"))),
+        "{tags:?}"
+    );
     assert_eq!(info["labels"]["org.opencontainers.image.version"], "1.0");
     let app = json(&mut test, &["inspect", "app:latest", "--json"]);
     // A base's version label is not inherited as the image's own.

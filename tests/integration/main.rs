@@ -11,6 +11,7 @@ mod dockerignore_diff;
 mod emit;
 mod engine;
 mod examples;
+mod identity;
 mod pins;
 mod robustness;
 mod schema;

@@ -91,7 +91,7 @@ fn a_live_pin_keeps_an_image_from_rmi_clean_and_prune() {
     let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
     build(&mut test, &["base"]);
     let old = image_id("kiln-it/leased/base:latest").expect("base");
-    build(&mut test, &["--rebuild", "base"]);
+    build(&mut test, &["--label", "rev=2", "base"]);
     // The superseded build is pinned by a run on another machine, started an hour ago.
     let pin = pin_of_another_machine("base", 3600);
     docker(&["tag", &old, &pin]);

@@ -34,6 +34,8 @@ pub enum Event {
         duration_ms: u64,
         size: u64,
         tags: Vec<String>,
+        /// The input key (see `docs/identity.md`).
+        key: String,
         /// Nothing changed since an earlier build: no build ran.
         up_to_date: bool,
     },

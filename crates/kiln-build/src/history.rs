@@ -1,18 +1,25 @@
 //! Durations of earlier builds, per image, so that the next run can start the longest
 //! chain first. They live in the user's cache folder, not in the repository:
-//! `$XDG_CACHE_HOME/kiln/<manifest key>/durations.json` (or `~/.cache/...`).
+//! `$XDG_CACHE_HOME/kiln/<manifest key>/durations.json` (or `~/.cache/...`), beside the
+//! other files kiln keeps for a checkout (the context hash cache).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// The file for a manifest, keyed by the manifest's absolute path.
-pub fn durations_file(manifest: &Path) -> Option<PathBuf> {
+/// A file kiln keeps for a checkout, in a folder keyed by the manifest's absolute path
+/// (a cache of this machine's, never an input of a build).
+pub fn cache_file(manifest: &Path, name: &str) -> Option<PathBuf> {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))?;
     let key = blake3::hash(manifest.as_os_str().as_encoded_bytes()).to_hex();
-    Some(cache.join("kiln").join(&key.as_str()[..16]).join("durations.json"))
+    Some(cache.join("kiln").join(&key.as_str()[..16]).join(name))
+}
+
+/// The durations file for a manifest.
+pub fn durations_file(manifest: &Path) -> Option<PathBuf> {
+    cache_file(manifest, "durations.json")
 }
 
 /// Seconds per image name; empty when nothing was recorded (or the file is unreadable:

@@ -1,17 +1,22 @@
 //! The labels kiln puts on every image it builds: the OCI annotations that are known,
-//! and kiln's own, which the image commands use to find the images of a manifest.
+//! and kiln's own, for people, `kiln inspect` and `kiln explain`. They never decide
+//! which image is which (see [`crate::identity`]): every child image inherits them.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use kiln_manifest::Image;
 
-/// The absolute path of the root manifest the image was built from.
-pub const MANIFEST: &str = "dev.kiln.manifest";
+/// The project the image was built for (see `identity::project_id`).
+pub const PROJECT: &str = "dev.kiln.project";
 /// The image's name in the manifest (`api`, `api.prod`).
 pub const IMAGE: &str = "dev.kiln.image";
-/// The digest of everything the build used (see `prepare`).
-pub const INPUT_DIGEST: &str = "dev.kiln.input-digest";
+/// The image's input key.
+pub const KEY: &str = "dev.kiln.key";
+/// The inputs the key was computed from, as JSON (`identity::Inputs::recorded`).
+pub const INPUTS: &str = "dev.kiln.inputs";
+/// The build time, RFC 3339.
+pub const CREATED: &str = "org.opencontainers.image.created";
 
 /// What git says about the repository, read once per run.
 #[derive(Debug, Clone, Default)]
@@ -42,16 +47,16 @@ fn without_credentials(url: &str) -> String {
     url.to_owned()
 }
 
+/// The labels of an image's build, but for the key, the recorded inputs and the build
+/// time, which come once the key is known.
 pub fn image_labels(
     image: &Image,
-    manifest: &Path,
-    digest: &str,
+    project: &str,
     git: &GitInfo,
     extra: &[(String, String)],
-) -> HashMap<String, String> {
-    let mut labels = HashMap::new();
+) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
     let oci = |key: &str| format!("org.opencontainers.image.{key}");
-    labels.insert(oci("created"), crate::event::now());
     labels.insert(oci("title"), image.name.clone());
     // Always set, even empty: labels are inherited from the base image, whose version is
     // not this image's.
@@ -63,9 +68,8 @@ pub fn image_labels(
     if let Some(source) = &git.source {
         labels.insert(oci("source"), source.clone());
     }
-    labels.insert(MANIFEST.to_owned(), manifest.to_string_lossy().into_owned());
+    labels.insert(PROJECT.to_owned(), project.to_owned());
     labels.insert(IMAGE.to_owned(), image.name.clone());
-    labels.insert(INPUT_DIGEST.to_owned(), digest.to_owned());
     labels.extend(extra.iter().cloned());
     labels
 }

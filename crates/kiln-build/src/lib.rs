@@ -3,8 +3,10 @@
 //! runs them against the engine ([`run`]), reporting [`event`]s as it goes, and the pins
 //! that lease the images a run uses ([`pin`]).
 
+pub mod bases;
 pub mod event;
 pub mod history;
+pub mod identity;
 pub mod labels;
 pub mod pin;
 pub mod prepare;

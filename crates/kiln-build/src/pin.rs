@@ -55,6 +55,13 @@ impl Run {
         format!("{PREFIX}{}/{image}:{}", self.id(), &hex[..hex.len().min(16)])
     }
 
+    /// The pin of an outside image: one tag per reference and identity in the run's
+    /// `outside` repository.
+    pub fn pin_outside(&self, reference: &str, identity: &str) -> String {
+        let hash = blake3::hash(format!("{reference}\0{identity}").as_bytes());
+        format!("{PREFIX}{}/outside:{}", self.id(), &hash.to_hex()[..16])
+    }
+
     /// Whether `reference` is one of this run's pins.
     pub fn owns(&self, reference: &str) -> bool {
         reference

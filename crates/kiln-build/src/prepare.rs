@@ -1,78 +1,179 @@
 //! What an image's build needs before it starts: its build context (files selected by
-//! its generated ignore file), the Dockerfile as the build sends it, and its input
-//! digest, which changes exactly when something the build uses changes.
+//! its generated ignore file), the Dockerfile as the build sends it, its inputs and
+//! their key (see [`crate::identity`]), and the labels it gets.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 
-use kiln_context::Context;
+use kiln_context::{Context, HashCache};
 use kiln_emit::{GeneratedText, Rendering};
+use kiln_engine::Builder;
 use kiln_graph::Graph;
 use kiln_manifest::Project;
+
+use crate::identity::{self, Inputs};
+use crate::labels::{self, GitInfo};
 
 /// The folder of the build's tar that holds the context, beside the Dockerfile.
 pub const CONTEXT_FOLDER: &str = "context";
 /// The Dockerfile's name in the build's tar.
 pub const DOCKERFILE: &str = "kiln.Dockerfile";
 
-/// Bump when the digest's recipe changes, so that old digests stop matching.
-const DIGEST_VERSION: &str = "kiln-input-v1";
+/// What every build of a run shares.
+pub struct Recipe<'a> {
+    pub project: &'a Project,
+    pub graph: &'a Graph,
+    /// See [`identity::project_id`].
+    pub project_id: &'a str,
+    pub builder: Builder,
+    pub git: &'a GitInfo,
+    /// `--label`s.
+    pub extra_labels: &'a [(String, String)],
+    pub hashes: &'a HashCache,
+}
+
+/// An image a build uses, as this run has it: the reference the sent Dockerfile names
+/// (a pin of the run) and its identity (a dependency's key, an outside image's digest or
+/// ID).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub reference: String,
+    pub identity: String,
+}
 
 pub struct Prepared {
     pub context: Context,
+    /// The Dockerfile as sent: dependencies and outside images named by their pins.
     pub dockerfile: GeneratedText,
+    pub inputs: Inputs,
     /// `blake3:<hex>`.
-    pub digest: String,
+    pub key: String,
+    /// Every label the build sets.
+    pub labels: BTreeMap<String, String>,
 }
 
-/// Prepares image `index`. `pins` are the exact references dependencies were built as,
-/// `digests` their input digests.
+/// Prepares image `index`. `dependencies` are the manifest images it uses, `bases` the
+/// outside images (by reference as written); both must hold every one it uses.
 pub fn prepare(
-    project: &Project,
-    graph: &Graph,
+    recipe: &Recipe<'_>,
     index: usize,
-    pins: &HashMap<usize, String>,
-    digests: &HashMap<usize, String>,
+    dependencies: &HashMap<usize, Resolved>,
+    bases: &HashMap<String, Resolved>,
 ) -> io::Result<Prepared> {
+    let project = recipe.project;
     let image = &project.images[index];
     let ignore = kiln_emit::dockerignore(project, image).text;
     let context = Context::new(&image.context_dir, &ignore)?;
 
     let pinned = |dependency: usize| {
-        pins.get(&dependency).cloned().unwrap_or_else(|| project.images[dependency].reference())
+        dependencies
+            .get(&dependency)
+            .map_or_else(|| project.images[dependency].reference(), |d| d.reference.clone())
     };
+    let outside =
+        |reference: &str| bases.get(reference).map_or_else(|| reference.to_owned(), |b| b.reference.clone());
     let dockerfile = kiln_emit::dockerfile(
         project,
-        graph,
+        recipe.graph,
         index,
-        Rendering { refs: &pinned, context_prefix: Some(CONTEXT_FOLDER) },
+        Rendering { refs: &pinned, outside: Some(&outside), context_prefix: Some(CONTEXT_FOLDER) },
+    );
+    // The key sees dependencies by their keys and outside images as written (their
+    // identities are inputs of their own): pins change with every run.
+    let by_key = |dependency: usize| {
+        format!("kiln-key/{}", dependencies.get(&dependency).map_or("", |d| d.identity.as_str()))
+    };
+    let keyed = kiln_emit::dockerfile(
+        project,
+        recipe.graph,
+        index,
+        Rendering { refs: &by_key, outside: None, context_prefix: Some(CONTEXT_FOLDER) },
     );
 
-    // The digest sees dependencies through their own digests (not their image IDs,
-    // which change with every build's timestamp), so that it is stable across runs.
-    let by_digest =
-        |dependency: usize| format!("kiln-input/{}", digests.get(&dependency).map_or("", String::as_str));
-    let digest_text = kiln_emit::dockerfile(
-        project,
-        graph,
-        index,
-        Rendering { refs: &by_digest, context_prefix: Some(CONTEXT_FOLDER) },
-    )
-    .text;
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(DIGEST_VERSION.as_bytes());
-    hasher.update(&[0]);
-    hasher.update(digest_text.as_bytes());
-    let mut args: Vec<(&str, &str)> =
-        image.build_args.iter().map(|kv| (kv.key.value.as_str(), kv.value.value.as_str())).collect();
-    args.sort_unstable();
-    for (key, value) in args {
-        hasher.update(format!("\0arg {key}={value}").as_bytes());
+    let files = context.hashes(recipe.hashes)?;
+    let mut all_files = blake3::Hasher::new();
+    for (path, hash) in &files {
+        all_files.update(path.as_bytes());
+        all_files.update(&[0]);
+        all_files.update(hash.as_bytes());
     }
-    if let Some(platform) = &image.platform {
-        hasher.update(format!("\0platform {}", platform.value).as_bytes());
+    let mut labels = labels::image_labels(image, recipe.project_id, recipe.git, recipe.extra_labels);
+    let mut inputs = Inputs {
+        recipe: identity::RECIPE,
+        project: recipe.project_id.to_owned(),
+        image: image.name.clone(),
+        dockerfile: identity::hash(without_header(&keyed.text).as_bytes()),
+        syntax: project.syntax_directive.clone(),
+        level: project.dockerfile_level.name().to_owned(),
+        builder: builder_name(recipe.builder).to_owned(),
+        target: image.stages[image.target].name.clone(),
+        platform: image.platform.as_ref().map(|p| p.value.clone()),
+        build_args: image
+            .build_args
+            .iter()
+            .map(|kv| (kv.key.value.clone(), identity::hash(kv.value.value.as_bytes())))
+            .collect(),
+        labels: labels
+            .iter()
+            .filter(|(name, _)| !identity::volatile_label(name))
+            .map(|(name, value)| (name.clone(), identity::hash(value.as_bytes())))
+            .collect(),
+        bases: image
+            .external_bases()
+            .into_iter()
+            .map(|reference| {
+                let identity = bases.get(reference).map(|b| b.identity.clone()).unwrap_or_default();
+                (reference.to_owned(), identity)
+            })
+            .collect(),
+        dependencies: BTreeMap::new(),
+        file_count: files.len(),
+        files: files.iter().map(|(path, hash)| (path.clone(), hash.to_hex().to_string())).collect(),
+        files_digest: all_files.finalize().to_hex().to_string(),
+    };
+    for &dependency in recipe.graph.dependencies(index) {
+        let identity = dependencies.get(&dependency).map(|d| d.identity.clone()).unwrap_or_default();
+        inputs.dependencies.insert(project.images[dependency].name.clone(), identity);
     }
-    hasher.update(&[0]);
-    context.digest(&mut hasher)?;
-    Ok(Prepared { context, dockerfile, digest: format!("blake3:{}", hasher.finalize().to_hex()) })
+    let key = inputs.key();
+    labels.insert(labels::CREATED.to_owned(), crate::event::now());
+    labels.insert(labels::KEY.to_owned(), key.clone());
+    labels.insert(
+        labels::INPUTS.to_owned(),
+        serde_json::to_string(&inputs.recorded()).expect("inputs serialize"),
+    );
+    Ok(Prepared { context, dockerfile, inputs, key, labels })
+}
+
+/// The builder's name in the inputs.
+pub fn builder_name(builder: Builder) -> &'static str {
+    match builder {
+        Builder::BuildKit => "buildkit",
+        Builder::Classic => "classic",
+    }
+}
+
+/// The Dockerfile from its first instruction on: kiln's header and the image's
+/// description are comments that change nothing in the image.
+fn without_header(text: &str) -> &str {
+    let mut rest = text;
+    while let Some((line, after)) = rest.split_once('\n') {
+        if !(line.is_empty() || line.starts_with('#')) {
+            break;
+        }
+        rest = after;
+    }
+    rest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_header;
+
+    #[test]
+    fn the_header_is_not_an_input() {
+        let text =
+            "# syntax=docker/dockerfile:1.7\n# Generated by kiln\n# a description\n\nFROM x\n# kept\nRUN y\n";
+        assert_eq!(without_header(text), "FROM x\n# kept\nRUN y\n");
+    }
 }

@@ -1,16 +1,19 @@
 //! The scheduler: builds the selected images against the engine, each as soon as the
 //! images it depends on are built, at most `jobs` at a time, the most critical first.
 //!
-//! - Every image the run builds or reuses carries the run's pin (see [`crate::pin`]) from
-//!   the moment it exists: a dependent's Dockerfile names its dependency by pin, so no
-//!   tag moved by someone else can slip in, and no `clean` or `prune` removes it while
-//!   the run needs it. The run removes its pins at the end, and those that earlier runs
-//!   left behind at the start.
+//! - An image whose content tag (see [`crate::identity`]) already exists is up to date:
+//!   it is reused, not rebuilt, unless `rebuild`.
+//! - Every image the run builds or reuses, and every outside image it builds on, carries
+//!   the run's pin (see [`crate::pin`]) from the moment the run uses it: the Dockerfile
+//!   a build sends names its dependencies and bases by pin, so no tag moved by someone
+//!   else can slip in, and no `clean` or `prune` removes them while the run needs them.
+//!   The run removes its pins at the end, and those that earlier runs left behind at the
+//!   start.
 //! - A build that fails because the engine lost an image to someone else's removal (a
 //!   race inside Engine 20.10's classic builder) runs again, up to [`BUILD_ATTEMPTS`]
 //!   times.
-//! - An image's own tags move only after its build succeeded, and are never left half
-//!   applied: tagging is not interrupted.
+//! - An image's tags move only after its build succeeded and its context did not change
+//!   during the build, and are never left half applied: tagging is not interrupted.
 //! - A failure skips the failed image's dependents; other images go on, unless
 //!   `fail_fast`, which stops starting builds.
 //! - Cancelling stops starting builds and drops the ones in flight (the engine aborts a
@@ -21,17 +24,20 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kiln_context::HashCache;
 use kiln_engine::{BuildSpec, Builder, Engine, StepState};
 use kiln_graph::Graph;
-use kiln_manifest::Project;
+use kiln_manifest::{Project, Span, StageInput};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::bases::Bases;
 use crate::event::{Event, TimedEvent};
-use crate::labels::{self, GitInfo};
+use crate::identity;
+use crate::labels::GitInfo;
 use crate::pin::{self, Liveness};
-use crate::prepare::{self, DOCKERFILE};
+use crate::prepare::{self, DOCKERFILE, Prepared, Recipe, Resolved};
 use crate::schedule::Schedule;
 
 #[derive(Debug, Clone)]
@@ -42,8 +48,10 @@ pub struct Options {
     pub network: Option<String>,
     pub fail_fast: bool,
     pub pull: bool,
-    /// Build even when an image with the same input digest exists.
+    /// Build even when the image's content tag exists.
     pub rebuild: bool,
+    /// Build without the engine's layer cache (implies `rebuild`).
+    pub no_cache: bool,
     /// Extra labels for every image (`--label`).
     pub labels: Vec<(String, String)>,
 }
@@ -83,7 +91,13 @@ pub const BUILD_ATTEMPTS: u32 = 3;
 
 /// What a build task reports back.
 enum TaskResult {
-    Built { id: String, size: u64, up_to_date: bool, digest: String, pin: String },
+    /// `resolved`: the image as its dependents use it (pin and key).
+    Built {
+        id: String,
+        size: u64,
+        up_to_date: bool,
+        resolved: Resolved,
+    },
     Failed,
     Cancelled,
 }
@@ -98,13 +112,21 @@ struct Shared {
     options: Options,
     events: UnboundedSender<TimedEvent>,
     git: GitInfo,
-    manifest: std::path::PathBuf,
+    project_id: String,
+    hashes: Arc<HashCache>,
+    bases: Bases,
+    /// Tag → image ID: the engine's tags when the run started, and those it set since.
+    tags: std::sync::Mutex<HashMap<String, String>>,
 }
 
 impl Shared {
     fn send(&self, event: Event) {
         // The receiver (the display) going away does not stop the build.
         let _ = self.events.send(TimedEvent::now(event));
+    }
+
+    fn tags(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.tags.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -118,18 +140,26 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Summary {
     let started = Instant::now();
-    let manifest = project.manifest_path().to_path_buf();
+    let hashes_file = crate::history::cache_file(project.manifest_path(), "hashes");
     let shared = Arc::new(Shared {
         run: pin::Run::current(),
         git: GitInfo::read(&project.root_dir),
+        project_id: identity::project_id(&project),
+        hashes: Arc::new(HashCache::load(hashes_file)),
         project: project.clone(),
         graph: graph.clone(),
         engine,
         options: options.clone(),
         events,
-        manifest,
+        bases: Bases::default(),
+        tags: std::sync::Mutex::new(HashMap::new()),
     });
     remove_pins(&shared.engine, |run| run.liveness() == Liveness::Gone).await;
+    // One listing answers every "is it up to date" of the run.
+    if let Ok(images) = shared.engine.tagged_images().await {
+        *shared.tags() =
+            images.into_iter().flat_map(|i| i.tags.into_iter().map(move |t| (t, i.id.clone()))).collect();
+    }
     let selected = &schedule.selected;
     let position: HashMap<usize, usize> = schedule.images.iter().enumerate().map(|(p, &i)| (i, p)).collect();
     let mut waiting: HashMap<usize, usize> = schedule
@@ -146,8 +176,7 @@ pub async fn run(
         }
     }
     let mut outcomes: HashMap<usize, Outcome> = HashMap::new();
-    let mut pins: HashMap<usize, String> = HashMap::new();
-    let mut digests: HashMap<usize, String> = HashMap::new();
+    let mut built: HashMap<usize, Resolved> = HashMap::new();
     let mut tasks: JoinSet<(usize, Duration, TaskResult)> = JoinSet::new();
     let mut stop_reason: Option<String> = None;
     let mut interrupted = false;
@@ -157,11 +186,14 @@ pub async fn run(
             let Some((_, _, next)) = ready.pop() else { break };
             let shared = shared.clone();
             let cancel = cancel.clone();
-            let pins = pins.clone();
-            let digests = digests.clone();
+            let dependencies: HashMap<usize, Resolved> = graph
+                .dependencies(next)
+                .iter()
+                .filter_map(|d| built.get(d).map(|r| (*d, r.clone())))
+                .collect();
             tasks.spawn(async move {
                 let begin = Instant::now();
-                let result = build_one(&shared, next, &pins, &digests, &cancel).await;
+                let result = build_one(&shared, next, dependencies, &cancel).await;
                 (next, begin.elapsed(), result)
             });
         }
@@ -178,9 +210,8 @@ pub async fn run(
         };
         let Some(Ok((image, duration, result))) = joined else { continue };
         let status = match result {
-            TaskResult::Built { id, size, up_to_date, digest, pin } => {
-                pins.insert(image, pin);
-                digests.insert(image, digest);
+            TaskResult::Built { id, size, up_to_date, resolved } => {
+                built.insert(image, resolved);
                 for dependent in graph.dependents(image) {
                     if let Some(count) = waiting.get_mut(&dependent) {
                         *count -= 1;
@@ -224,6 +255,8 @@ pub async fn run(
     // The pins were only for this run. Looked up rather than remembered: a build the
     // run stopped waiting for may still have finished, pinned.
     remove_pins(&shared.engine, |run| *run == shared.run).await;
+    let hashes = shared.hashes.clone();
+    let _ = tokio::task::spawn_blocking(move || hashes.save()).await;
     let ordered = schedule.images.iter().filter_map(|i| outcomes.remove(i)).collect();
     Summary { outcomes: ordered, wall: started.elapsed(), interrupted }
 }
@@ -262,84 +295,101 @@ fn skip_dependents(
     }
 }
 
+/// A build's failure, reported as an event.
+struct Failure {
+    error: String,
+    step: Option<String>,
+    span: Option<Span>,
+    log: String,
+}
+
+impl Failure {
+    fn new(error: String, span: Option<Span>) -> Self {
+        Self { error, step: None, span, log: String::new() }
+    }
+}
+
 async fn build_one(
     shared: &Arc<Shared>,
     index: usize,
-    pins: &HashMap<usize, String>,
-    digests: &HashMap<usize, String>,
+    dependencies: HashMap<usize, Resolved>,
     cancel: &CancellationToken,
 ) -> TaskResult {
     let project = &shared.project;
-    let image = &project.images[index];
-    let name = image.name.clone();
+    let name = project.images[index].name.clone();
     let begin = Instant::now();
-    let fail = |error: String, step: Option<String>, span: Option<kiln_manifest::Span>, log: String| {
-        shared.send(Event::Failed {
-            image: name.clone(),
-            duration_ms: millis(begin.elapsed()),
-            error,
-            step,
-            location: span.map(|s| project.sources.location(s)),
-            span,
-            log,
-        });
-        TaskResult::Failed
-    };
+    match build_or_reuse(shared, index, dependencies, cancel, begin).await {
+        Ok(result) => result,
+        Err(failure) => {
+            shared.send(Event::Failed {
+                image: name,
+                duration_ms: millis(begin.elapsed()),
+                error: failure.error,
+                step: failure.step,
+                location: failure.span.map(|s| project.sources.location(s)),
+                span: failure.span,
+                log: failure.log,
+            });
+            TaskResult::Failed
+        }
+    }
+}
 
+async fn build_or_reuse(
+    shared: &Arc<Shared>,
+    index: usize,
+    dependencies: HashMap<usize, Resolved>,
+    cancel: &CancellationToken,
+    begin: Instant,
+) -> Result<TaskResult, Failure> {
+    let image = &shared.project.images[index];
+    let name = image.name.clone();
+    let log = |text: String| shared.send(Event::Log { image: name.clone(), step: None, text });
+
+    let bases = resolve_bases(shared, index).await?;
     // Reading and hashing the context is file IO: off the async threads.
     let prepared = {
-        let (project, graph, pins, digests) =
-            (shared.project.clone(), shared.graph.clone(), pins.clone(), digests.clone());
-        let builder = shared.options.builder;
+        let shared = shared.clone();
         tokio::task::spawn_blocking(move || {
-            prepare::prepare(&project, &graph, index, &pins, &digests).map(|mut prepared| {
-                // A different builder makes a different image.
-                prepared.digest = format!("{}+{builder:?}", prepared.digest).to_lowercase();
-                prepared
-            })
+            let recipe = Recipe {
+                project: &shared.project,
+                graph: &shared.graph,
+                project_id: &shared.project_id,
+                builder: shared.options.builder,
+                git: &shared.git,
+                extra_labels: &shared.options.labels,
+                hashes: &shared.hashes,
+            };
+            prepare::prepare(&recipe, index, &dependencies, &bases)
         })
         .await
     };
     let prepared = match prepared {
         Ok(Ok(prepared)) => prepared,
         Ok(Err(err)) => {
-            return fail(
+            return Err(Failure::new(
                 format!("cannot read the build context `{}`: {err}", image.context),
                 None,
-                None,
-                String::new(),
-            );
+            ));
         }
-        Err(err) => return fail(format!("internal error: {err}"), None, None, String::new()),
+        Err(err) => return Err(Failure::new(format!("internal error: {err}"), None)),
     };
-    let digest = prepared.digest.clone();
-    let pin = shared.run.pin(&image.name, &digest);
-    let manifest = shared.manifest.to_string_lossy().into_owned();
+    let pin = shared.run.pin(&image.name, &prepared.key);
+    let content = identity::content_tag(&image.repository, &prepared.key);
 
-    // An image built from the same inputs is reused.
-    if !shared.options.rebuild {
-        let found = shared
-            .engine
-            .images_with_labels(&[
-                (labels::MANIFEST, &manifest),
-                (labels::IMAGE, &image.name),
-                (labels::INPUT_DIGEST, &digest),
-            ])
-            .await;
-        if let Ok(mut found) = found {
-            found.sort_by(|a, b| b.created.cmp(&a.created));
-            // Pinned first, so that no `clean` or `prune` removes it from now on; if one
-            // removed it since the lookup, it is built instead.
-            if let Some(existing) = found.into_iter().next()
-                && shared.engine.tag(&existing.id, &pin).await.is_ok()
-            {
-                shared.send(Event::Started { image: name.clone() });
-                return finish(shared, index, existing.id, true, digest, pin, begin).await;
-            }
+    // Up to date: the content tag exists. Pinned first, so that no `clean` or `prune`
+    // removes it from now on; if one removed it since the run looked, it is built.
+    let rebuild = shared.options.rebuild || shared.options.no_cache;
+    let existing = shared.tags().get(&content).cloned();
+    if !rebuild && let Some(id) = existing {
+        if shared.engine.tag(&id, &pin).await.is_ok() {
+            shared.send(Event::Started { image: name.clone() });
+            return finish(shared, index, &prepared, id, true, pin, begin).await;
         }
+        shared.tags().remove(&content);
     }
     if cancel.is_cancelled() {
-        return TaskResult::Cancelled;
+        return Ok(TaskResult::Cancelled);
     }
 
     shared.send(Event::Started { image: name.clone() });
@@ -351,11 +401,12 @@ async fn build_one(
             .iter()
             .map(|kv| (kv.key.value.clone(), kv.value.value.clone()))
             .collect(),
-        labels: labels::image_labels(image, &shared.manifest, &digest, &shared.git, &shared.options.labels),
+        labels: prepared.labels.clone().into_iter().collect(),
         platform: image.platform.as_ref().map(|p| p.value.clone()),
         network: shared.options.network.clone(),
         target: None,
         pull: shared.options.pull,
+        no_cache: shared.options.no_cache,
         session: format!("kiln-{}-{}-{}", std::process::id(), index, millis(begin.elapsed())),
         tag: Some(pin.clone()),
     };
@@ -388,59 +439,103 @@ async fn build_one(
         );
         let result = tokio::select! {
             result = shared.engine.build(&spec, tar, &mut emit) => result,
-            () = cancel.cancelled() => return TaskResult::Cancelled,
+            () = cancel.cancelled() => return Ok(TaskResult::Cancelled),
         };
         match result {
             Err(err) if err.lost_image && attempt < BUILD_ATTEMPTS => {
                 attempt += 1;
-                shared.send(Event::Log {
-                    image: name.clone(),
-                    step: None,
-                    text: format!(
-                        "kiln: the engine lost an image during the build ({}), most likely removed by another client meanwhile; building again (attempt {attempt} of {BUILD_ATTEMPTS})\n",
-                        err.message
-                    ),
-                });
+                log(format!(
+                    "kiln: the engine lost an image during the build ({}), most likely removed by another client meanwhile; building again (attempt {attempt} of {BUILD_ATTEMPTS})\n",
+                    err.message
+                ));
             }
             result => break result,
         }
     };
-    match result {
-        Ok(id) => finish(shared, index, id, false, digest, pin, begin).await,
+    let id = match result {
+        Ok(id) => id,
         Err(err) => {
             let origin = err.step.as_deref().and_then(|s| prepared.dockerfile.step_origin(s));
-            fail(err.message, err.step, origin.map(|o| o.span), err.log)
+            return Err(Failure {
+                error: err.message,
+                step: err.step,
+                span: origin.map(|o| o.span),
+                log: err.log,
+            });
         }
+    };
+    // What was sent must be what the key says: a file edited during the build makes an
+    // image that no key describes.
+    if let Some(path) = prepared.context.changed_since_walk() {
+        let _ = shared.engine.remove(&pin, false, false).await;
+        return Err(Failure::new(
+            format!(
+                "`{path}` changed during the build, so the image matches no version of the context; build again"
+            ),
+            None,
+        ));
+    }
+    finish(shared, index, &prepared, id, false, pin, begin).await
+}
+
+/// Each outside image the image uses, resolved (pulled when missing) and pinned.
+async fn resolve_bases(shared: &Arc<Shared>, index: usize) -> Result<HashMap<String, Resolved>, Failure> {
+    let image = &shared.project.images[index];
+    let mut note = |text: String| shared.send(Event::Log { image: image.name.clone(), step: None, text });
+    let mut resolved = HashMap::new();
+    for reference in image.external_bases() {
+        let span = image.stages.iter().flat_map(kiln_manifest::Stage::inputs).find_map(|input| {
+            matches!(input, StageInput::External(r, _) if r == reference).then(|| span_of(input))
+        });
+        let outside = shared
+            .bases
+            .resolve(&shared.engine, reference, image.pull_policy, &mut note)
+            .await
+            .map_err(|error| Failure::new(error, span))?;
+        let pin = shared.run.pin_outside(reference, &outside.identity);
+        shared
+            .engine
+            .tag(&outside.id, &pin)
+            .await
+            .map_err(|e| Failure::new(format!("cannot pin `{reference}` for the build: {e}"), span))?;
+        resolved.insert(reference.to_owned(), Resolved { reference: pin, identity: outside.identity });
+    }
+    Ok(resolved)
+}
+
+fn span_of(input: StageInput<'_>) -> Span {
+    match input {
+        StageInput::Stage(_, span) | StageInput::Image(_, span) | StageInput::External(_, span) => span,
     }
 }
 
-/// Applies the image's tags and the pin, then reports it built. Not cancellable: the
-/// tags of an image are applied all or nothing.
+/// Applies the image's content tag and tags, then reports it built. Not cancellable:
+/// the tags of an image are applied all or nothing.
 async fn finish(
     shared: &Arc<Shared>,
     index: usize,
+    prepared: &Prepared,
     id: String,
     up_to_date: bool,
-    digest: String,
     pin: String,
     begin: Instant,
-) -> TaskResult {
+) -> Result<TaskResult, Failure> {
     let image = &shared.project.images[index];
-    let mut tags = image.references();
-    tags.push(pin.clone());
+    let content = identity::content_tag(&image.repository, &prepared.key);
+    let replaced = shared.tags().get(&content).filter(|old| **old != id).cloned();
+    let mut tags = vec![content.clone()];
+    tags.extend(image.references());
     for reference in &tags {
         if let Err(err) = shared.engine.tag(&id, reference).await {
-            shared.send(Event::Failed {
-                image: image.name.clone(),
-                duration_ms: millis(begin.elapsed()),
-                error: format!("built `{id}` but could not tag it `{reference}`: {err}"),
-                step: None,
-                location: None,
-                span: None,
-                log: String::new(),
-            });
-            return TaskResult::Failed;
+            return Err(Failure::new(
+                format!("built `{id}` but could not tag it `{reference}`: {err}"),
+                None,
+            ));
         }
+    }
+    shared.tags().extend(tags.iter().map(|t| (t.clone(), id.clone())));
+    if let Some(old) = replaced {
+        retire(shared, &old, &content).await;
     }
     let size = shared.engine.inspect(&id).await.ok().flatten().map_or(0, |info| info.size);
     shared.send(Event::Finished {
@@ -449,9 +544,27 @@ async fn finish(
         duration_ms: millis(begin.elapsed()),
         size,
         tags: image.references(),
+        key: prepared.key.clone(),
         up_to_date,
     });
-    TaskResult::Built { id, size, up_to_date, digest, pin }
+    Ok(TaskResult::Built {
+        id,
+        size,
+        up_to_date,
+        resolved: Resolved { reference: pin, identity: prepared.key.clone() },
+    })
+}
+
+/// An older build of the same key, whose content tag a rebuild just took: removed when
+/// nothing else names it, else kept with a retired content tag (so that kiln still
+/// knows it as its own).
+async fn retire(shared: &Shared, old: &str, content: &str) {
+    let Ok(Some(info)) = shared.engine.inspect(old).await else { return };
+    if info.tags.is_empty() {
+        let _ = shared.engine.remove(old, false, false).await;
+    } else {
+        let _ = shared.engine.tag(old, &identity::retired_tag(content, old)).await;
+    }
 }
 
 fn millis(duration: Duration) -> u64 {

@@ -1,9 +1,11 @@
 //! Build contexts. The Docker API does not apply `.dockerignore` (the docker CLI does),
 //! so kiln selects the context's files itself ([`walk`]), with Docker's exact rules,
-//! hashes them into the image's input digest ([`Context::digest`]), and streams them
-//! to the engine as a deterministic tar ([`Context::tar_stream`]): sorted entries,
-//! fixed owners and times, never buffered whole.
+//! hashes each entry for the image's input key ([`Context::hashes`], with a stat cache:
+//! [`hashes`]), and streams them to the engine as a deterministic tar
+//! ([`Context::tar_stream`]): sorted entries, fixed owners and times, never buffered
+//! whole.
 
+pub mod hashes;
 mod walk;
 
 use std::io::{self, Read, Write};
@@ -14,6 +16,7 @@ use kiln_dockerignore::{Matcher, read_ignore_file};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+pub use hashes::{HashCache, Stamp};
 pub use walk::{Entry, EntryKind, walk};
 
 /// The tar stream of a context, as the engine reads it.
@@ -35,31 +38,40 @@ impl Context {
         Ok(Self { entries: walk(root, &matcher)? })
     }
 
-    /// A content digest of the context: paths, kinds, modes, link targets and file
-    /// contents. Times and owners are left out, as the tar leaves them out.
-    pub fn digest(&self, hasher: &mut blake3::Hasher) -> io::Result<()> {
-        for entry in &self.entries {
-            hasher.update(entry.path.as_bytes());
-            hasher.update(&[0]);
-            hasher.update(&entry.mode.to_le_bytes());
-            match &entry.kind {
-                EntryKind::Dir => {
-                    hasher.update(b"d");
+    /// A hash of each entry: its kind, mode, link target or file content; times and
+    /// owners are left out, as the tar leaves them out. In entry order.
+    pub fn hashes(&self, cache: &HashCache) -> io::Result<Vec<(String, blake3::Hash)>> {
+        self.entries
+            .iter()
+            .map(|entry| {
+                let mut hasher = blake3::Hasher::new();
+                hasher.update(&entry.mode.to_le_bytes());
+                match &entry.kind {
+                    EntryKind::Dir => {
+                        hasher.update(b"d");
+                    }
+                    EntryKind::Symlink { target } => {
+                        hasher.update(b"l");
+                        hasher.update(target.as_os_str().as_encoded_bytes());
+                    }
+                    EntryKind::File { stamp } => {
+                        hasher.update(b"f");
+                        hasher.update(cache.hash(&entry.full_path, *stamp)?.as_bytes());
+                    }
                 }
-                EntryKind::Symlink { target } => {
-                    hasher.update(b"l");
-                    hasher.update(target.as_os_str().as_encoded_bytes());
-                }
-                EntryKind::File { size } => {
-                    hasher.update(b"f");
-                    hasher.update(&size.to_le_bytes());
-                    let mut file = fs_err::File::open(&entry.full_path)?;
-                    hasher.update_reader(&mut file)?;
-                }
-            }
-            hasher.update(&[0]);
-        }
-        Ok(())
+                Ok((entry.path.clone(), hasher.finalize()))
+            })
+            .collect()
+    }
+
+    /// The first file that is not as the walk found it (changed, or gone), if any: what
+    /// a build sent may then not be what its key describes.
+    pub fn changed_since_walk(&self) -> Option<String> {
+        self.entries.iter().find_map(|entry| {
+            let EntryKind::File { stamp } = &entry.kind else { return None };
+            let now = fs_err::symlink_metadata(&entry.full_path).ok().map(|m| Stamp::of(&m));
+            (now != Some(*stamp)).then(|| entry.path.clone())
+        })
     }
 
     /// Streams the context as a tar, its entries under `prefix` (a folder name, or ""
@@ -188,22 +200,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn digest_follows_content_not_times() {
+    fn hashes_follow_content_not_times() {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("a.txt"), "one").expect("write");
-        let digest = |ignore: &str| {
+        let hashes = |ignore: &str| {
             let context = Context::new(dir.path(), ignore).expect("context");
-            let mut hasher = blake3::Hasher::new();
-            context.digest(&mut hasher).expect("digest");
-            hasher.finalize()
+            context.hashes(&HashCache::in_memory()).expect("hashes")
         };
-        let first = digest("");
+        let first = hashes("");
         let file = std::fs::File::options().write(true).open(dir.path().join("a.txt")).expect("open");
         file.set_modified(std::time::SystemTime::UNIX_EPOCH).expect("touch");
-        assert_eq!(first, digest(""), "times do not count");
+        assert_eq!(first, hashes(""), "times do not count");
         std::fs::write(dir.path().join("a.txt"), "two").expect("write");
-        assert_ne!(first, digest(""), "content counts");
-        assert_eq!(digest("a.txt"), digest("*"), "ignored files do not count");
+        assert_ne!(first, hashes(""), "content counts");
+        assert_eq!(hashes("a.txt"), hashes("*"), "ignored files do not count");
     }
 
     #[test]

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use kiln_dockerignore::{Matcher, ParentState};
 
+use crate::hashes::Stamp;
+
 /// One entry of the context.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -24,7 +26,7 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     Dir,
-    File { size: u64 },
+    File { stamp: Stamp },
     Symlink { target: PathBuf },
 }
 
@@ -75,7 +77,7 @@ fn walk_dir(
         let kind = if file_type.is_symlink() {
             EntryKind::Symlink { target: fs_err::read_link(&full_path)? }
         } else if file_type.is_file() {
-            EntryKind::File { size: metadata.len() }
+            EntryKind::File { stamp: Stamp::of(&metadata) }
         } else {
             continue;
         };

@@ -66,10 +66,15 @@ impl GeneratedText {
 /// a build pins the exact image it just built.
 pub type ImageRefs<'a> = &'a dyn Fn(usize) -> String;
 
+/// How outside images (registry references) are written: as the manifest writes them
+/// (`None`), or as a build pins them.
+pub type OutsideRefs<'a> = Option<&'a dyn Fn(&str) -> String>;
+
 /// How to write a Dockerfile: the committed one, or the one a build sends.
 #[derive(Clone, Copy)]
 pub struct Rendering<'a> {
     pub refs: ImageRefs<'a>,
+    pub outside: OutsideRefs<'a>,
     /// Where the context sits inside the build's tar. A build puts the context in a
     /// folder of its own, beside the Dockerfile, so that `copy "." ...` cannot pick up
     /// the Dockerfile (the engine's BuildKit applies no ignore file to a tar).
@@ -77,6 +82,10 @@ pub struct Rendering<'a> {
 }
 
 impl Rendering<'_> {
+    fn outside_ref(&self, reference: &str) -> String {
+        self.outside.map_or_else(|| reference.to_owned(), |map| map(reference))
+    }
+
     /// A path of the context as the Dockerfile must name it.
     fn context_path(&self, path: &str) -> String {
         match self.context_prefix {
@@ -133,7 +142,8 @@ pub fn dockerfile(project: &Project, graph: &Graph, index: usize, rendering: Ren
         let stage = &image.stages[s];
         out.line("", None);
         let base = match &stage.from.value {
-            From::External(reference) => reference.value.clone(),
+            From::External(reference) if reference.value == "scratch" => reference.value.clone(),
+            From::External(reference) => rendering.outside_ref(&reference.value),
             From::Stage(name) => name.value.clone(),
             From::Image(name) => project.image_index(&name.value).map_or_else(|| name.value.clone(), refs),
         };
@@ -406,7 +416,7 @@ fn copy_instruction(project: &Project, copy: &Copy, level: Level, rendering: Ren
             let _ = write!(text, "--from={reference} ");
         }
         CopyFrom::External(reference) => {
-            let _ = write!(text, "--from={} ", reference.value);
+            let _ = write!(text, "--from={} ", rendering.outside_ref(&reference.value));
         }
     }
     if let Some(chown) = &copy.chown {

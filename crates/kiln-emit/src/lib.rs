@@ -8,7 +8,9 @@ mod write;
 use kiln_graph::{GeneratedFiles, Graph};
 use kiln_manifest::Project;
 
-pub use dockerfile::{GeneratedText, HEADER_MARK, ImageRefs, Rendering, StepOrigin, dockerfile, header};
+pub use dockerfile::{
+    GeneratedText, HEADER_MARK, ImageRefs, OutsideRefs, Rendering, StepOrigin, dockerfile, header,
+};
 pub use ignore::{DEFAULT_PATTERNS, copied_paths, dockerignore};
 pub use write::{
     Change, OutputFile, PlannedChange, WriteError, apply_changes, diff, has_header, plan_changes,
@@ -26,8 +28,13 @@ pub fn output_files(project: &Project, graph: &Graph) -> Vec<OutputFile> {
         files.push(OutputFile {
             path: paths.dockerfile,
             display: dockerfile_name,
-            contents: dockerfile(project, graph, index, Rendering { refs: &first_tag, context_prefix: None })
-                .text,
+            contents: dockerfile(
+                project,
+                graph,
+                index,
+                Rendering { refs: &first_tag, outside: None, context_prefix: None },
+            )
+            .text,
         });
         files.push(OutputFile {
             path: paths.dockerignore,

@@ -31,6 +31,8 @@ pub struct BuildSpec {
     pub target: Option<String>,
     /// Pull newer versions of outside base images.
     pub pull: bool,
+    /// Use no layer cache.
+    pub no_cache: bool,
     /// BuildKit session id (unique per build).
     pub session: String,
     /// The reference the image gets as it is created (the build's `t`), so that it is
@@ -165,6 +167,9 @@ impl Engine {
         }
         if spec.pull {
             options = options.pull("1");
+        }
+        if spec.no_cache {
+            options = options.nocache(true);
         }
         let body = bollard::body_try_stream(context);
         let mut stream = self.docker.build_image(options.build(), None, Some(body));

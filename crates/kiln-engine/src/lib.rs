@@ -188,7 +188,8 @@ impl Engine {
     /// Images carrying every given `key=value` label.
     pub async fn images_with_labels(&self, labels: &[(&str, &str)]) -> Result<Vec<ImageInfo>, EngineError> {
         let filter: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let filters = HashMap::from([("label".to_owned(), filter)]);
+        let filters =
+            if filter.is_empty() { HashMap::new() } else { HashMap::from([("label".to_owned(), filter)]) };
         let options = ListImagesOptionsBuilder::default().all(false).filters(&filters).build();
         let images = self.docker.list_images(Some(options)).await.map_err(|e| EngineError::api(&e))?;
         Ok(images
@@ -206,6 +207,11 @@ impl Engine {
                 layers: Vec::new(),
             })
             .collect())
+    }
+
+    /// Every tagged image, with its tags, labels, size and creation time.
+    pub async fn tagged_images(&self) -> Result<Vec<ImageInfo>, EngineError> {
+        Ok(self.images_with_labels(&[]).await?.into_iter().filter(|image| !image.tags.is_empty()).collect())
     }
 
     /// Every tag that starts with `prefix`, with the ID of the image it points at.

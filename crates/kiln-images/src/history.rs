@@ -75,7 +75,11 @@ fn chain(scope: &Scope<'_>, mut image: usize) -> (Vec<Expected>, Option<String>)
             project,
             scope.graph,
             image,
-            Rendering { refs: &first_tag, context_prefix: Some(kiln_build::prepare::CONTEXT_FOLDER) },
+            Rendering {
+                refs: &first_tag,
+                outside: None,
+                context_prefix: Some(kiln_build::prepare::CONTEXT_FOLDER),
+            },
         );
         let named = scope.graph.stage_order(image).len() > 1;
         let stage_name = if named { project.images[image].stages[stage].name.as_str() } else { "" };

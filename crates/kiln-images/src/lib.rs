@@ -2,9 +2,9 @@
 //! which outside images to pull, which built images exist, tagging, pushing, removing,
 //! pruning, and reading an image's history back to the manifest lines it came from.
 //!
-//! Everything is scoped by kiln's labels: an image is this manifest's when its
-//! `dev.kiln.manifest` label names this manifest. Nothing here removes an image that
-//! does not carry it, whatever the arguments.
+//! Everything is scoped by content tags ([`Scope::owner`]): an image is this manifest's
+//! when kiln built it for this project. Nothing here removes any other image, whatever
+//! the arguments.
 
 mod history;
 mod scope;
@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use kiln_manifest::{Project, PullPolicy};
 
 pub use history::{Layer, LayerOrigin, history};
-pub use scope::{Build, Scope, Selected};
+pub use scope::{Build, Scope, Selected, user_tags};
 
 /// The outside images (bases and `copy` sources) the selected images use, each with the
 /// strictest pull policy of the images that use it, in build order.

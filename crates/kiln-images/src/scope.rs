@@ -1,6 +1,13 @@
 //! Which images are this manifest's, and what the command line selected.
+//!
+//! An image is the manifest's when it carries a content tag (see
+//! `kiln_build::identity`) in the repository of one of the manifest's images, and was
+//! built for this project. A label alone never says so: an image built `FROM` one of
+//! kiln's inherits all its labels, but no tag.
 
-use kiln_build::labels;
+use std::collections::HashSet;
+
+use kiln_build::{identity, labels, pin};
 use kiln_engine::{Engine, EngineError, ImageInfo};
 use kiln_graph::{Graph, UnknownSelection};
 use kiln_manifest::Project;
@@ -10,8 +17,9 @@ pub struct Scope<'a> {
     pub project: &'a Project,
     pub graph: &'a Graph,
     pub engine: &'a Engine,
-    /// The root manifest's absolute path: the value of `dev.kiln.manifest`.
-    pub manifest: String,
+    /// See `identity::project_id`.
+    pub project_id: String,
+    repositories: HashSet<&'a str>,
 }
 
 /// An image built from this manifest.
@@ -22,6 +30,26 @@ pub struct Build {
     pub info: ImageInfo,
     /// Whether the image's first tag points at this build.
     pub current: bool,
+}
+
+impl Build {
+    /// The tags people gave the build: neither content tags nor pins.
+    pub fn user_tags(&self) -> Vec<String> {
+        user_tags(&self.info.tags)
+    }
+
+    /// The input key, from the build's label.
+    pub fn key(&self) -> Option<&str> {
+        self.info.labels.get(labels::KEY).map(String::as_str)
+    }
+}
+
+/// Tags that are neither content tags nor pins.
+pub fn user_tags(tags: &[String]) -> Vec<String> {
+    tags.iter()
+        .filter(|t| !t.starts_with(pin::PREFIX) && identity::content_tag_repository(t).is_none())
+        .cloned()
+        .collect()
 }
 
 /// What the command line named.
@@ -35,27 +63,40 @@ pub struct Selected {
 
 impl<'a> Scope<'a> {
     pub fn new(project: &'a Project, graph: &'a Graph, engine: &'a Engine) -> Self {
-        let manifest = project.manifest_path().to_string_lossy().into_owned();
-        Self { project, graph, engine, manifest }
+        let repositories = project.images.iter().map(|i| i.repository.as_str()).collect();
+        Self { project, graph, engine, project_id: identity::project_id(project), repositories }
     }
 
-    /// Every image carrying this manifest's label, grouped by image name (manifest order,
-    /// then names no longer in the manifest); within a name, the current build first,
-    /// then the others newest first.
+    /// The name of the manifest image `info` is a build of, if it is one of this
+    /// manifest's builds.
+    pub fn owner(&self, info: &ImageInfo) -> Option<String> {
+        let content_tagged = info
+            .tags
+            .iter()
+            .filter_map(|t| identity::content_tag_repository(t))
+            .any(|repository| self.repositories.contains(repository));
+        (content_tagged && info.labels.get(labels::PROJECT) == Some(&self.project_id))
+            .then(|| info.labels.get(labels::IMAGE).cloned().unwrap_or_default())
+    }
+
+    /// Every build of this manifest, grouped by image name (manifest order, then names no
+    /// longer in the manifest); within a name, the current build first, then the others
+    /// newest first.
     pub async fn builds(&self) -> Result<Vec<Build>, EngineError> {
-        let found = self.engine.images_with_labels(&[(labels::MANIFEST, &self.manifest)]).await?;
+        let found = self.engine.tagged_images().await?;
         let mut current_ids = std::collections::HashMap::new();
         for image in &self.project.images {
-            if let Ok(Some(info)) = self.engine.inspect(&image.reference()).await {
-                current_ids.insert(image.name.clone(), info.id);
+            let reference = image.reference();
+            if let Some(found) = found.iter().find(|i| i.tags.contains(&reference)) {
+                current_ids.insert(image.name.clone(), found.id.clone());
             }
         }
         let mut builds: Vec<Build> = found
             .into_iter()
-            .map(|info| {
-                let image = info.labels.get(labels::IMAGE).cloned().unwrap_or_default();
+            .filter_map(|info| {
+                let image = self.owner(&info)?;
                 let current = current_ids.get(&image) == Some(&info.id);
-                Build { image, info, current }
+                Some(Build { image, info, current })
             })
             .collect();
         let order = |name: &str| self.project.image_index(name).unwrap_or(usize::MAX);

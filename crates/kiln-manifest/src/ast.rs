@@ -19,6 +19,7 @@ pub struct KeyValue {
 /// All the declarations of a project, merged from its files in include order.
 #[derive(Debug, Default)]
 pub struct Declarations {
+    pub project: Option<Text>,
     pub registry: Option<Text>,
     pub output: Option<Text>,
     pub level: Option<Text>,

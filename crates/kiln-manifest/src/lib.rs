@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Code, Diagnostic, Diagnostics, RenderOptions, Severity};
 pub use load::{MANIFEST_FILE, display_name, find_manifest, normalize, relative_path};
-pub use model::{Image, Level, Project, PullPolicy, Stage};
+pub use model::{Image, Level, Project, PullPolicy, Stage, StageInput};
 pub use resolve::DEFAULT_OUTPUT;
 pub use source::{FileId, SourceMap, Span, Spanned};
 pub use vars::UnknownOverride;
@@ -81,6 +81,7 @@ pub fn load_project(options: &LoadOptions) -> Result<(Project, Diagnostics), Vec
         root_dir,
         dockerfile_level: settings.level,
         syntax_directive: settings.syntax_directive,
+        project: settings.project,
         registry: settings.registry,
         variables: vars.values(),
         index: images.iter().enumerate().map(|(i, image)| (image.name.clone(), i)).collect(),

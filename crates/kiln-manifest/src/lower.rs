@@ -15,6 +15,7 @@ use crate::source::{FileId, Span, Spanned};
 use crate::suggest::did_you_mean;
 
 const TOP_LEVEL: &[&str] = &[
+    "project",
     "registry",
     "output",
     "dockerfile-level",
@@ -25,7 +26,7 @@ const TOP_LEVEL: &[&str] = &[
     "image",
     "group",
 ];
-const ROOT_ONLY: &[&str] = &["registry", "output", "dockerfile-level", "syntax-directive"];
+const ROOT_ONLY: &[&str] = &["project", "registry", "output", "dockerfile-level", "syntax-directive"];
 const IMAGE_SETTINGS: &[&str] = &[
     "extends",
     "description",
@@ -133,6 +134,7 @@ impl Lowerer<'_> {
             return;
         }
         match name {
+            "project" => self.setting(node, &mut decls.project),
             "registry" => self.setting(node, &mut decls.registry),
             "output" => self.setting(node, &mut decls.output),
             "dockerfile-level" => self.setting(node, &mut decls.level),

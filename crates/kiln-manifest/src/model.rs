@@ -105,6 +105,10 @@ pub struct Project {
     pub output_dir: PathBuf,
     pub dockerfile_level: Level,
     pub syntax_directive: Option<String>,
+    /// The project's name (`project`), which kiln's image labels and keys carry; unset,
+    /// the root manifest's path within its git repository stands in (see
+    /// `kiln_build::identity`).
+    pub project: Option<String>,
     pub registry: Option<String>,
     /// Variables with their final values.
     pub variables: IndexMap<String, String>,

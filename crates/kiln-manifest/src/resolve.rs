@@ -31,6 +31,7 @@ pub const DEFAULT_OUTPUT: &str = "dockerfiles";
 const RESERVED_STAGE_NAMES: &[&str] = &["scratch", "context"];
 
 pub(crate) struct Settings {
+    pub project: Option<String>,
     pub registry: Option<String>,
     pub output_dir: PathBuf,
     pub level: Level,
@@ -106,7 +107,29 @@ pub(crate) fn resolve_settings(
             }
         }
     });
-    Settings { registry, output_dir, level, syntax_directive }
+    let project = decls.project.as_ref().and_then(|text| {
+        let value = interpolate(text, diags);
+        let valid = !value.value.is_empty()
+            && value.value.len() <= 128
+            && value
+                .value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'));
+        if valid {
+            Some(value.value)
+        } else {
+            diags.push(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    format!("`{}` is not a valid project name", value.value),
+                )
+                .label(value.span, "invalid project name")
+                .help("use up to 128 letters, digits, `.`, `_`, `-` and `/`, such as `acme/shop`"),
+            );
+            None
+        }
+    });
+    Settings { project, registry, output_dir, level, syntax_directive }
 }
 
 pub(crate) struct Resolver<'a> {

@@ -101,6 +101,20 @@ impl ImageRef {
         }
     }
 
+    /// The repository as the engine lists it (in `RepoTags` and `RepoDigests`): Docker
+    /// Hub's domain and its `library/` namespace left out.
+    pub fn familiar_repository(&self) -> String {
+        match self.domain.as_deref() {
+            None | Some(DOCKER_HUB | "index.docker.io" | "registry-1.docker.io") => self
+                .path
+                .strip_prefix("library/")
+                .filter(|p| !p.contains('/'))
+                .unwrap_or(&self.path)
+                .to_owned(),
+            Some(domain) => format!("{domain}/{}", self.path),
+        }
+    }
+
     /// The registry host: the domain, or Docker Hub's when the reference names none.
     pub fn registry(&self) -> &str {
         self.domain.as_deref().unwrap_or(DOCKER_HUB)
@@ -395,6 +409,9 @@ mod tests {
         assert_eq!(at(&format!("h:5000/img:1@{sha}")).tag_or_digest(), sha);
         assert_eq!(at(&format!("h:5000/img:1@{sha}")).tag_or_latest(), "1");
         assert_eq!(at(&format!("h:5000/img@{sha}")).repository(), "h:5000/img");
+        assert_eq!(at("docker.io/library/python:3.11").familiar_repository(), "python");
+        assert_eq!(at("docker.io/bitnami/redis").familiar_repository(), "bitnami/redis");
+        assert_eq!(at("127.0.0.1:5000/library/x").familiar_repository(), "127.0.0.1:5000/library/x");
     }
 
     #[test]

@@ -163,9 +163,15 @@ pub struct BuildArgs {
     #[arg(long)]
     pub pull: bool,
 
-    /// Build even images that are up to date (same inputs as an existing image)
+    /// Build even images that are up to date (their content tag exists); the engine's
+    /// layer cache is still used
     #[arg(long)]
     pub rebuild: bool,
+
+    /// Build without the engine's layer cache, as `docker build --no-cache` (implies
+    /// --rebuild)
+    #[arg(long)]
+    pub no_cache: bool,
 
     /// Add a label to every image (repeatable)
     #[arg(long = "label", value_name = "KEY=VALUE")]

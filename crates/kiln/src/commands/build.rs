@@ -85,6 +85,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
             // Bases were refreshed above, once, rather than by every build.
             pull: false,
             rebuild: args.rebuild,
+            no_cache: args.no_cache,
             labels,
         };
         let cancel = CancellationToken::new();
@@ -162,7 +163,7 @@ fn step_counts(session: &Session) -> Vec<usize> {
                 &session.project,
                 &session.graph,
                 i,
-                Rendering { refs: &first_tag, context_prefix: None },
+                Rendering { refs: &first_tag, outside: None, context_prefix: None },
             )
             .steps
             .len()

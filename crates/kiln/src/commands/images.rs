@@ -23,6 +23,8 @@ struct Listed {
     base_size: u64,
     /// Whether the image's first tag points at this build.
     current: bool,
+    /// The input key.
+    key: Option<String>,
 }
 
 pub(crate) fn run(global: &GlobalArgs, args: &ImagesArgs, term: &Term) -> Result<Status, Status> {
@@ -59,13 +61,14 @@ pub(crate) fn run(global: &GlobalArgs, args: &ImagesArgs, term: &Term) -> Result
                 });
             Listed {
                 image: build.image.clone(),
-                tags: build.info.tags.clone(),
+                tags: build.user_tags(),
                 id: build.info.id.clone(),
                 created: build.info.created.clone(),
                 size: build.info.size,
                 own_size: own.min(build.info.size),
                 base_size: build.info.size.saturating_sub(own),
                 current: build.current,
+                key: build.key().map(str::to_owned),
             }
         })
         .collect();
@@ -113,6 +116,7 @@ mod tests {
             own_size: size / 4,
             base_size: size - size / 4,
             current,
+            key: None,
         }
     }
 

@@ -22,8 +22,12 @@ struct Inspected {
     size: u64,
     created: String,
     platform: Option<String>,
-    input_digest: Option<String>,
-    /// Whether the image carries this manifest's label.
+    /// The input key, when kiln built the image.
+    key: Option<String>,
+    /// The project kiln built the image for.
+    project: Option<String>,
+    /// Whether kiln built the image from this manifest (it carries a content tag of one
+    /// of the manifest's images, for this project).
     from_this_manifest: bool,
     labels: std::collections::BTreeMap<String, String>,
 }
@@ -51,8 +55,9 @@ pub(crate) fn run(global: &GlobalArgs, args: &InspectArgs, term: &Term) -> Resul
     let inspected = Inspected {
         image: project.images[index].name.clone(),
         reference,
-        from_this_manifest: info.labels.get(labels::MANIFEST) == Some(&scope.manifest),
-        input_digest: info.labels.get(labels::INPUT_DIGEST).cloned(),
+        from_this_manifest: scope.owner(&info).is_some(),
+        key: scope.owner(&info).and(info.labels.get(labels::KEY).cloned()),
+        project: scope.owner(&info).and(info.labels.get(labels::PROJECT).cloned()),
         id: info.id,
         digests: info.digests,
         tags: info.tags,
@@ -81,7 +86,8 @@ pub(crate) fn run(global: &GlobalArgs, args: &InspectArgs, term: &Term) -> Resul
     field("size", &human_size(inspected.size));
     field("created", &inspected.created);
     field("platform", inspected.platform.as_deref().unwrap_or("-"));
-    field("input digest", inspected.input_digest.as_deref().unwrap_or("- (not built by kiln)"));
+    field("key", inspected.key.as_deref().unwrap_or("- (not built by kiln for this project)"));
+    field("project", inspected.project.as_deref().unwrap_or("-"));
     field("this manifest", if inspected.from_this_manifest { "yes" } else { "no" });
     for (i, (key, value)) in inspected.labels.iter().enumerate() {
         field(if i == 0 { "labels" } else { "" }, &format!("{key}={value}"));

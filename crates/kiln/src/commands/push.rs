@@ -1,7 +1,6 @@
 //! `kiln push`: the selected images' tags, to their registry, in parallel. Only images
 //! that are built, with all their tags on that same build, are pushed.
 
-use kiln_build::labels;
 use serde::Serialize;
 
 use super::engine_session::{self, Direction, transfer_all};
@@ -46,7 +45,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &PushArgs, term: &Term) -> Result<S
                     Ok(None) => return Some(format!("`{reference}` is not built")),
                     Err(err) => return Some(err.to_string()),
                 };
-                if info.labels.get(labels::MANIFEST) != Some(&scope.manifest) {
+                if scope.owner(&info).as_deref() != Some(image.name.as_str()) {
                     return Some(format!("`{reference}` was not built from this manifest"));
                 }
                 match &id {

@@ -1,8 +1,7 @@
 //! `kiln rmi`, `kiln clean` and `kiln prune`: removing the manifest's images. Only
-//! images that carry this manifest's label are ever removed, whatever the arguments, and
-//! never one that a running build has pinned (see `kiln_build::pin`).
+//! builds of this manifest (`Scope::owner`) are ever removed, whatever the arguments,
+//! and never one that a running build has pinned (see `kiln_build::pin`).
 
-use kiln_build::labels;
 use kiln_build::pin::{self, Liveness};
 use kiln_graph::UnknownSelection;
 use kiln_images::Build;
@@ -43,12 +42,14 @@ pub(crate) fn rmi(global: &GlobalArgs, args: &RmiArgs, term: &Term) -> Result<St
             };
             let reference = format!("{}:{tag}", project.images[index].repository);
             match connected.runtime.block_on(connected.engine.inspect(&reference)) {
-                Ok(Some(info)) if info.labels.get(labels::MANIFEST) == Some(&scope.manifest) => {
-                    let whole = info.tags.len() <= 1;
+                Ok(Some(info)) if scope.owner(&info).is_some() => {
+                    // The build goes with its last tag (its content tag is no name of
+                    // the user's).
+                    let whole = kiln_images::user_tags(&info.tags).len() <= 1;
                     plan.push(Removal {
                         image: image.to_owned(),
                         id: info.id,
-                        tags: vec![reference],
+                        tags: if whole { info.tags } else { vec![reference] },
                         whole,
                         in_use_by: None,
                         error: None,
@@ -105,7 +106,7 @@ pub(crate) fn prune(global: &GlobalArgs, args: &PruneArgs, term: &Term) -> Resul
     // `builds` lists each image's builds newest first.
     for build in &builds {
         let kept = kept_of.entry(build.image.as_str()).or_default();
-        let tagged = build.info.tags.iter().any(|t| !t.starts_with(pin::PREFIX));
+        let tagged = !build.user_tags().is_empty();
         if *kept < args.keep || tagged || build.current {
             *kept += 1;
             continue;
@@ -170,6 +171,25 @@ fn unknown(term: &Term, name: &str, project: &kiln_manifest::Project, builds: &[
     unknown_names(term, vec![UnknownSelection::among(project, name, candidates)])
 }
 
+/// Removes a build's tags, then (when it goes whole) the image; the error, if any.
+async fn remove(engine: &kiln_engine::Engine, removal: &Removal, force: bool) -> Option<String> {
+    for tag in &removal.tags {
+        match engine.remove(tag, false, false).await {
+            Ok(()) => {}
+            // Gone already: a tag removed in an earlier round, or by someone else.
+            Err(err) if err.to_string().contains("No such image") => {}
+            Err(err) => return Some(err.to_string()),
+        }
+    }
+    if !removal.whole {
+        return None;
+    }
+    match engine.inspect(&removal.id).await {
+        Ok(Some(_)) => engine.remove(&removal.id, force, true).await.err().map(|e| e.to_string()),
+        _ => None,
+    }
+}
+
 fn execute(
     connected: &Connected,
     mut plan: Vec<Removal>,
@@ -183,27 +203,17 @@ fn execute(
         removal.in_use_by = in_use_by(&removal.tags);
     }
     if !dry_run {
-        for removal in plan.iter_mut().filter(|r| r.in_use_by.is_none()) {
-            removal.error = connected.runtime.block_on(async {
-                for tag in &removal.tags {
-                    if let Err(err) = connected.engine.remove(tag, false, false).await {
-                        return Some(err.to_string());
-                    }
+        // An image the classic builder built another one on cannot go before it: such
+        // removals go round again once the others are done.
+        for round in 0..2 {
+            for removal in plan.iter_mut().filter(|r| r.in_use_by.is_none()) {
+                if round == 1
+                    && !removal.error.as_deref().is_some_and(|e| e.contains("dependent child images"))
+                {
+                    continue;
                 }
-                if removal.whole {
-                    match connected.engine.inspect(&removal.id).await {
-                        Ok(Some(_)) => connected
-                            .engine
-                            .remove(&removal.id, force, true)
-                            .await
-                            .err()
-                            .map(|e| e.to_string()),
-                        _ => None,
-                    }
-                } else {
-                    None
-                }
-            });
+                removal.error = connected.runtime.block_on(remove(&connected.engine, removal, force));
+            }
         }
     }
     let failed = plan

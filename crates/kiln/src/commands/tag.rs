@@ -1,6 +1,7 @@
 //! `kiln tag FROM TO`: adds tag TO wherever tag FROM exists, for the selected images.
+//! Variants share their image's repository: `api:latest` is `api`'s build, so `api.prod`
+//! skips it (and says so) rather than failing.
 
-use kiln_build::labels;
 use kiln_images::retarget;
 use kiln_reference::{validate_repository, validate_tag};
 use serde::Serialize;
@@ -16,6 +17,10 @@ struct Tagged {
     image: String,
     from: String,
     to: String,
+    /// Why it was left alone, when `from` names another image's build of this manifest
+    /// (a variant's sibling).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skipped: Option<String>,
     /// Why it was not tagged, if it was not.
     error: Option<String>,
 }
@@ -44,31 +49,42 @@ pub(crate) fn run(global: &GlobalArgs, args: &TagArgs, term: &Term) -> Result<St
             None => image.repository.clone(),
         };
         let to = format!("{repository}:{}", args.to);
-        let error = connected.runtime.block_on(async {
+        let (skipped, error) = connected.runtime.block_on(async {
             let info = match engine.inspect(&from).await {
                 Ok(Some(info)) => info,
-                Ok(None) => return Some(format!("no `{from}` here (build it first)")),
-                Err(err) => return Some(err.to_string()),
+                Ok(None) if image.variant.is_some() => {
+                    return (
+                        Some(format!("no `{from}` (the variant has no build tagged `{}`)", args.from)),
+                        None,
+                    );
+                }
+                Ok(None) => return (None, Some(format!("no `{from}` here (build it first)"))),
+                Err(err) => return (None, Some(err.to_string())),
             };
-            let ours = info.labels.get(labels::MANIFEST) == Some(&scope.manifest)
-                && info.labels.get(labels::IMAGE) == Some(&image.name);
-            if !ours {
-                return Some(format!("`{from}` was not built from this manifest; kiln leaves it alone"));
+            match scope.owner(&info) {
+                Some(owner) if owner == image.name => {
+                    (None, engine.tag(&info.id, &to).await.err().map(|e| e.to_string()))
+                }
+                Some(owner) => (Some(format!("`{from}` is `{owner}`'s build")), None),
+                None => {
+                    (None, Some(format!("`{from}` was not built from this manifest; kiln leaves it alone")))
+                }
             }
-            engine.tag(&info.id, &to).await.err().map(|e| e.to_string())
         });
-        results.push(Tagged { image: image.name.clone(), from, to, error });
+        results.push(Tagged { image: image.name.clone(), from, to, skipped, error });
     }
     let failed = results.iter().filter(|r| r.error.is_some()).count();
+    let tagged = results.iter().filter(|r| r.error.is_none() && r.skipped.is_none()).count();
     if args.json {
         term.json(&results);
     } else {
         for result in &results {
-            match &result.error {
-                None => term.out(&format!("tagged {} as {}\n", result.from, result.to)),
-                Some(error) => term.error(&format!("{}: {error}", result.image)),
+            match (&result.skipped, &result.error) {
+                (Some(reason), _) => term.info(&format!("{}: skipped: {reason}", result.image)),
+                (None, None) => term.out(&format!("tagged {} as {}\n", result.from, result.to)),
+                (None, Some(error)) => term.error(&format!("{}: {error}", result.image)),
             }
         }
     }
-    Ok(if failed > 0 || results.is_empty() { Status::Failure } else { Status::Success })
+    Ok(if failed > 0 || tagged == 0 { Status::Failure } else { Status::Success })
 }

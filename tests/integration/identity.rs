@@ -1,0 +1,234 @@
+//! Image identity (`kiln_build::identity`) against a real engine: an image is kiln's and
+//! up to date by its content tag, never by a label; every input changes the key; the
+//! checkout's path does not.
+
+use serde_json::Value;
+
+use crate::engine::{self, BUSYBOX, Cleanup, docker, docker_build_classic, image_id, run_image};
+use crate::harness::{Test, kiln};
+
+fn engine_test() -> Option<std::sync::RwLockReadGuard<'static, ()>> {
+    engine::available().then(|| engine::ENGINE_LOCK.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
+/// Builds with JSON progress; returns the status and the `finished` events by image.
+fn build(test: &mut Test, args: &[&str]) -> (i32, std::collections::HashMap<String, Value>, String) {
+    let mut all = vec!["build", "--network", "none", "--progress", "json"];
+    all.extend_from_slice(args);
+    let output = test.args(&all).run();
+    let finished = output
+        .stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|e| e["event"] == "finished")
+        .map(|e| (e["image"].as_str().unwrap_or_default().to_owned(), e))
+        .collect();
+    (output.status, finished, output.stderr)
+}
+
+fn listed(test: &mut Test) -> Vec<Value> {
+    let output = test.args(&["images", "--all", "--json"]).run().success();
+    serde_json::from_str::<Value>(&output.stdout).expect("JSON").as_array().expect("a list").clone()
+}
+
+/// A foreign image built with the docker CLI `FROM` a kiln image inherits all its
+/// labels; kiln never takes it for its own.
+fn foreign_child_is_never_adopted(builder: &str) {
+    let Some(_engine) = engine_test() else { return };
+    let namespace = format!("kiln-it/foreign-{builder}");
+    let manifest = format!(
+        "registry \"{namespace}\"\nimage base {{\n    from \"{BUSYBOX}\"\n    run \"echo base > /base.txt\"\n}}\nimage app {{\n    from image=base\n    cmd \"ls\" \"/\"\n}}\n"
+    );
+    let mut test = Test::new().manifest(&manifest);
+    let mut cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
+    let (status, first, stderr) = build(&mut test, &["--builder", builder, "base"]);
+    assert_eq!(status, 0, "{stderr}");
+    let base_id = first["base"]["id"].clone();
+    // The user's own image, built on kiln's base.
+    let foreign = format!("{namespace}/mine:1");
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {namespace}/base:latest\nRUN echo foreign > /foreign\n"),
+    )
+    .expect("Dockerfile");
+    let output = docker_build_classic(dir.path(), &["-q", "--network", "none", "-t", &foreign, "."]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    cleanup.also(&foreign);
+    let foreign_id = image_id(&foreign).expect("foreign image");
+    let labels = docker(&["image", "inspect", "--format", "{{json .Config.Labels}}", &foreign]);
+    assert!(labels.contains("dev.kiln.key"), "the foreign image inherits kiln's labels: {labels}");
+
+    let (status, again, stderr) = build(&mut test, &["--builder", builder]);
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!((again["base"]["up_to_date"].as_bool(), &again["base"]["id"]), (Some(true), &base_id));
+    assert_eq!(image_id(&format!("{namespace}/base:latest")).as_deref(), base_id.as_str());
+    // The dependent is built on kiln's base, not on the user's image.
+    assert!(!run_image(&format!("{namespace}/app:latest")).contains("foreign"));
+    let ids: Vec<String> =
+        listed(&mut test).iter().map(|b| b["id"].as_str().unwrap_or_default().to_owned()).collect();
+    assert!(!ids.contains(&foreign_id), "kiln lists the foreign image as its own: {ids:?}");
+    let dry = test.args(&["clean", "--dry-run", "--json"]).run().success();
+    assert!(!dry.stdout.contains(&foreign_id), "clean would remove the foreign image: {}", dry.stdout);
+    // `base` cannot go while the user's image is built on it; the user's image stays.
+    let clean = test.args(&["clean"]).run().status(1);
+    assert!(
+        clean.stderr.contains("cannot remove base") && clean.stderr.contains("dependent child images"),
+        "{}",
+        clean.stderr
+    );
+    assert_eq!(image_id(&foreign), Some(foreign_id), "clean removed the foreign image");
+}
+
+#[test]
+fn a_foreign_child_is_never_adopted_with_buildkit() {
+    foreign_child_is_never_adopted("buildkit");
+}
+
+#[test]
+fn a_foreign_child_is_never_adopted_with_the_classic_builder() {
+    foreign_child_is_never_adopted("classic");
+}
+
+#[test]
+fn a_failed_classic_build_leaves_nothing_kiln_takes_for_its_own() {
+    let Some(_engine) = engine_test() else { return };
+    let manifest = format!(
+        "registry \"kiln-it/failed-classic\"\nimage base {{\n    from \"{BUSYBOX}\"\n    run \"echo base > /base.txt\"\n}}\nimage broken {{\n    from image=base\n    run \"echo partial > /partial\"\n    run \"false\"\n}}\n"
+    );
+    let mut test = Test::new().manifest(&manifest);
+    let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
+    let (status, first, stderr) = build(&mut test, &["--builder", "classic"]);
+    assert_eq!(status, 1, "{stderr}");
+    // The failed build left intermediate images, which carry `base`'s labels.
+    let (status, again, stderr) = build(&mut test, &["--builder", "classic", "base"]);
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(again["base"]["id"], first["base"]["id"]);
+    let listed = listed(&mut test);
+    assert_eq!(listed.len(), 1, "only `base` is kiln's: {listed:#?}");
+}
+
+#[test]
+fn a_reimported_base_rebuilds_what_is_built_on_it() {
+    let Some(_engine) = engine_test() else { return };
+    let base = format!("kiln-it/reimport-{}/base:1", std::process::id());
+    let import = |content: &str| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("version.txt"), content).expect("write");
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("tar -C '{}' -c version.txt | docker import - {base}", dir.path().display()))
+            .status()
+            .expect("docker import");
+        assert!(status.success());
+    };
+    import("1\n");
+    let manifest = format!(
+        "registry \"kiln-it/reimported\"\nimage app {{\n    from \"{base}\"\n}}\nimage top {{\n    from image=app\n}}\n"
+    );
+    let mut test = Test::new().manifest(&manifest);
+    let mut cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
+    cleanup.also(&base);
+    let (status, first, stderr) = build(&mut test, &[]);
+    assert_eq!(status, 0, "{stderr}");
+    let (_, same, _) = build(&mut test, &[]);
+    assert_eq!(same["top"]["up_to_date"], true);
+    // A security update of the base, imported under the same name.
+    import("2\n");
+    let (status, after, stderr) = build(&mut test, &[]);
+    assert_eq!(status, 0, "{stderr}");
+    for image in ["app", "top"] {
+        assert_eq!(after[image]["up_to_date"], false, "{image} was not rebuilt on the new base");
+        assert_ne!(after[image]["id"], first[image]["id"]);
+    }
+}
+
+#[test]
+fn a_label_is_an_input_and_is_applied() {
+    let Some(_engine) = engine_test() else { return };
+    let manifest = format!(
+        "registry \"kiln-it/labelled\"\nimage app {{\n    from \"{BUSYBOX}\"\n    cmd \"true\"\n}}\n"
+    );
+    let mut test = Test::new().manifest(&manifest);
+    let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
+    let (_, plain, _) = build(&mut test, &[]);
+    let (status, labelled, stderr) = build(&mut test, &["--label", "team=shop"]);
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(labelled["app"]["up_to_date"], false);
+    assert_ne!(labelled["app"]["key"], plain["app"]["key"]);
+    let label = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{index .Config.Labels \"team\"}}",
+        "kiln-it/labelled/app:latest",
+    ]);
+    assert_eq!(label.trim(), "shop");
+    let (_, again, _) = build(&mut test, &["--label", "team=shop"]);
+    assert_eq!(
+        (again["app"]["up_to_date"].as_bool(), &again["app"]["id"]),
+        (Some(true), &labelled["app"]["id"])
+    );
+    // Back to no label: the first build is still there, and is up to date again.
+    let (_, back, _) = build(&mut test, &[]);
+    assert_eq!((back["app"]["up_to_date"].as_bool(), &back["app"]["id"]), (Some(true), &plain["app"]["id"]));
+    assert_eq!(image_id("kiln-it/labelled/app:latest").as_deref(), plain["app"]["id"].as_str());
+}
+
+#[test]
+fn a_copy_of_the_project_elsewhere_is_up_to_date() {
+    let Some(_engine) = engine_test() else { return };
+    let mut test = Test::new().copy_from_repo("tests/build-examples/monorepo");
+    let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
+    let (status, first, stderr) = build(&mut test, &[]);
+    assert_eq!(status, 0, "{stderr}");
+    let elsewhere = Test::new().copy_from_repo("tests/build-examples/monorepo");
+    let output =
+        kiln(elsewhere.path(), &["build", "--network", "none", "--progress", "json"].map(str::to_owned), &[]);
+    assert_eq!(output.status, 0, "{}", output.stderr);
+    let finished: Vec<Value> = output
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "finished")
+        .collect();
+    assert_eq!(finished.len(), first.len());
+    for event in &finished {
+        let image = event["image"].as_str().expect("image");
+        assert_eq!(event["up_to_date"], true, "{image} was rebuilt in a copy of the project");
+        assert_eq!(event["id"], first[image]["id"], "{image} moved its tags");
+    }
+}
+
+#[test]
+fn no_cache_builds_every_step_again() {
+    let Some(_engine) = engine_test() else { return };
+    let manifest = format!(
+        "registry \"kiln-it/nocache\"\nimage app {{\n    from \"{BUSYBOX}\"\n    run \"echo built > /built.txt\"\n}}\n"
+    );
+    let mut test = Test::new().manifest(&manifest);
+    let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
+    for builder in ["buildkit", "classic"] {
+        let (status, first, stderr) = build(&mut test, &["--builder", builder]);
+        assert_eq!(status, 0, "{stderr}");
+        let output = test
+            .args(&["build", "--network", "none", "--progress", "json", "--builder", builder, "--no-cache"])
+            .run();
+        assert_eq!(output.status, 0, "{}", output.stderr);
+        let events: Vec<Value> = output.stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let run_step = events
+            .iter()
+            .find(|e| e["event"] == "step" && e["step"].as_str().is_some_and(|s| s.contains("echo built")))
+            .unwrap_or_else(|| panic!("{builder}: no RUN step in {events:#?}"));
+        assert_eq!(run_step["cached"], false, "{builder}: --no-cache used the cache");
+        let finished = events.iter().find(|e| e["event"] == "finished").expect("finished");
+        assert_eq!(finished["up_to_date"], false);
+        assert_eq!(finished["key"], first["app"]["key"], "{builder}: the key does not depend on the cache");
+        assert_ne!(finished["id"], first["app"]["id"]);
+        // The build it replaced had no other name: it is gone.
+        assert!(
+            image_id(first["app"]["id"].as_str().expect("id")).is_none(),
+            "{builder}: the replaced build was left behind"
+        );
+    }
+}
