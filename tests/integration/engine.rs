@@ -240,3 +240,111 @@ impl Drop for Registry {
         let _ = self.child.wait();
     }
 }
+
+/// A second Docker engine of this test's own (see `../shared/docs/ENVIRONMENT.md`): its
+/// own socket, data root, exec root and pid file in a temporary folder, no network, and
+/// the `vfs` storage driver (no mounts left behind if it is killed). Stopped and removed
+/// when dropped.
+pub(crate) struct SecondEngine {
+    root: tempfile::TempDir,
+    child: Option<std::process::Child>,
+    /// `unix:///…/docker.sock`, for `--host` and `DOCKER_HOST`.
+    pub(crate) host: String,
+}
+
+impl SecondEngine {
+    pub(crate) fn start() -> Self {
+        let root = tempfile::Builder::new().prefix("kiln-engine-").tempdir().expect("temp dir");
+        let host = format!("unix://{}", root.path().join("docker.sock").display());
+        let mut engine = Self { root, child: None, host };
+        engine.run();
+        // The test base image, moved over as is (same ID).
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!("docker save {BUSYBOX} | docker -H '{}' load -q", engine.host))
+            .status()
+            .expect("docker save | docker load");
+        assert!(status.success(), "could not load the test base image into the second engine");
+        engine
+    }
+
+    fn run(&mut self) {
+        let root = self.root.path();
+        let log = std::fs::File::create(root.join("dockerd.log")).expect("log file");
+        let child = Command::new("dockerd")
+            .arg("-H")
+            .arg(&self.host)
+            .arg("--data-root")
+            .arg(root.join("data"))
+            .arg("--exec-root")
+            .arg(root.join("exec"))
+            .arg("--pidfile")
+            .arg(root.join("dockerd.pid"))
+            .args(["--iptables=false", "--bridge=none", "--storage-driver", "vfs"])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start a second dockerd");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_mins(1);
+        while !self.docker_try(&["version"]).0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the second engine did not start; its log:\n{}",
+                std::fs::read_to_string(root.join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    /// The docker CLI on this engine.
+    pub(crate) fn docker_try(&self, args: &[&str]) -> (bool, String) {
+        let output =
+            Command::new("docker").arg("-H").arg(&self.host).args(args).output().expect("run docker");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr),
+        )
+    }
+
+    /// Kills the engine at once (`kill -9`), as a crash would.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Its containerd notices and stops; an engine started before that would wait
+        // for the old one and time out.
+        let pid = std::fs::read_to_string(self.root.path().join("exec/containerd/containerd.pid")).unwrap_or_default();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !pid.trim().is_empty()
+            && Path::new("/proc").join(pid.trim()).exists()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Starts it again, with the same folders.
+    pub(crate) fn restart(&mut self) {
+        self.kill();
+        self.run();
+    }
+}
+
+impl Drop for SecondEngine {
+    fn drop(&mut self) {
+        // A clean stop, so that the engine stops its containerd too.
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // The engine mounts its data root on itself; a killed one leaves the mount.
+        let _ = Command::new("umount").arg(self.root.path().join("data")).output();
+    }
+}

@@ -204,3 +204,55 @@ fn classic_builds_survive_images_removed_meanwhile() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     churn.join().expect("churn thread");
 }
+
+#[test]
+fn an_engine_killed_mid_build_leaves_no_pin_after_the_next_run() {
+    if !engine::available() {
+        return;
+    }
+    let mut second = engine::SecondEngine::start();
+    let mut test = Test::new().manifest(&manifest("killed"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["build", "--network", "none", "--progress", "json", "--host", &second.host])
+        .current_dir(test.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kiln");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let deadline = Instant::now() + Duration::from_mins(1);
+    for line in lines.by_ref() {
+        let event: Value = serde_json::from_str(&line.expect("a line")).expect("JSON");
+        if event["event"] == "step"
+            && event["image"] == "app"
+            && event["step"].as_str().is_some_and(|s| s.contains("sleep"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the build never reached its long step");
+    }
+    second.kill();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(1), "{rest:#?}");
+    second.restart();
+    let pins = |second: &engine::SecondEngine| {
+        let (_, listing) = second.docker_try(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+        listing.lines().filter(|l| l.starts_with("kiln.local/")).map(str::to_owned).collect::<Vec<_>>()
+    };
+    assert!(!pins(&second).is_empty(), "the killed run left no pin: nothing to test");
+    let output =
+        test.args(&["build", "--network", "none", "--progress", "plain", "--host", &second.host]).run();
+    assert_eq!(output.status, 0, "{}", output.stderr);
+    assert_eq!(pins(&second), Vec::<String>::new(), "pins left behind");
+    let (ok, out) = second.docker_try(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--pull",
+        "never",
+        "kiln-it/killed/app:latest",
+    ]);
+    assert!(ok && out == "base\n", "{out}");
+}
