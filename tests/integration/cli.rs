@@ -9,8 +9,8 @@ fn help_text() {
     let output = Test::new().args(&["--help"]).run().success();
     insta::assert_snapshot!("help", output.stdout);
     for command in [
-        "check", "emit", "plan", "graph", "build", "pull", "images", "tag", "push", "rmi", "clean", "prune",
-        "history", "inspect", "manifest", "schema",
+        "check", "emit", "plan", "graph", "build", "lock", "pull", "images", "tag", "push", "rmi", "clean",
+        "prune", "history", "inspect", "manifest", "schema",
     ] {
         let output = Test::new().args(&[command, "--help"]).run().success();
         insta::assert_snapshot!(format!("help_{command}"), output.stdout);

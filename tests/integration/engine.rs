@@ -315,7 +315,8 @@ impl SecondEngine {
         }
         // Its containerd notices and stops; an engine started before that would wait
         // for the old one and time out.
-        let pid = std::fs::read_to_string(self.root.path().join("exec/containerd/containerd.pid")).unwrap_or_default();
+        let pid = std::fs::read_to_string(self.root.path().join("exec/containerd/containerd.pid"))
+            .unwrap_or_default();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while !pid.trim().is_empty()
             && Path::new("/proc").join(pid.trim()).exists()

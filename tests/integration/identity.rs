@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::engine::{self, BUSYBOX, Cleanup, docker, docker_build_classic, image_id, run_image};
+use crate::engine::{self, BUSYBOX, Cleanup, Registry, docker, docker_build_classic, image_id, run_image};
 use crate::harness::{Test, kiln};
 
 fn engine_test() -> Option<std::sync::RwLockReadGuard<'static, ()>> {
@@ -231,4 +231,112 @@ fn no_cache_builds_every_step_again() {
             "{builder}: the replaced build was left behind"
         );
     }
+}
+
+/// A build's `finished` events, by image (any engine).
+fn finished_events(stdout: &str) -> std::collections::HashMap<String, Value> {
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|e| e["event"] == "finished")
+        .map(|e| (e["image"].as_str().unwrap_or_default().to_owned(), e))
+        .collect()
+}
+
+#[test]
+fn a_second_engine_sharing_the_registry_builds_nothing() {
+    let Some(_engine) = engine_test() else { return };
+    let registry = Registry::start();
+    let second = engine::SecondEngine::start();
+    let manifest = format!(
+        "registry \"{}/shared\"\nimage base {{\n    from \"{BUSYBOX}\"\n    run \"echo base > /base.txt\"\n}}\nimage app {{\n    from image=base\n    run \"echo expensive > /expensive.txt\"\n    copy \"a.txt\" \"/a.txt\"\n    cmd \"cat\" \"/base.txt\" \"/a.txt\"\n}}\n",
+        registry.address
+    );
+    let mut test = Test::new().manifest(&manifest).file("a.txt", "one\n");
+    let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
+    let build_on = |test: &mut Test, host: Option<&str>, args: &[&str]| {
+        let mut all = vec!["build", "--network", "none", "--progress", "json"];
+        if let Some(host) = host {
+            all.extend(["--host", host]);
+        }
+        all.extend_from_slice(args);
+        let output = test.args(&all).run();
+        assert_eq!(output.status, 0, "{}", output.stderr);
+        finished_events(&output.stdout)
+    };
+    let first = build_on(&mut test, None, &["--push", "--cache-to", "inline"]);
+    assert!(first.values().all(|e| e["origin"] == "built"), "{first:#?}");
+
+    // The second engine has only the base image: everything is in the registry already.
+    let second_run = build_on(&mut test, Some(&second.host), &["--push"]);
+    for (image, event) in &second_run {
+        assert_eq!(event["origin"], "registry", "{image} on the second engine: {event:#}");
+        assert_eq!(event["key"], first[image]["key"]);
+        assert_eq!(
+            event["id"], first[image]["id"],
+            "{image}: the registry's image is the one the first engine built"
+        );
+    }
+    let (_, listing) = second.docker_try(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(!listing.contains("/shared/"), "the second engine pulled something: {listing}");
+
+    // Without --push, the registry's images are pulled rather than built.
+    let pulled = build_on(&mut test, Some(&second.host), &[]);
+    assert!(pulled.values().all(|e| e["origin"] == "pulled"), "{pulled:#?}");
+    let (ok, out) = second.docker_try(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--pull",
+        "never",
+        &format!("{}/shared/app:latest", registry.address),
+    ]);
+    assert!(ok && out == "base\none\n", "{out}");
+}
+
+#[test]
+fn a_cold_engine_reuses_the_registry_cache_of_a_changed_image() {
+    let Some(_engine) = engine_test() else { return };
+    let registry = Registry::start();
+    let second = engine::SecondEngine::start();
+    let nonce =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let manifest = format!(
+        "registry \"{}/cached\"\nimage app {{\n    from \"{BUSYBOX}\"\n    run \"echo {nonce} > /expensive.txt\"\n    copy \"a.txt\" \"/a.txt\"\n}}\n",
+        registry.address
+    );
+    let mut test = Test::new().manifest(&manifest).file("a.txt", "one\n");
+    let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
+    test.args(&["build", "--network", "none", "--progress", "plain", "--push", "--cache-to", "inline"])
+        .run()
+        .success();
+    // One file changes: the second engine, which has never built this, rebuilds only
+    // what comes after it.
+    let mut test = test.file("a.txt", "two\n");
+    let output = test
+        .args(&[
+            "build",
+            "--network",
+            "none",
+            "--progress",
+            "json",
+            "--host",
+            &second.host,
+            "--cache-from",
+            "latest",
+        ])
+        .run()
+        .success();
+    let steps: Vec<Value> = output
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "step")
+        .collect();
+    let expensive = steps
+        .iter()
+        .find(|e| e["step"].as_str().is_some_and(|s| s.contains(&nonce.to_string())))
+        .unwrap_or_else(|| panic!("no RUN step in {steps:#?}"));
+    assert_eq!(expensive["cached"], true, "the registry's cache was not used: {steps:#?}");
 }

@@ -12,6 +12,7 @@ mod emit;
 mod engine;
 mod examples;
 mod identity;
+mod lock;
 mod pins;
 mod robustness;
 mod schema;

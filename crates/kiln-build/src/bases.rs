@@ -1,76 +1,150 @@
 //! Outside images (bases and `copy` sources that are not the manifest's), resolved once
-//! per run to what the engine has: the image ID a build will use, and the identity the
-//! key records, its registry digest when the engine knows one for that repository (the
-//! same on every machine that pulls it), else its local image ID. A missing image is
-//! pulled first, unless its pull policy is `never`.
+//! per run.
+//!
+//! Two questions, asked separately so that an image whose build can be skipped never
+//! pulls its base: what is the image's identity (for the key), and which local image is
+//! it (for a build). The identity is, in order: what `kiln.lock` says; the digest the
+//! reference names; the registry digest the engine recorded for that repository (the
+//! same on every machine that pulls it); the local image ID when no registry has it; the
+//! registry's digest when the engine does not have it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use kiln_engine::{Engine, ImageInfo};
 use kiln_manifest::PullPolicy;
+use kiln_manifest::lock::{Lock, Locked};
 use kiln_reference::ImageRef;
+use kiln_registry::Client;
 use tokio::sync::{Mutex, OnceCell};
 
-/// What the engine has for an outside reference.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outside {
-    /// The local image ID.
-    pub id: String,
-    /// The registry digest (`sha256:…`) or, without one, the image ID.
-    pub identity: String,
-}
-
-/// One reference's resolution, shared by the images that wait for it.
-type Resolution = Arc<OnceCell<Result<Outside, String>>>;
+/// One resolution, shared by the images that wait for it.
+type Cell<T> = Arc<OnceCell<Result<T, String>>>;
 
 /// Resolves each outside reference at most once per run, however many images use it.
-#[derive(Default)]
 pub struct Bases {
-    resolved: Mutex<HashMap<String, Resolution>>,
+    lock: Option<Lock>,
+    registry: Arc<Client>,
+    identities: Mutex<HashMap<String, Cell<String>>>,
+    locals: Mutex<HashMap<String, Cell<String>>>,
 }
 
 impl Bases {
-    /// Resolves `reference`; `note` hears about a pull before it starts.
-    pub async fn resolve(
+    pub fn new(lock: Option<Lock>, registry: Arc<Client>) -> Self {
+        Self { lock, registry, identities: Mutex::default(), locals: Mutex::default() }
+    }
+
+    /// The identity the key records for `reference`. Pulls nothing.
+    pub async fn identity(&self, engine: &Engine, reference: &str) -> Result<String, String> {
+        let cell = self.identities.lock().await.entry(reference.to_owned()).or_default().clone();
+        cell.get_or_init(|| async {
+            let parsed = parse(reference)?;
+            if let Some(locked) = self.lock.as_ref().and_then(|l| l.get(reference)) {
+                return Ok(locked.identity().to_owned());
+            }
+            if let Some(digest) = &parsed.digest {
+                return Ok(digest.clone());
+            }
+            if let Some(info) = engine.inspect(reference).await.map_err(|e| e.to_string())? {
+                return Ok(identity(&parsed, &info));
+            }
+            let registry = self.registry.clone();
+            let name = reference.to_owned();
+            match tokio::task::spawn_blocking(move || registry.digest(&name)).await {
+                Ok(Ok(Some(digest))) => Ok(digest),
+                Ok(Ok(None)) => Err(format!("`{reference}` is not here, and its registry does not have it")),
+                Ok(Err(err)) => {
+                    Err(format!("`{reference}` is not here, and its registry cannot tell what it is: {err}"))
+                }
+                Err(err) => Err(format!("internal error: {err}")),
+            }
+        })
+        .await
+        .clone()
+    }
+
+    /// The local image a build uses for `reference`: the locked one when there is a lock,
+    /// pulled when missing (unless its pull policy is `never`). `note` hears about a
+    /// pull before it starts.
+    pub async fn local(
         &self,
         engine: &Engine,
         reference: &str,
         policy: PullPolicy,
         note: &mut (dyn FnMut(String) + Send),
-    ) -> Result<Outside, String> {
-        let cell = self.resolved.lock().await.entry(reference.to_owned()).or_default().clone();
+    ) -> Result<String, String> {
+        let cell = self.locals.lock().await.entry(reference.to_owned()).or_default().clone();
         cell.get_or_init(|| async {
-            let parsed =
-                ImageRef::parse(reference).map_err(|e| format!("invalid reference `{reference}`: {e}"))?;
-            let info = match engine.inspect(reference).await.map_err(|e| e.to_string())? {
-                Some(info) => info,
-                None if policy == PullPolicy::Never => {
-                    return Err(format!("`{reference}` is not here, and its pull policy is `never`"));
+            let parsed = parse(reference)?;
+            let source = match self.lock.as_ref().and_then(|l| l.get(reference)) {
+                Some(Locked::Id(id)) => {
+                    return engine.inspect(id).await.map_err(|e| e.to_string())?.map(|info| info.id).ok_or_else(|| {
+                        format!(
+                            "`{reference}` is locked to image `{id}`, which this engine does not have; `kiln lock --update {reference}` locks the one it has"
+                        )
+                    });
                 }
-                None => {
-                    note(format!("kiln: pulling `{reference}`, which is not here\n"));
-                    engine
-                        .pull(reference, &mut |_| {})
-                        .await
-                        .map_err(|e| format!("cannot pull `{reference}`: {e}"))?;
-                    engine
-                        .inspect(reference)
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .ok_or_else(|| format!("`{reference}` is not here after pulling it"))?
-                }
+                // The locked image, whatever the tag points at today.
+                Some(Locked::Digest(digest)) if parsed.digest.is_none() => format!("{}@{digest}", parsed.repository()),
+                _ => reference.to_owned(),
             };
-            Ok(Outside { identity: identity(&parsed, &info), id: info.id })
+            if let Some(info) = engine.inspect(&source).await.map_err(|e| e.to_string())? {
+                return Ok(info.id);
+            }
+            if policy == PullPolicy::Never {
+                return Err(format!("`{source}` is not here, and its pull policy is `never`"));
+            }
+            note(format!("kiln: pulling `{source}`, which is not here\n"));
+            engine.pull(&source, &mut |_| {}).await.map_err(|e| format!("cannot pull `{source}`: {e}"))?;
+            engine
+                .inspect(&source)
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|info| info.id)
+                .ok_or_else(|| format!("`{source}` is not here after pulling it"))
         })
         .await
         .clone()
     }
 }
 
+/// What `kiln lock` records for `reference`: the digest it names; else its registry's
+/// digest, the same on every machine; else, when no registry answers for it, the
+/// engine's: the digest it recorded for that repository, or the image ID.
+pub async fn lock_entry(engine: &Engine, registry: &Arc<Client>, reference: &str) -> Result<Locked, String> {
+    let parsed = parse(reference)?;
+    if let Some(digest) = &parsed.digest {
+        return Ok(Locked::Digest(digest.clone()));
+    }
+    let client = registry.clone();
+    let name = reference.to_owned();
+    let remote = tokio::task::spawn_blocking(move || client.digest(&name))
+        .await
+        .map_err(|e| format!("internal error: {e}"))?;
+    if let Ok(Some(digest)) = remote {
+        return Ok(Locked::Digest(digest));
+    }
+    match engine.inspect(reference).await.map_err(|e| e.to_string())? {
+        Some(info) => Ok(match identity(&parsed, &info) {
+            id if id == info.id => Locked::Id(id),
+            digest => Locked::Digest(digest),
+        }),
+        None => Err(match remote {
+            Ok(_) => format!("neither the engine nor the registry of `{reference}` has it"),
+            Err(err) => {
+                format!("the engine does not have `{reference}`, and its registry cannot tell: {err}")
+            }
+        }),
+    }
+}
+
+fn parse(reference: &str) -> Result<ImageRef, String> {
+    ImageRef::parse(reference).map_err(|e| format!("invalid reference `{reference}`: {e}"))
+}
+
 /// The digest a reference names, or that the engine recorded when it pulled (or pushed)
 /// the image from that repository, else the image ID.
-fn identity(reference: &ImageRef, info: &ImageInfo) -> String {
+pub fn identity(reference: &ImageRef, info: &ImageInfo) -> String {
     if let Some(digest) = &reference.digest {
         return digest.clone();
     }

@@ -6,6 +6,33 @@ use kiln_manifest::Span;
 use schemars::JsonSchema;
 use serde::Serialize;
 
+/// Where a finished image came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    /// Built by this run.
+    Built,
+    /// Up to date: the engine has its content tag.
+    Local,
+    /// Up to date: pulled from its registry, which had its content tag.
+    Pulled,
+    /// Up to date in its registry, which had its content tag; tagged there (`--push`),
+    /// not pulled.
+    Registry,
+}
+
+impl Origin {
+    /// How the progress and the summary say it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Built => "built",
+            Self::Local => "up to date",
+            Self::Pulled => "up to date (pulled)",
+            Self::Registry => "up to date (in its registry)",
+        }
+    }
+}
+
 /// One event, with the time it happened.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct TimedEvent {
@@ -38,6 +65,7 @@ pub enum Event {
         key: String,
         /// Nothing changed since an earlier build: no build ran.
         up_to_date: bool,
+        origin: Origin,
     },
     /// The build failed; no tag was moved.
     Failed {

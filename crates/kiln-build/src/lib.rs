@@ -13,6 +13,6 @@ pub mod prepare;
 pub mod run;
 pub mod schedule;
 
-pub use event::{Event, TimedEvent};
+pub use event::{Event, Origin, TimedEvent};
 pub use run::{Options, Outcome, Status, Summary, run};
 pub use schedule::{CostUnit, Schedule};

@@ -32,19 +32,8 @@ pub struct Recipe<'a> {
     pub hashes: &'a HashCache,
 }
 
-/// An image a build uses, as this run has it: the reference the sent Dockerfile names
-/// (a pin of the run) and its identity (a dependency's key, an outside image's digest or
-/// ID).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resolved {
-    pub reference: String,
-    pub identity: String,
-}
-
 pub struct Prepared {
     pub context: Context,
-    /// The Dockerfile as sent: dependencies and outside images named by their pins.
-    pub dockerfile: GeneratedText,
     pub inputs: Inputs,
     /// `blake3:<hex>`.
     pub key: String,
@@ -52,37 +41,24 @@ pub struct Prepared {
     pub labels: BTreeMap<String, String>,
 }
 
-/// Prepares image `index`. `dependencies` are the manifest images it uses, `bases` the
-/// outside images (by reference as written); both must hold every one it uses.
+/// Prepares image `index`. `dependencies` are the keys of the manifest images it uses,
+/// `bases` the identities of its outside images (by reference as written); both must
+/// hold every one it uses.
 pub fn prepare(
     recipe: &Recipe<'_>,
     index: usize,
-    dependencies: &HashMap<usize, Resolved>,
-    bases: &HashMap<String, Resolved>,
+    dependencies: &HashMap<usize, String>,
+    bases: &HashMap<String, String>,
 ) -> io::Result<Prepared> {
     let project = recipe.project;
     let image = &project.images[index];
     let ignore = kiln_emit::dockerignore(project, image).text;
     let context = Context::new(&image.context_dir, &ignore)?;
 
-    let pinned = |dependency: usize| {
-        dependencies
-            .get(&dependency)
-            .map_or_else(|| project.images[dependency].reference(), |d| d.reference.clone())
-    };
-    let outside =
-        |reference: &str| bases.get(reference).map_or_else(|| reference.to_owned(), |b| b.reference.clone());
-    let dockerfile = kiln_emit::dockerfile(
-        project,
-        recipe.graph,
-        index,
-        Rendering { refs: &pinned, outside: Some(&outside), context_prefix: Some(CONTEXT_FOLDER) },
-    );
     // The key sees dependencies by their keys and outside images as written (their
     // identities are inputs of their own): pins change with every run.
-    let by_key = |dependency: usize| {
-        format!("kiln-key/{}", dependencies.get(&dependency).map_or("", |d| d.identity.as_str()))
-    };
+    let by_key =
+        |dependency: usize| format!("kiln-key/{}", dependencies.get(&dependency).map_or("", String::as_str));
     let keyed = kiln_emit::dockerfile(
         project,
         recipe.graph,
@@ -121,10 +97,7 @@ pub fn prepare(
         bases: image
             .external_bases()
             .into_iter()
-            .map(|reference| {
-                let identity = bases.get(reference).map(|b| b.identity.clone()).unwrap_or_default();
-                (reference.to_owned(), identity)
-            })
+            .map(|reference| (reference.to_owned(), bases.get(reference).cloned().unwrap_or_default()))
             .collect(),
         dependencies: BTreeMap::new(),
         file_count: files.len(),
@@ -132,7 +105,7 @@ pub fn prepare(
         files_digest: all_files.finalize().to_hex().to_string(),
     };
     for &dependency in recipe.graph.dependencies(index) {
-        let identity = dependencies.get(&dependency).map(|d| d.identity.clone()).unwrap_or_default();
+        let identity = dependencies.get(&dependency).cloned().unwrap_or_default();
         inputs.dependencies.insert(project.images[dependency].name.clone(), identity);
     }
     let key = inputs.key();
@@ -142,7 +115,28 @@ pub fn prepare(
         labels::INPUTS.to_owned(),
         serde_json::to_string(&inputs.recorded()).expect("inputs serialize"),
     );
-    Ok(Prepared { context, dockerfile, inputs, key, labels })
+    Ok(Prepared { context, inputs, key, labels })
+}
+
+/// The Dockerfile a build sends: dependencies and outside images named by the run's
+/// pins (`dependencies` by image, `bases` by reference as written).
+pub fn render(
+    project: &Project,
+    graph: &Graph,
+    index: usize,
+    dependencies: &HashMap<usize, String>,
+    bases: &HashMap<String, String>,
+) -> GeneratedText {
+    let pinned = |dependency: usize| {
+        dependencies.get(&dependency).cloned().unwrap_or_else(|| project.images[dependency].reference())
+    };
+    let outside = |reference: &str| bases.get(reference).cloned().unwrap_or_else(|| reference.to_owned());
+    kiln_emit::dockerfile(
+        project,
+        graph,
+        index,
+        Rendering { refs: &pinned, outside: Some(&outside), context_prefix: Some(CONTEXT_FOLDER) },
+    )
 }
 
 /// The builder's name in the inputs.

@@ -1,8 +1,9 @@
 //! The scheduler: builds the selected images against the engine, each as soon as the
 //! images it depends on are built, at most `jobs` at a time, the most critical first.
 //!
-//! - An image whose content tag (see [`crate::identity`]) already exists is up to date:
-//!   it is reused, not rebuilt, unless `rebuild`.
+//! - An image whose content tag (see [`crate::identity`]) exists is up to date: on the
+//!   engine, it is reused; in its registry, it is pulled, or with `push` only tagged
+//!   there (nothing is pulled); unless `rebuild`.
 //! - Every image the run builds or reuses, and every outside image it builds on, carries
 //!   the run's pin (see [`crate::pin`]) from the moment the run uses it: the Dockerfile
 //!   a build sends names its dependencies and bases by pin, so no tag moved by someone
@@ -33,11 +34,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::bases::Bases;
-use crate::event::{Event, TimedEvent};
+use crate::event::{Event, Origin, TimedEvent};
 use crate::identity;
 use crate::labels::GitInfo;
 use crate::pin::{self, Liveness};
-use crate::prepare::{self, DOCKERFILE, Prepared, Recipe, Resolved};
+use crate::prepare::{self, DOCKERFILE, Prepared, Recipe};
 use crate::schedule::Schedule;
 
 #[derive(Debug, Clone)]
@@ -52,6 +53,15 @@ pub struct Options {
     pub rebuild: bool,
     /// Build without the engine's layer cache (implies `rebuild`).
     pub no_cache: bool,
+    /// Push what is built or up to date, with its content tag; registry hits are tagged
+    /// in the registry, not pulled.
+    pub push: bool,
+    /// Never ask a registry whether an image exists there.
+    pub offline: bool,
+    /// A tag of each image's own repository whose layers may serve as cache.
+    pub cache_from: Option<String>,
+    /// Embed BuildKit's cache metadata in the images (`--cache-to inline`).
+    pub cache_to_inline: bool,
     /// Extra labels for every image (`--label`).
     pub labels: Vec<(String, String)>,
 }
@@ -59,7 +69,7 @@ pub struct Options {
 /// How an image's build ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Status {
-    Built { id: String, size: u64, up_to_date: bool },
+    Built { id: String, size: u64, up_to_date: bool, origin: Origin },
     Failed,
     Skipped(String),
     Cancelled,
@@ -91,15 +101,19 @@ pub const BUILD_ATTEMPTS: u32 = 3;
 
 /// What a build task reports back.
 enum TaskResult {
-    /// `resolved`: the image as its dependents use it (pin and key).
-    Built {
-        id: String,
-        size: u64,
-        up_to_date: bool,
-        resolved: Resolved,
-    },
+    Built { id: String, size: u64, origin: Origin, dependency: Dependency },
     Failed,
     Cancelled,
+}
+
+/// A finished image as its dependents use it.
+#[derive(Debug, Clone)]
+struct Dependency {
+    key: String,
+    /// The run's pin of it, when it is on this engine.
+    pin: Option<String>,
+    /// Its content tag, to pull it from when it is not.
+    content: String,
 }
 
 /// Everything a task needs, shared.
@@ -114,6 +128,7 @@ struct Shared {
     git: GitInfo,
     project_id: String,
     hashes: Arc<HashCache>,
+    registry: Arc<kiln_registry::Client>,
     bases: Bases,
     /// Tag → image ID: the engine's tags when the run started, and those it set since.
     tags: std::sync::Mutex<HashMap<String, String>>,
@@ -141,6 +156,7 @@ pub async fn run(
 ) -> Summary {
     let started = Instant::now();
     let hashes_file = crate::history::cache_file(project.manifest_path(), "hashes");
+    let registry = Arc::new(kiln_registry::Client::new(engine.insecure_registries().await));
     let shared = Arc::new(Shared {
         run: pin::Run::current(),
         git: GitInfo::read(&project.root_dir),
@@ -151,7 +167,8 @@ pub async fn run(
         engine,
         options: options.clone(),
         events,
-        bases: Bases::default(),
+        bases: Bases::new(project.lock.clone(), registry.clone()),
+        registry,
         tags: std::sync::Mutex::new(HashMap::new()),
     });
     remove_pins(&shared.engine, |run| run.liveness() == Liveness::Gone).await;
@@ -176,7 +193,7 @@ pub async fn run(
         }
     }
     let mut outcomes: HashMap<usize, Outcome> = HashMap::new();
-    let mut built: HashMap<usize, Resolved> = HashMap::new();
+    let mut built: HashMap<usize, Dependency> = HashMap::new();
     let mut tasks: JoinSet<(usize, Duration, TaskResult)> = JoinSet::new();
     let mut stop_reason: Option<String> = None;
     let mut interrupted = false;
@@ -186,7 +203,7 @@ pub async fn run(
             let Some((_, _, next)) = ready.pop() else { break };
             let shared = shared.clone();
             let cancel = cancel.clone();
-            let dependencies: HashMap<usize, Resolved> = graph
+            let dependencies: HashMap<usize, Dependency> = graph
                 .dependencies(next)
                 .iter()
                 .filter_map(|d| built.get(d).map(|r| (*d, r.clone())))
@@ -210,8 +227,8 @@ pub async fn run(
         };
         let Some(Ok((image, duration, result))) = joined else { continue };
         let status = match result {
-            TaskResult::Built { id, size, up_to_date, resolved } => {
-                built.insert(image, resolved);
+            TaskResult::Built { id, size, origin, dependency } => {
+                built.insert(image, dependency);
                 for dependent in graph.dependents(image) {
                     if let Some(count) = waiting.get_mut(&dependent) {
                         *count -= 1;
@@ -224,7 +241,7 @@ pub async fn run(
                         }
                     }
                 }
-                Status::Built { id, size, up_to_date }
+                Status::Built { id, size, up_to_date: origin != Origin::Built, origin }
             }
             TaskResult::Failed => {
                 let name = &project.images[image].name;
@@ -312,7 +329,7 @@ impl Failure {
 async fn build_one(
     shared: &Arc<Shared>,
     index: usize,
-    dependencies: HashMap<usize, Resolved>,
+    dependencies: HashMap<usize, Dependency>,
     cancel: &CancellationToken,
 ) -> TaskResult {
     let project = &shared.project;
@@ -338,7 +355,7 @@ async fn build_one(
 async fn build_or_reuse(
     shared: &Arc<Shared>,
     index: usize,
-    dependencies: HashMap<usize, Resolved>,
+    dependencies: HashMap<usize, Dependency>,
     cancel: &CancellationToken,
     begin: Instant,
 ) -> Result<TaskResult, Failure> {
@@ -346,7 +363,8 @@ async fn build_or_reuse(
     let name = image.name.clone();
     let log = |text: String| shared.send(Event::Log { image: name.clone(), step: None, text });
 
-    let bases = resolve_bases(shared, index).await?;
+    let bases = base_identities(shared, index).await?;
+    let keys: HashMap<usize, String> = dependencies.iter().map(|(i, d)| (*i, d.key.clone())).collect();
     // Reading and hashing the context is file IO: off the async threads.
     let prepared = {
         let shared = shared.clone();
@@ -360,7 +378,7 @@ async fn build_or_reuse(
                 extra_labels: &shared.options.labels,
                 hashes: &shared.hashes,
             };
-            prepare::prepare(&recipe, index, &dependencies, &bases)
+            prepare::prepare(&recipe, index, &keys, &bases)
         })
         .await
     };
@@ -377,36 +395,55 @@ async fn build_or_reuse(
     let pin = shared.run.pin(&image.name, &prepared.key);
     let content = identity::content_tag(&image.repository, &prepared.key);
 
-    // Up to date: the content tag exists. Pinned first, so that no `clean` or `prune`
-    // removes it from now on; if one removed it since the run looked, it is built.
-    let rebuild = shared.options.rebuild || shared.options.no_cache;
-    let existing = shared.tags().get(&content).cloned();
-    if !rebuild && let Some(id) = existing {
-        if shared.engine.tag(&id, &pin).await.is_ok() {
-            shared.send(Event::Started { image: name.clone() });
-            return finish(shared, index, &prepared, id, true, pin, begin).await;
+    if !(shared.options.rebuild || shared.options.no_cache) {
+        // On the engine. Pinned first, so that no `clean` or `prune` removes it from now
+        // on; if one removed it since the run looked, it is looked for elsewhere.
+        let existing = shared.tags().get(&content).cloned();
+        if let Some(id) = existing {
+            if shared.engine.tag(&id, &pin).await.is_ok() {
+                shared.send(Event::Started { image: name.clone() });
+                return finish(shared, index, &prepared, id, Origin::Local, Some(pin), begin).await;
+            }
+            shared.tags().remove(&content);
         }
-        shared.tags().remove(&content);
+        if let Some(found) = in_registry(shared, index, &content, &log).await {
+            shared.send(Event::Started { image: name.clone() });
+            if shared.options.push {
+                return tag_in_registry(shared, index, &prepared, &content, &found, begin).await;
+            }
+            let id = pull(shared, &content, &log).await.map_err(|e| Failure::new(e, None))?;
+            shared.engine.tag(&id, &pin).await.map_err(|e| Failure::new(e.to_string(), None))?;
+            return finish(shared, index, &prepared, id, Origin::Pulled, Some(pin), begin).await;
+        }
     }
     if cancel.is_cancelled() {
         return Ok(TaskResult::Cancelled);
     }
 
     shared.send(Event::Started { image: name.clone() });
+    let (dependency_pins, base_pins) = pin_inputs(shared, index, &dependencies, &prepared, &log).await?;
+    let dockerfile = prepare::render(&shared.project, &shared.graph, index, &dependency_pins, &base_pins);
+    let mut build_args: HashMap<String, String> =
+        image.build_args.iter().map(|kv| (kv.key.value.clone(), kv.value.value.clone())).collect();
+    if shared.options.cache_to_inline {
+        build_args.insert("BUILDKIT_INLINE_CACHE".to_owned(), "1".to_owned());
+    }
     let spec = BuildSpec {
         dockerfile: DOCKERFILE.to_owned(),
         builder: shared.options.builder,
-        build_args: image
-            .build_args
-            .iter()
-            .map(|kv| (kv.key.value.clone(), kv.value.value.clone()))
-            .collect(),
+        build_args,
         labels: prepared.labels.clone().into_iter().collect(),
         platform: image.platform.as_ref().map(|p| p.value.clone()),
         network: shared.options.network.clone(),
         target: None,
         pull: shared.options.pull,
         no_cache: shared.options.no_cache,
+        cache_from: shared
+            .options
+            .cache_from
+            .iter()
+            .map(|tag| format!("{}:{tag}", image.repository))
+            .collect(),
         session: format!("kiln-{}-{}-{}", std::process::id(), index, millis(begin.elapsed())),
         tag: Some(pin.clone()),
     };
@@ -435,7 +472,7 @@ async fn build_or_reuse(
     let result = loop {
         let tar = prepared.context.tar_stream(
             prepare::CONTEXT_FOLDER,
-            vec![(DOCKERFILE.to_owned(), prepared.dockerfile.text.clone().into_bytes())],
+            vec![(DOCKERFILE.to_owned(), dockerfile.text.clone().into_bytes())],
         );
         let result = tokio::select! {
             result = shared.engine.build(&spec, tar, &mut emit) => result,
@@ -455,7 +492,7 @@ async fn build_or_reuse(
     let id = match result {
         Ok(id) => id,
         Err(err) => {
-            let origin = err.step.as_deref().and_then(|s| prepared.dockerfile.step_origin(s));
+            let origin = err.step.as_deref().and_then(|s| dockerfile.step_origin(s));
             return Err(Failure {
                 error: err.message,
                 step: err.step,
@@ -475,49 +512,178 @@ async fn build_or_reuse(
             None,
         ));
     }
-    finish(shared, index, &prepared, id, false, pin, begin).await
+    finish(shared, index, &prepared, id, Origin::Built, Some(pin), begin).await
 }
 
-/// Each outside image the image uses, resolved (pulled when missing) and pinned.
-async fn resolve_bases(shared: &Arc<Shared>, index: usize) -> Result<HashMap<String, Resolved>, Failure> {
+/// The identity of each outside image the image uses (pulling nothing).
+async fn base_identities(shared: &Arc<Shared>, index: usize) -> Result<HashMap<String, String>, Failure> {
     let image = &shared.project.images[index];
-    let mut note = |text: String| shared.send(Event::Log { image: image.name.clone(), step: None, text });
-    let mut resolved = HashMap::new();
+    let mut identities = HashMap::new();
     for reference in image.external_bases() {
-        let span = image.stages.iter().flat_map(kiln_manifest::Stage::inputs).find_map(|input| {
-            matches!(input, StageInput::External(r, _) if r == reference).then(|| span_of(input))
-        });
-        let outside = shared
+        let identity = shared
             .bases
-            .resolve(&shared.engine, reference, image.pull_policy, &mut note)
+            .identity(&shared.engine, reference)
+            .await
+            .map_err(|error| Failure::new(error, reference_span(image, reference)))?;
+        identities.insert(reference.to_owned(), identity);
+    }
+    Ok(identities)
+}
+
+/// Where the manifest names an outside image.
+fn reference_span(image: &kiln_manifest::Image, reference: &str) -> Option<Span> {
+    image.stages.iter().flat_map(kiln_manifest::Stage::inputs).find_map(|input| match input {
+        StageInput::External(r, span) if r == reference => Some(span),
+        _ => None,
+    })
+}
+
+/// Pins what a build uses: its dependencies (pulled by content tag when this engine
+/// does not have them) and its outside images (pulled when missing). Returns the pins,
+/// by dependency and by outside reference.
+async fn pin_inputs(
+    shared: &Arc<Shared>,
+    index: usize,
+    dependencies: &HashMap<usize, Dependency>,
+    prepared: &Prepared,
+    log: &(dyn Fn(String) + Sync),
+) -> Result<(HashMap<usize, String>, HashMap<String, String>), Failure> {
+    let image = &shared.project.images[index];
+    let mut dependency_pins = HashMap::new();
+    for (&dependency, found) in dependencies {
+        let pin = if let Some(pin) = &found.pin {
+            pin.clone()
+        } else {
+            let id = pull(shared, &found.content, log).await.map_err(|e| Failure::new(e, None))?;
+            let pin = shared.run.pin(&shared.project.images[dependency].name, &found.key);
+            shared.engine.tag(&id, &pin).await.map_err(|e| Failure::new(e.to_string(), None))?;
+            pin
+        };
+        dependency_pins.insert(dependency, pin);
+    }
+    let mut base_pins = HashMap::new();
+    let mut note = |text: String| log(text);
+    for reference in image.external_bases() {
+        let span = reference_span(image, reference);
+        let id = shared
+            .bases
+            .local(&shared.engine, reference, image.pull_policy, &mut note)
             .await
             .map_err(|error| Failure::new(error, span))?;
-        let pin = shared.run.pin_outside(reference, &outside.identity);
+        let identity = prepared.inputs.bases.get(reference).cloned().unwrap_or_default();
+        let pin = shared.run.pin_outside(reference, &identity);
         shared
             .engine
-            .tag(&outside.id, &pin)
+            .tag(&id, &pin)
             .await
             .map_err(|e| Failure::new(format!("cannot pin `{reference}` for the build: {e}"), span))?;
-        resolved.insert(reference.to_owned(), Resolved { reference: pin, identity: outside.identity });
+        base_pins.insert(reference.to_owned(), pin);
     }
-    Ok(resolved)
+    Ok((dependency_pins, base_pins))
 }
 
-fn span_of(input: StageInput<'_>) -> Span {
-    match input {
-        StageInput::Stage(_, span) | StageInput::Image(_, span) | StageInput::External(_, span) => span,
+/// The content tag's manifest in the image's registry, when it has one. A registry that
+/// cannot answer is no reason to fail: the image is built instead.
+async fn in_registry(
+    shared: &Arc<Shared>,
+    index: usize,
+    content: &str,
+    log: &(dyn Fn(String) + Sync),
+) -> Option<kiln_registry::Manifest> {
+    let image = &shared.project.images[index];
+    let has_registry = kiln_reference::ImageRef::parse(&image.repository).is_ok_and(|r| r.domain.is_some());
+    if shared.options.offline || !has_registry {
+        return None;
+    }
+    let registry = shared.registry.clone();
+    let reference = content.to_owned();
+    match tokio::task::spawn_blocking(move || registry.manifest(&reference)).await {
+        Ok(Ok(found)) => found,
+        Ok(Err(err)) => {
+            log(format!("kiln: cannot ask the registry for `{content}` ({err}); building\n"));
+            None
+        }
+        Err(_) => None,
     }
 }
 
-/// Applies the image's content tag and tags, then reports it built. Not cancellable:
-/// the tags of an image are applied all or nothing.
+/// Pulls `reference`; the image ID.
+async fn pull(shared: &Shared, reference: &str, log: &(dyn Fn(String) + Sync)) -> Result<String, String> {
+    log(format!("kiln: pulling `{reference}`\n"));
+    shared
+        .engine
+        .pull(reference, &mut |_| {})
+        .await
+        .map_err(|e| format!("cannot pull `{reference}`: {e}"))?;
+    match shared.engine.inspect(reference).await {
+        Ok(Some(info)) => Ok(info.id),
+        Ok(None) => Err(format!("`{reference}` is not here after pulling it")),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// `push` and the content tag is in the registry: the image's tags are added there, as
+/// copies of its manifest; nothing is pulled.
+async fn tag_in_registry(
+    shared: &Arc<Shared>,
+    index: usize,
+    prepared: &Prepared,
+    content: &str,
+    manifest: &kiln_registry::Manifest,
+    begin: Instant,
+) -> Result<TaskResult, Failure> {
+    let image = &shared.project.images[index];
+    for reference in image.references() {
+        let registry = shared.registry.clone();
+        let manifest = manifest.clone();
+        let target = reference.clone();
+        tokio::task::spawn_blocking(move || registry.put_manifest(&target, &manifest))
+            .await
+            .map_err(|e| Failure::new(format!("internal error: {e}"), None))?
+            .map_err(|e| Failure::new(format!("cannot tag `{reference}` in its registry: {e}"), None))?;
+    }
+    let (id, size) = manifest_summary(manifest);
+    shared.send(Event::Finished {
+        image: image.name.clone(),
+        id: id.clone(),
+        duration_ms: millis(begin.elapsed()),
+        size,
+        tags: image.references(),
+        key: prepared.key.clone(),
+        up_to_date: true,
+        origin: Origin::Registry,
+    });
+    Ok(TaskResult::Built {
+        id,
+        size,
+        origin: Origin::Registry,
+        dependency: Dependency { key: prepared.key.clone(), pin: None, content: content.to_owned() },
+    })
+}
+
+/// The image ID (its config's digest) and size a manifest describes; for an index of
+/// several platforms, its own digest and no size.
+fn manifest_summary(manifest: &kiln_registry::Manifest) -> (String, u64) {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&manifest.bytes) else {
+        return (manifest.digest.clone(), 0);
+    };
+    let Some(config) = json["config"]["digest"].as_str() else {
+        return (manifest.digest.clone(), 0);
+    };
+    let size =
+        json["layers"].as_array().map_or(0, |layers| layers.iter().filter_map(|l| l["size"].as_u64()).sum());
+    (config.to_owned(), size)
+}
+
+/// Applies the image's content tag and tags (and pushes them, with `push`), then reports
+/// it. Not cancellable: the tags of an image are applied all or nothing.
 async fn finish(
     shared: &Arc<Shared>,
     index: usize,
     prepared: &Prepared,
     id: String,
-    up_to_date: bool,
-    pin: String,
+    origin: Origin,
+    pin: Option<String>,
     begin: Instant,
 ) -> Result<TaskResult, Failure> {
     let image = &shared.project.images[index];
@@ -528,7 +694,7 @@ async fn finish(
     for reference in &tags {
         if let Err(err) = shared.engine.tag(&id, reference).await {
             return Err(Failure::new(
-                format!("built `{id}` but could not tag it `{reference}`: {err}"),
+                format!("`{id}` is ready but could not be tagged `{reference}`: {err}"),
                 None,
             ));
         }
@@ -536,6 +702,21 @@ async fn finish(
     shared.tags().extend(tags.iter().map(|t| (t.clone(), id.clone())));
     if let Some(old) = replaced {
         retire(shared, &old, &content).await;
+    }
+    if shared.options.push {
+        for reference in &tags {
+            shared.send(Event::Log {
+                image: image.name.clone(),
+                step: None,
+                text: format!("kiln: pushing `{reference}`\n"),
+            });
+            if let Err(err) = shared.engine.push(reference, &mut |_| {}).await {
+                return Err(Failure::new(
+                    format!("`{id}` is ready but could not be pushed as `{reference}`: {err}"),
+                    None,
+                ));
+            }
+        }
     }
     let size = shared.engine.inspect(&id).await.ok().flatten().map_or(0, |info| info.size);
     shared.send(Event::Finished {
@@ -545,13 +726,14 @@ async fn finish(
         size,
         tags: image.references(),
         key: prepared.key.clone(),
-        up_to_date,
+        up_to_date: origin != Origin::Built,
+        origin,
     });
     Ok(TaskResult::Built {
         id,
         size,
-        up_to_date,
-        resolved: Resolved { reference: pin, identity: prepared.key.clone() },
+        origin,
+        dependency: Dependency { key: prepared.key.clone(), pin, content },
     })
 }
 

@@ -20,6 +20,7 @@ pub use write::{
 /// ignore file.
 pub fn output_files(project: &Project, graph: &Graph) -> Vec<OutputFile> {
     let first_tag = |index: usize| project.images[index].reference();
+    let pinned = |reference: &str| pinned_base(project, reference);
     let mut files = Vec::with_capacity(project.images.len() * 2);
     for &index in graph.order() {
         let image = &project.images[index];
@@ -32,7 +33,11 @@ pub fn output_files(project: &Project, graph: &Graph) -> Vec<OutputFile> {
                 project,
                 graph,
                 index,
-                Rendering { refs: &first_tag, outside: None, context_prefix: None },
+                Rendering {
+                    refs: &first_tag,
+                    outside: project.pin_bases.then_some(&pinned as &dyn Fn(&str) -> String),
+                    context_prefix: None,
+                },
             )
             .text,
         });
@@ -43,4 +48,15 @@ pub fn output_files(project: &Project, graph: &Graph) -> Vec<OutputFile> {
         });
     }
     files
+}
+
+/// With `pin-bases`, an outside image as the committed Dockerfile names it: by its
+/// locked digest (`python:3.11-slim@sha256:…`), when the lock has one.
+pub fn pinned_base(project: &Project, reference: &str) -> String {
+    match project.lock.as_ref().and_then(|lock| lock.get(reference)) {
+        Some(kiln_manifest::lock::Locked::Digest(digest)) if !reference.contains('@') => {
+            format!("{reference}@{digest}")
+        }
+        _ => reference.to_owned(),
+    }
 }

@@ -33,6 +33,9 @@ pub struct BuildSpec {
     pub pull: bool,
     /// Use no layer cache.
     pub no_cache: bool,
+    /// Images whose layers may serve as cache (BuildKit reads their inline cache from
+    /// the registry; the classic builder needs them pulled).
+    pub cache_from: Vec<String>,
     /// BuildKit session id (unique per build).
     pub session: String,
     /// The reference the image gets as it is created (the build's `t`), so that it is
@@ -170,6 +173,9 @@ impl Engine {
         }
         if spec.no_cache {
             options = options.nocache(true);
+        }
+        if !spec.cache_from.is_empty() {
+            options = options.cachefrom(&spec.cache_from);
         }
         let body = bollard::body_try_stream(context);
         let mut stream = self.docker.build_image(options.build(), None, Some(body));

@@ -18,7 +18,7 @@ use kiln_reference::ImageRef;
 
 pub use build::{BuildError, BuildEvent, BuildSpec, Builder, StepState, lost_an_image};
 pub use endpoint::{Endpoint, Source};
-pub use registry::{TransferEvent, credentials_for};
+pub use registry::TransferEvent;
 
 /// How long a single request may wait for the engine to start answering. Builds stream
 /// for as long as they run; this only bounds the wait for the response to begin.
@@ -130,6 +130,18 @@ impl Engine {
             docker,
             endpoint,
         })
+    }
+
+    /// The registries the engine is configured to reach over plain HTTP (its
+    /// `insecure-registries`), as `host[:port]`.
+    pub async fn insecure_registries(&self) -> Vec<String> {
+        let Ok(info) = self.docker.info().await else { return Vec::new() };
+        info.registry_config
+            .and_then(|c| c.index_configs)
+            .map(|configs| {
+                configs.into_iter().filter(|(_, c)| c.secure == Some(false)).map(|(name, _)| name).collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The underlying client, for calls kiln does not wrap.

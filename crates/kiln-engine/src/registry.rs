@@ -1,11 +1,6 @@
-//! Talking to registries through the engine: credentials as the docker CLI stores them,
-//! pulls and pushes with their progress.
+//! Talking to registries through the engine: pulls and pushes with their progress, with
+//! the credentials the docker CLI stored.
 
-use std::collections::HashMap;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
-use base64::Engine as _;
 use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{CreateImageOptionsBuilder, PushImageOptionsBuilder};
 use futures_util::TryStreamExt;
@@ -75,74 +70,13 @@ async fn drain<T>(
     }
 }
 
-/// Credentials for a registry from the docker CLI's configuration: a credential helper
-/// (`credHelpers`, then `credsStore`), else an `auths` entry.
-pub fn credentials_for(registry: &str) -> Option<DockerCredentials> {
-    let dir = std::env::var_os("DOCKER_CONFIG")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".docker")))?;
-    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
-    let config: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let keys: Vec<String> = if registry == "docker.io" {
-        vec!["https://index.docker.io/v1/".into(), "index.docker.io".into(), "docker.io".into()]
-    } else {
-        vec![registry.to_owned(), format!("https://{registry}"), format!("http://{registry}")]
-    };
-    let helper = keys
-        .iter()
-        .find_map(|k| config.pointer(&format!("/credHelpers/{}", k.replace('/', "~1"))))
-        .or_else(|| config.get("credsStore"))
-        .and_then(serde_json::Value::as_str);
-    if let Some(helper) = helper
-        && let Some(credentials) = from_helper(helper, &keys[0])
-    {
-        return Some(credentials);
-    }
-    let auths = config.get("auths")?.as_object()?;
-    let entry = keys.iter().find_map(|k| auths.get(k))?;
-    let mut credentials = DockerCredentials { serveraddress: Some(keys[0].clone()), ..Default::default() };
-    if let Some(token) = entry.get("identitytoken").and_then(serde_json::Value::as_str) {
-        credentials.identitytoken = Some(token.to_owned());
-    }
-    if let Some(auth) = entry.get("auth").and_then(serde_json::Value::as_str) {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(auth).ok()?;
-        let decoded = String::from_utf8(decoded).ok()?;
-        let (user, password) = decoded.split_once(':')?;
-        credentials.username = Some(user.to_owned());
-        credentials.password = Some(password.to_owned());
-    }
-    Some(credentials)
-}
-
-/// Asks `docker-credential-<helper> get`, as the docker CLI does.
-fn from_helper(helper: &str, server: &str) -> Option<DockerCredentials> {
-    let mut child = Command::new(format!("docker-credential-{helper}"))
-        .arg("get")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    child.stdin.take()?.write_all(server.as_bytes()).ok()?;
-    let output = child.wait_with_output().ok()?;
-    if !output.status.success() {
-        return None;
-    }
-    let reply: HashMap<String, String> = serde_json::from_slice(&output.stdout).ok()?;
-    let username = reply.get("Username").cloned().unwrap_or_default();
-    let secret = reply.get("Secret").cloned().unwrap_or_default();
-    Some(if username == "<token>" {
-        DockerCredentials {
-            identitytoken: Some(secret),
-            serveraddress: Some(server.to_owned()),
-            ..Default::default()
-        }
-    } else {
-        DockerCredentials {
-            username: Some(username),
-            password: Some(secret),
-            serveraddress: Some(server.to_owned()),
-            ..Default::default()
-        }
+/// The docker CLI's credentials for a registry, as the engine takes them.
+fn credentials_for(registry: &str) -> Option<DockerCredentials> {
+    kiln_registry::credentials_for(registry).map(|c| DockerCredentials {
+        username: c.username,
+        password: c.password,
+        identitytoken: c.identity_token,
+        serveraddress: Some(c.server),
+        ..DockerCredentials::default()
     })
 }

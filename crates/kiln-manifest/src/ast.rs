@@ -24,6 +24,7 @@ pub struct Declarations {
     pub output: Option<Text>,
     pub level: Option<Text>,
     pub syntax_directive: Option<Text>,
+    pub pin_bases: Option<Text>,
     pub vars: Vec<VarDecl>,
     pub templates: Vec<ImageDecl>,
     pub images: Vec<ImageDecl>,

@@ -72,6 +72,9 @@ codes! {
     SecretInEnv => "secret-in-env",
     MissingWorkdir => "missing-workdir",
     BuildFailed => "build-failed",
+    InvalidLock => "invalid-lock",
+    StaleLock => "stale-lock",
+    UnpinnableBase => "unpinnable-base",
 }
 
 impl fmt::Display for Code {

@@ -10,6 +10,7 @@ mod check;
 pub mod diagnostic;
 pub mod git;
 mod load;
+pub mod lock;
 mod lower;
 mod merge;
 pub mod model;
@@ -71,6 +72,8 @@ pub fn load_project(options: &LoadOptions) -> Result<(Project, Diagnostics), Vec
         tainted: std::collections::HashSet::new(),
     }
     .resolve(&decls);
+    let lock = lock::Lock::load(&root_dir, &mut sources, &mut diags);
+    lock::check(&images, lock.as_ref(), decls.pin_bases.as_ref().filter(|_| settings.pin_bases), &mut diags);
     let manifest_name =
         sources.files().next().map_or_else(|| MANIFEST_FILE.to_owned(), |(_, f)| f.name.clone());
     let project = Project {
@@ -82,6 +85,8 @@ pub fn load_project(options: &LoadOptions) -> Result<(Project, Diagnostics), Vec
         dockerfile_level: settings.level,
         syntax_directive: settings.syntax_directive,
         project: settings.project,
+        pin_bases: settings.pin_bases,
+        lock,
         registry: settings.registry,
         variables: vars.values(),
         index: images.iter().enumerate().map(|(i, image)| (image.name.clone(), i)).collect(),

@@ -20,13 +20,15 @@ const TOP_LEVEL: &[&str] = &[
     "output",
     "dockerfile-level",
     "syntax-directive",
+    "pin-bases",
     "var",
     "include",
     "template",
     "image",
     "group",
 ];
-const ROOT_ONLY: &[&str] = &["project", "registry", "output", "dockerfile-level", "syntax-directive"];
+const ROOT_ONLY: &[&str] =
+    &["project", "registry", "output", "dockerfile-level", "syntax-directive", "pin-bases"];
 const IMAGE_SETTINGS: &[&str] = &[
     "extends",
     "description",
@@ -139,6 +141,7 @@ impl Lowerer<'_> {
             "output" => self.setting(node, &mut decls.output),
             "dockerfile-level" => self.setting(node, &mut decls.level),
             "syntax-directive" => self.setting(node, &mut decls.syntax_directive),
+            "pin-bases" => self.setting_scalar(node, &mut decls.pin_bases),
             "var" => {
                 let mut n = self.node(node, &[], false);
                 if let (Some(name), Some(value)) =
@@ -179,9 +182,19 @@ impl Lowerer<'_> {
 
     /// A setting that takes one string and may be given once (the first one counts).
     fn setting(&mut self, node: &KdlNode, slot: &mut Option<Text>) {
+        self.setting_of(node, slot, false);
+    }
+
+    /// A setting whose value may be a boolean or a number (kept as its text).
+    fn setting_scalar(&mut self, node: &KdlNode, slot: &mut Option<Text>) {
+        self.setting_of(node, slot, true);
+    }
+
+    fn setting_of(&mut self, node: &KdlNode, slot: &mut Option<Text>, scalar: bool) {
         let mut n = self.node(node, &[], false);
         n.arg_count(1, Some(1));
-        let Some(value) = n.arg_text(0, "a string") else {
+        let value = if scalar { n.arg_scalar(0, "a value") } else { n.arg_text(0, "a string") };
+        let Some(value) = value else {
             return;
         };
         if let Some(previous) = slot {

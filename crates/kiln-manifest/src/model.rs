@@ -109,6 +109,12 @@ pub struct Project {
     /// the root manifest's path within its git repository stands in (see
     /// `kiln_build::identity`).
     pub project: Option<String>,
+    /// `pin-bases`: generated `FROM` lines name outside images by their locked digest.
+    pub pin_bases: bool,
+    /// `kiln.lock`, when there is one.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub lock: Option<crate::lock::Lock>,
     pub registry: Option<String>,
     /// Variables with their final values.
     pub variables: IndexMap<String, String>,

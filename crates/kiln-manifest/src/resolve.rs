@@ -32,6 +32,7 @@ const RESERVED_STAGE_NAMES: &[&str] = &["scratch", "context"];
 
 pub(crate) struct Settings {
     pub project: Option<String>,
+    pub pin_bases: bool,
     pub registry: Option<String>,
     pub output_dir: PathBuf,
     pub level: Level,
@@ -129,7 +130,21 @@ pub(crate) fn resolve_settings(
             None
         }
     });
-    Settings { project, registry, output_dir, level, syntax_directive }
+    let pin_bases = decls.pin_bases.as_ref().is_some_and(|text| match text.value.as_str() {
+        "true" => true,
+        "false" => false,
+        _ => {
+            diags.push(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    format!("`pin-bases` takes `#true` or `#false`, not `{}`", text.value),
+                )
+                .label(text.span, "not a boolean"),
+            );
+            false
+        }
+    });
+    Settings { project, pin_bases, registry, output_dir, level, syntax_directive }
 }
 
 pub(crate) struct Resolver<'a> {

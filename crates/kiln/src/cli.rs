@@ -72,6 +72,8 @@ pub enum Command {
     Graph(GraphArgs),
     /// Build images (and what they depend on) against the Docker engine, in parallel
     Build(BuildArgs),
+    /// Resolve the outside images the manifest builds on into `kiln.lock`
+    Lock(LockArgs),
     /// Pull the outside images the selected images build on
     Pull(PullArgs),
     /// List the images built from this manifest
@@ -88,7 +90,7 @@ pub enum Command {
     Prune(PruneArgs),
     /// Show an image's layers, each traced to the manifest line it came from
     History(HistoryArgs),
-    /// Show an image's ID, digests, tags, size, labels and input digest
+    /// Show an image's ID, digests, tags, size, labels and input key
     Inspect(InspectArgs),
     /// Print the resolved manifest (templates applied, variables interpolated) as JSON
     Manifest,
@@ -176,6 +178,49 @@ pub struct BuildArgs {
     /// Add a label to every image (repeatable)
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+
+    /// Push every selected image, built or up to date, with its content tag; an image
+    /// whose content tag is already in its registry is only tagged there, not pulled
+    #[arg(long)]
+    pub push: bool,
+
+    /// Never ask a registry whether an image is already there
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Fail when `kiln.lock` does not lock exactly the outside images the manifest uses
+    #[arg(long)]
+    pub locked: bool,
+
+    /// Use the layers of each image's own `REPOSITORY:TAG` as cache (BuildKit reads it
+    /// from the registry), as `docker build --cache-from`
+    #[arg(long, value_name = "TAG")]
+    pub cache_from: Option<String>,
+
+    /// Export the build cache: `inline` embeds it in the images (BuildKit)
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub cache_to: Option<CacheTo>,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Resolve again the named outside images (as the manifest writes them), or every
+    /// one when none is named; without it, only those missing from the lock are resolved
+    #[arg(long, value_name = "IMAGE", num_args = 0.., default_missing_value = None)]
+    pub update: Option<Vec<String>>,
+
+    /// Write nothing; exit 1 when `kiln.lock` is not what `kiln lock` would write
+    #[arg(long, conflicts_with = "update")]
+    pub check: bool,
+
+    /// Print the entries as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CacheTo {
+    Inline,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

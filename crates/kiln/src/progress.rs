@@ -105,16 +105,18 @@ impl<'a> Display<'a> {
                         }
                         None
                     }
-                    Event::Finished { id, duration_ms, size, up_to_date, .. } => Some(if *up_to_date {
-                        format!("up to date ({})", short_id(id))
-                    } else {
-                        format!(
-                            "built in {} ({}, {})",
-                            human_duration(millis(*duration_ms)),
-                            short_id(id),
-                            human_size(*size)
-                        )
-                    }),
+                    Event::Finished { id, duration_ms, size, up_to_date, origin, .. } => {
+                        Some(if *up_to_date {
+                            format!("{} ({})", origin.describe(), short_id(id))
+                        } else {
+                            format!(
+                                "built in {} ({}, {})",
+                                human_duration(millis(*duration_ms)),
+                                short_id(id),
+                                human_size(*size)
+                            )
+                        })
+                    }
                     Event::Failed { duration_ms, .. } => {
                         Some(format!("FAILED after {}", human_duration(millis(*duration_ms))))
                     }
@@ -143,10 +145,10 @@ impl<'a> Display<'a> {
                     Event::Step { step, cached, .. } => {
                         bar.set_message(format!("{step}{}", if *cached { " (cached)" } else { "" }));
                     }
-                    Event::Finished { duration_ms, size, up_to_date, .. } => {
+                    Event::Finished { duration_ms, size, up_to_date, origin, .. } => {
                         total.inc(1);
                         bar.finish_with_message(if *up_to_date {
-                            "✔ up to date".to_owned()
+                            format!("✔ {}", origin.describe())
                         } else {
                             format!(
                                 "✔ built in {} ({})",
@@ -246,8 +248,8 @@ pub(crate) fn summary_table(project: &Project, summary: &Summary) -> String {
     for outcome in &summary.outcomes {
         let image = &project.images[outcome.image];
         let (status, size, tags) = match &outcome.status {
-            Status::Built { size, up_to_date, .. } => (
-                if *up_to_date { "up to date".to_owned() } else { "built".to_owned() },
+            Status::Built { size, origin, .. } => (
+                origin.describe().to_owned(),
                 human_size(*size),
                 image.tags.iter().map(|t| t.value.as_str()).collect::<Vec<_>>().join(", "),
             ),

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine_session;
 use crate::Status as Exit;
-use crate::cli::{BuildArgs, BuilderChoice, GlobalArgs, ProgressMode};
+use crate::cli::{BuildArgs, BuilderChoice, CacheTo, GlobalArgs, ProgressMode};
 use crate::progress::{Display, human_duration};
 use crate::session::{self, Session};
 use crate::term::Term;
@@ -29,6 +29,12 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
     };
     let selected = kiln_graph::select(project, &session.graph, &targets)
         .map_err(|unknown| session::unknown_names(term, unknown))?;
+    if args.locked {
+        check_locked(&session, term)?;
+    }
+    if args.push {
+        check_pushable(project, &selected, term)?;
+    }
     let steps = step_counts(&session);
     let durations_file = history::durations_file(session.project.manifest_path());
     let durations = history::load(durations_file.as_deref());
@@ -86,6 +92,10 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
             pull: false,
             rebuild: args.rebuild,
             no_cache: args.no_cache,
+            push: args.push,
+            offline: args.offline,
+            cache_from: args.cache_from.clone(),
+            cache_to_inline: args.cache_to == Some(CacheTo::Inline),
             labels,
         };
         let cancel = CancellationToken::new();
@@ -117,6 +127,43 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
             Exit::Failure
         })
     })
+}
+
+/// `--locked`: the lock must exist and lock exactly the outside images the manifest uses
+/// (the `stale-lock` warnings, printed already, say where it does not).
+fn check_locked(session: &Session, term: &Term) -> Result<(), Exit> {
+    if session.project.lock.is_none() {
+        term.error(&format!("--locked, but there is no `{}`", kiln_manifest::lock::LOCK_FILE));
+        eprintln!("\nhint: `kiln lock` writes it");
+        return Err(Exit::Failure);
+    }
+    if session.diagnostics.iter().any(|d| d.code == kiln_manifest::Code::StaleLock) {
+        term.error(&format!(
+            "--locked, but `{}` does not match the manifest",
+            kiln_manifest::lock::LOCK_FILE
+        ));
+        eprintln!("\nhint: `kiln lock` updates it");
+        return Err(Exit::Failure);
+    }
+    Ok(())
+}
+
+/// `--push`: every image to build must name the registry it goes to.
+fn check_pushable(project: &kiln_manifest::Project, selected: &[bool], term: &Term) -> Result<(), Exit> {
+    let mut fine = true;
+    for (image, _) in project.images.iter().zip(selected).filter(|(_, s)| **s) {
+        if kiln_reference::ImageRef::parse(&image.repository).is_ok_and(|r| r.domain.is_none()) {
+            term.error(&format!(
+                "--push: `{}` goes to `{}`, which names no registry (it would go to Docker Hub)",
+                image.name, image.repository
+            ));
+            fine = false;
+        }
+    }
+    if !fine {
+        eprintln!("\nhint: set `registry` in the manifest, such as `registry \"registry.example.com/shop\"`");
+    }
+    fine.then_some(()).ok_or(Exit::Invalid)
 }
 
 /// Ctrl-C and SIGTERM cancel the run.

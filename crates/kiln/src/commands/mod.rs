@@ -8,6 +8,7 @@ mod graph;
 mod history;
 mod images;
 mod inspect;
+mod lock;
 mod manifest;
 mod plan;
 mod pull;
@@ -29,6 +30,7 @@ pub(crate) fn run(cli: &Cli, term: &Term) -> Status {
         Command::Plan(args) => plan::run(&cli.global, args, term),
         Command::Graph(args) => graph::run(&cli.global, args, term),
         Command::Build(args) => build::run(&cli.global, args, term),
+        Command::Lock(args) => lock::run(&cli.global, args, term),
         Command::Pull(args) => pull::run(&cli.global, args, term),
         Command::Images(args) => images::run(&cli.global, args, term),
         Command::Tag(args) => tag::run(&cli.global, args, term),
