@@ -340,3 +340,49 @@ fn a_cold_engine_reuses_the_registry_cache_of_a_changed_image() {
         .unwrap_or_else(|| panic!("no RUN step in {steps:#?}"));
     assert_eq!(expensive["cached"], true, "the registry's cache was not used: {steps:#?}");
 }
+
+#[test]
+fn explain_says_why_an_image_is_built_again() {
+    let Some(_engine) = engine_test() else { return };
+    let manifest = format!(
+        "registry \"kiln-it/explaining\"\nimage base {{\n    from \"{BUSYBOX}\"\n    run \"echo base > /base.txt\"\n}}\nimage app {{\n    from image=base\n    copy \"src\" \"/src\"\n}}\n"
+    );
+    let mut test = Test::new().manifest(&manifest).file("src/a.txt", "a\n").file("src/b.txt", "b\n");
+    let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
+    let explain = |test: &mut Test, args: &[&str]| -> Value {
+        let mut all = vec!["explain", "app", "--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&test.args(&all).run().success().stdout).expect("JSON")
+    };
+    assert_eq!(explain(&mut test, &[])["status"], "never-built");
+    let (status, built, stderr) = build(&mut test, &[]);
+    assert_eq!(status, 0, "{stderr}");
+    let fresh = explain(&mut test, &[]);
+    assert_eq!((fresh["status"].as_str(), &fresh["key"]), (Some("up-to-date"), &built["app"]["key"]));
+    // Three changes: a file edited, a file added, and a label on every image.
+    let mut test = test.file("src/a.txt", "A\n").file("src/c.txt", "c\n");
+    let changed = explain(&mut test, &["--label", "team=shop"]);
+    assert_eq!(changed["status"], "changed");
+    assert_eq!(changed["compared_with"]["id"], built["app"]["id"]);
+    let messages: Vec<&str> = changed["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter_map(|c| c["message"].as_str())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "dependency `base` changed (its own inputs did)",
+            "label `team` added",
+            "context file `src/a.txt` changed",
+            "context file `src/c.txt` added",
+        ]
+    );
+    let text = test.args(&["explain", "app", "--label", "team=shop"]).run().success().stdout;
+    assert!(
+        text.starts_with("app will be built: its inputs changed since its last build\ncompared with "),
+        "{text}"
+    );
+    assert!(text.contains("\n  - context file `src/c.txt` added\n"), "{text}");
+}

@@ -5,6 +5,7 @@ mod harness;
 mod lifecycle;
 
 mod build;
+mod changed;
 mod cli;
 mod diagnostics;
 mod dockerignore_diff;

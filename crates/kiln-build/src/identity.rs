@@ -19,7 +19,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 /// Bump when the recipe changes, so that keys of the old recipe stop matching.
-pub const RECIPE: u32 = 2;
+pub const RECIPE: u32 = 3;
 
 /// The prefix of content tags.
 pub const CONTENT_TAG_PREFIX: &str = "kiln-";
@@ -42,7 +42,7 @@ pub struct Inputs {
     /// The image's name in the manifest.
     pub image: String,
     /// The generated Dockerfile as built, kiln's header comment left out, with each
-    /// dependency named by its key.
+    /// dependency named by its name (its key is in `dependencies`).
     pub dockerfile: String,
     /// The `# syntax=` frontend, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]

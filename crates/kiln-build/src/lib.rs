@@ -4,7 +4,9 @@
 //! that lease the images a run uses ([`pin`]).
 
 pub mod bases;
+pub mod changed;
 pub mod event;
+pub mod explain;
 pub mod history;
 pub mod identity;
 pub mod labels;

@@ -55,15 +55,14 @@ pub fn prepare(
     let ignore = kiln_emit::dockerignore(project, image).text;
     let context = Context::new(&image.context_dir, &ignore)?;
 
-    // The key sees dependencies by their keys and outside images as written (their
-    // identities are inputs of their own): pins change with every run.
-    let by_key =
-        |dependency: usize| format!("kiln-key/{}", dependencies.get(&dependency).map_or("", String::as_str));
+    // The key sees dependencies by name here and by key in `dependencies`, and outside
+    // images as written (their identities are in `bases`): pins change with every run.
+    let by_name = |dependency: usize| format!("kiln-image/{}", project.images[dependency].name);
     let keyed = kiln_emit::dockerfile(
         project,
         recipe.graph,
         index,
-        Rendering { refs: &by_key, outside: None, context_prefix: Some(CONTEXT_FOLDER) },
+        Rendering { refs: &by_name, outside: None, context_prefix: Some(CONTEXT_FOLDER) },
     );
 
     let files = context.hashes(recipe.hashes)?;

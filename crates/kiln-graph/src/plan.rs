@@ -89,12 +89,17 @@ impl Plan {
             .filter(|i| selected[*i])
             .map(|i| plan_image(project, graph, i))
             .collect();
-        Ok(Self {
+        Ok(Self { images, ..Self::empty(project) })
+    }
+
+    /// A plan of no image.
+    pub fn empty(project: &Project) -> Self {
+        Self {
             manifest: project.manifest.clone(),
             output: project.output.clone(),
             dockerfile_level: project.dockerfile_level.name().to_owned(),
-            images,
-        })
+            images: Vec::new(),
+        }
     }
 }
 

@@ -92,6 +92,8 @@ pub enum Command {
     History(HistoryArgs),
     /// Show an image's ID, digests, tags, size, labels and input key
     Inspect(InspectArgs),
+    /// Say why an image would be built again, input by input, or that it is up to date
+    Explain(ExplainArgs),
     /// Print the resolved manifest (templates applied, variables interpolated) as JSON
     Manifest,
     /// Print a JSON Schema of kiln's JSON output
@@ -129,6 +131,11 @@ pub struct PlanArgs {
     /// Print the plan as JSON (schema: `kiln schema plan`)
     #[arg(long)]
     pub json: bool,
+
+    /// Only the images whose inputs changed since this git commit (and what is built on
+    /// them), with what they need
+    #[arg(long, value_name = "REF")]
+    pub changed_since: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +199,11 @@ pub struct BuildArgs {
     #[arg(long)]
     pub locked: bool,
 
+    /// Only the images whose inputs changed since this git commit (context files,
+    /// manifest files, lock entries), and what is built on them
+    #[arg(long, value_name = "REF")]
+    pub changed_since: Option<String>,
+
     /// Use the layers of each image's own `REPOSITORY:TAG` as cache (BuildKit reads it
     /// from the registry), as `docker build --cache-from`
     #[arg(long, value_name = "TAG")]
@@ -234,6 +246,15 @@ pub enum ProgressMode {
 pub enum BuilderChoice {
     Buildkit,
     Classic,
+}
+
+impl BuilderChoice {
+    pub fn builder(self) -> kiln_engine::Builder {
+        match self {
+            Self::Buildkit => kiln_engine::Builder::BuildKit,
+            Self::Classic => kiln_engine::Builder::Classic,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -369,6 +390,29 @@ pub struct HistoryArgs {
     pub image: String,
 
     /// Print the layers as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// An image of the manifest
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+
+    /// The builder the build would use (an input of the key)
+    #[arg(long, value_enum, default_value_t = BuilderChoice::Buildkit)]
+    pub builder: BuilderChoice,
+
+    /// Labels the build would add (inputs of the key; repeatable)
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+
+    /// Do not ask the image's registry whether it has the image
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Print as JSON on stdout
     #[arg(long)]
     pub json: bool,
 }

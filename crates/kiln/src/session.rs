@@ -11,6 +11,8 @@ use crate::cli::GlobalArgs;
 use crate::term::Term;
 
 pub(crate) struct Session {
+    /// How the project was loaded (`--changed-since` loads it again at another commit).
+    pub options: LoadOptions,
     pub project: Project,
     pub graph: Graph,
     pub diagnostics: Vec<Diagnostic>,
@@ -70,7 +72,8 @@ pub(crate) fn load(global: &GlobalArgs, term: &Term) -> Result<Session, Status> 
         output: global.output.as_ref().map(|o| absolute(&cwd, o)),
         level,
     };
-    let (project, mut diags) = kiln_manifest::load_project(&options).map_err(|unknown| {
+    let loaded = kiln_manifest::load_project(&options);
+    let (project, mut diags) = loaded.map_err(|unknown| {
         for u in unknown {
             term.error(&format!("`--set {}`: the manifest declares no variable `{}`", u.name, u.name));
             if let Some(suggestion) = u.suggestion {
@@ -80,7 +83,7 @@ pub(crate) fn load(global: &GlobalArgs, term: &Term) -> Result<Session, Status> 
         Status::Invalid
     })?;
     let graph = Graph::build(&project, &mut diags);
-    Ok(Session { project, graph, diagnostics: diags.into_sorted() })
+    Ok(Session { options, project, graph, diagnostics: diags.into_sorted() })
 }
 
 /// Prints the diagnostics; `Err(Status::Invalid)` when there are errors, with a summary.
@@ -119,4 +122,30 @@ pub(crate) fn count(n: usize, word: &str) -> String {
 
 fn absolute(cwd: &Path, path: &Path) -> PathBuf {
     kiln_manifest::normalize(&cwd.join(path))
+}
+
+/// `--changed-since REF`: the selected images (all of them when `targets` is empty)
+/// whose inputs changed since `REF`, or that are built on one that did. Errors (no git,
+/// no such commit) are printed.
+pub(crate) fn changed_since(
+    session: &Session,
+    targets: &[String],
+    reference: &str,
+    term: &Term,
+) -> Result<Vec<String>, Status> {
+    let project = &session.project;
+    let selected =
+        kiln_graph::select(project, &session.graph, targets).map_err(|u| unknown_names(term, u))?;
+    let changed = kiln_build::changed::changed_since(project, &session.graph, &session.options, reference)
+        .map_err(|err| {
+            term.error(&err);
+            Status::Failure
+        })?;
+    Ok(project
+        .images
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| selected[*i] && changed[*i])
+        .map(|(_, image)| image.name.clone())
+        .collect())
 }

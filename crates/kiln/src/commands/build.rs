@@ -7,12 +7,11 @@ use std::sync::Arc;
 
 use kiln_build::{CostUnit, Event, Schedule, Status, Summary, TimedEvent, history};
 use kiln_emit::Rendering;
-use kiln_engine::Builder;
 use tokio_util::sync::CancellationToken;
 
 use super::engine_session;
 use crate::Status as Exit;
-use crate::cli::{BuildArgs, BuilderChoice, CacheTo, GlobalArgs, ProgressMode};
+use crate::cli::{BuildArgs, CacheTo, GlobalArgs, ProgressMode};
 use crate::progress::{Display, human_duration};
 use crate::session::{self, Session};
 use crate::term::Term;
@@ -26,6 +25,17 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
         vec!["default".to_owned()]
     } else {
         args.targets.clone()
+    };
+    let targets = match &args.changed_since {
+        Some(reference) => {
+            let changed = session::changed_since(&session, &targets, reference, term)?;
+            if changed.is_empty() {
+                term.info(&format!("nothing changed since `{reference}`: nothing to build"));
+                return Ok(Exit::Success);
+            }
+            changed
+        }
+        None => targets,
     };
     let selected = kiln_graph::select(project, &session.graph, &targets)
         .map_err(|unknown| session::unknown_names(term, unknown))?;
@@ -82,10 +92,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
         let mut display = Display::new(mode, &project, &schedule, term.quiet);
         let options = kiln_build::Options {
             jobs,
-            builder: match args.builder {
-                BuilderChoice::Buildkit => Builder::BuildKit,
-                BuilderChoice::Classic => Builder::Classic,
-            },
+            builder: args.builder.builder(),
             network: args.network.clone(),
             fail_fast: args.fail_fast,
             // Bases were refreshed above, once, rather than by every build.
@@ -190,7 +197,7 @@ fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
 }
 
-fn parse_labels(raw: &[String], term: &Term) -> Result<Vec<(String, String)>, Exit> {
+pub(crate) fn parse_labels(raw: &[String], term: &Term) -> Result<Vec<(String, String)>, Exit> {
     raw.iter()
         .map(|label| {
             label.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| {

@@ -4,6 +4,7 @@ mod build;
 mod check;
 mod emit;
 mod engine_session;
+mod explain;
 mod graph;
 mod history;
 mod images;
@@ -40,6 +41,7 @@ pub(crate) fn run(cli: &Cli, term: &Term) -> Status {
         Command::Prune(args) => remove::prune(&cli.global, args, term),
         Command::History(args) => history::run(&cli.global, args, term),
         Command::Inspect(args) => inspect::run(&cli.global, args, term),
+        Command::Explain(args) => explain::run(&cli.global, args, term),
         Command::Manifest => manifest::run(&cli.global, term),
         Command::Schema(args) => Ok(schema::run(args, term)),
     };

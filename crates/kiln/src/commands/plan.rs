@@ -12,8 +12,22 @@ use crate::term::Term;
 pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, term: &Term) -> Result<Status, Status> {
     let session = session::load(global, term)?;
     session::report(&session, term)?;
-    let plan = Plan::new(&session.project, &session.graph, &args.targets)
-        .map_err(|unknown| session::unknown_names(term, unknown))?;
+    let targets = match &args.changed_since {
+        Some(reference) => {
+            let changed = session::changed_since(&session, &args.targets, reference, term)?;
+            if changed.is_empty() {
+                term.info(&format!("nothing changed since `{reference}`"));
+            }
+            changed
+        }
+        None => args.targets.clone(),
+    };
+    let plan = if args.changed_since.is_some() && targets.is_empty() {
+        Plan::empty(&session.project)
+    } else {
+        Plan::new(&session.project, &session.graph, &targets)
+            .map_err(|unknown| session::unknown_names(term, unknown))?
+    };
     if args.json {
         term.json(&plan);
     } else {
