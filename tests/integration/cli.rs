@@ -10,7 +10,7 @@ fn help_text() {
     insta::assert_snapshot!("help", output.stdout);
     for command in [
         "check", "emit", "plan", "graph", "build", "lock", "pull", "images", "tag", "push", "rmi", "clean",
-        "prune", "history", "inspect", "manifest", "schema",
+        "prune", "history", "inspect", "explain", "manifest", "schema",
     ] {
         let output = Test::new().args(&[command, "--help"]).run().success();
         insta::assert_snapshot!(format!("help_{command}"), output.stdout);
