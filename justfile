@@ -27,6 +27,16 @@ bench-build *ARGS:
     cargo build --release -p kiln -p kiln-bench
     ./target/release/kiln-bench build {{ARGS}}
 
+# A rebuild where nothing changed (50 images x 5 MB contexts), against docker-compose build.
+bench-noop *ARGS:
+    cargo build --release -p kiln -p kiln-bench
+    ./target/release/kiln-bench noop {{ARGS}}
+
+# A fresh engine whose registry holds every image (20 images): kiln build --push.
+bench-registry *ARGS:
+    cargo build --release -p kiln -p kiln-bench
+    ./target/release/kiln-bench registry {{ARGS}}
+
 # Build the examples' test versions on a local busybox base image (needs dockerd and busybox-static).
 demo-build:
     cargo build -q -p kiln

@@ -1,13 +1,12 @@
 //! Helpers for tests that need a real Docker engine: finding it (or skipping loudly),
-//! the local base image, the docker CLI, and cleanup by label.
+//! the docker CLI, and cleanup by repository. The engines and registries themselves come
+//! from `kiln_testkit`.
 
 use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The local base image every build test starts from: a root filesystem holding the
-/// static busybox, imported with `docker import` (nothing is pulled).
-pub(crate) const BUSYBOX: &str = "kiln-test/busybox:1";
+pub(crate) use kiln_testkit::{BUSYBOX, Registry, SecondEngine};
 
 /// Engine tests share the engine; the few that must see it alone (they count its
 /// containers) take this lock exclusively, the others shared.
@@ -23,7 +22,7 @@ pub(crate) fn available() -> bool {
             .output()
             .is_ok_and(|o| o.status.success());
         if ok {
-            ensure_busybox();
+            kiln_testkit::ensure_busybox();
         }
         ok
     });
@@ -99,35 +98,6 @@ pub(crate) fn image_id(reference: &str) -> Option<String> {
     ok.then(|| out.trim().to_owned())
 }
 
-fn ensure_busybox() {
-    if image_id(BUSYBOX).is_some() {
-        return;
-    }
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        .expect("a static busybox (Debian's busybox-static) to make the test base image");
-    let root = tempfile::tempdir().expect("temp dir");
-    for dir in ["bin", "tmp", "etc", "home", "root"] {
-        std::fs::create_dir_all(root.path().join(dir)).expect("mkdir");
-    }
-    // Enough of /etc for `adduser` and `id`.
-    std::fs::write(root.path().join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
-    std::fs::write(root.path().join("etc/group"), "root:x:0:\n").expect("group");
-    std::fs::copy(busybox, root.path().join("bin/busybox")).expect("copy busybox");
-    // Every applet this busybox has (Debian's busybox-static has no adduser, for one).
-    let list = Command::new(busybox).arg("--list").output().expect("busybox --list");
-    for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| *a != "busybox") {
-        std::os::unix::fs::symlink("busybox", root.path().join("bin").join(applet)).expect("symlink");
-    }
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(format!("tar -C '{}' -c . | docker import - {BUSYBOX}", root.path().display()))
-        .status()
-        .expect("docker import");
-    assert!(status.success(), "could not import the test base image");
-}
-
 /// Removes, when dropped, every image in the repositories of a test's manifest (kiln's
 /// builds, content tags, pins and all), and any extra references the test names.
 pub(crate) struct Cleanup {
@@ -189,163 +159,5 @@ impl Drop for Cleanup {
                 let _ = docker_try(&["rmi", "-f", id]);
             }
         }
-    }
-}
-
-/// A real registry (Debian's `docker-registry`, Distribution 2.8) on a free loopback
-/// port, with its storage in a temporary folder; stopped when dropped.
-pub(crate) struct Registry {
-    child: std::process::Child,
-    pub(crate) address: String,
-    _storage: tempfile::TempDir,
-}
-
-impl Registry {
-    pub(crate) fn start() -> Self {
-        let storage = tempfile::tempdir().expect("temp dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("a free port")
-            .local_addr()
-            .expect("address")
-            .port();
-        let address = format!("127.0.0.1:{port}");
-        let config = storage.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog: {{ level: error }}\nstorage: {{ filesystem: {{ rootdirectory: {} }} }}\nhttp: {{ addr: {address} }}\n",
-                storage.path().join("data").display()
-            ),
-        )
-        .expect("registry config");
-        let child = Command::new("docker-registry")
-            .args(["serve"])
-            .arg(&config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start docker-registry (Debian's docker-registry package)");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(&address).is_err() {
-            assert!(std::time::Instant::now() < deadline, "the registry did not start on {address}");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        Self { child, address, _storage: storage }
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A second Docker engine of this test's own (see `../shared/docs/ENVIRONMENT.md`): its
-/// own socket, data root, exec root and pid file in a temporary folder, no network, and
-/// the `vfs` storage driver (no mounts left behind if it is killed). Stopped and removed
-/// when dropped.
-pub(crate) struct SecondEngine {
-    root: tempfile::TempDir,
-    child: Option<std::process::Child>,
-    /// `unix:///…/docker.sock`, for `--host` and `DOCKER_HOST`.
-    pub(crate) host: String,
-}
-
-impl SecondEngine {
-    pub(crate) fn start() -> Self {
-        let root = tempfile::Builder::new().prefix("kiln-engine-").tempdir().expect("temp dir");
-        let host = format!("unix://{}", root.path().join("docker.sock").display());
-        let mut engine = Self { root, child: None, host };
-        engine.run();
-        // The test base image, moved over as is (same ID).
-        let status = Command::new("sh")
-            .arg("-c")
-            .arg(format!("docker save {BUSYBOX} | docker -H '{}' load -q", engine.host))
-            .status()
-            .expect("docker save | docker load");
-        assert!(status.success(), "could not load the test base image into the second engine");
-        engine
-    }
-
-    fn run(&mut self) {
-        let root = self.root.path();
-        let log = std::fs::File::create(root.join("dockerd.log")).expect("log file");
-        let child = Command::new("dockerd")
-            .arg("-H")
-            .arg(&self.host)
-            .arg("--data-root")
-            .arg(root.join("data"))
-            .arg("--exec-root")
-            .arg(root.join("exec"))
-            .arg("--pidfile")
-            .arg(root.join("dockerd.pid"))
-            .args(["--iptables=false", "--bridge=none", "--storage-driver", "vfs"])
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start a second dockerd");
-        self.child = Some(child);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_mins(1);
-        while !self.docker_try(&["version"]).0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the second engine did not start; its log:\n{}",
-                std::fs::read_to_string(root.join("dockerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-    }
-
-    /// The docker CLI on this engine.
-    pub(crate) fn docker_try(&self, args: &[&str]) -> (bool, String) {
-        let output =
-            Command::new("docker").arg("-H").arg(&self.host).args(args).output().expect("run docker");
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr),
-        )
-    }
-
-    /// Kills the engine at once (`kill -9`), as a crash would.
-    pub(crate) fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        // Its containerd notices and stops; an engine started before that would wait
-        // for the old one and time out.
-        let pid = std::fs::read_to_string(self.root.path().join("exec/containerd/containerd.pid"))
-            .unwrap_or_default();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while !pid.trim().is_empty()
-            && Path::new("/proc").join(pid.trim()).exists()
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    }
-
-    /// Starts it again, with the same folders.
-    pub(crate) fn restart(&mut self) {
-        self.kill();
-        self.run();
-    }
-}
-
-impl Drop for SecondEngine {
-    fn drop(&mut self) {
-        // A clean stop, so that the engine stops its containerd too.
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        // The engine mounts its data root on itself; a killed one leaves the mount.
-        let _ = Command::new("umount").arg(self.root.path().join("data")).output();
     }
 }

@@ -8,7 +8,6 @@
 //!
 //! Every run changes a variable written into each Dockerfile, so no run reuses another's
 //! cache. Needs a running engine, the docker CLI, busybox-static and docker-compose.
-//! Options: `--images N` (16 to 24, default 20), `--skip-peers`.
 #![allow(clippy::cast_precision_loss)]
 
 use std::fmt::Write as _;
@@ -16,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BASE: &str = "kiln-test/busybox:1";
+use kiln_testkit::BUSYBOX as BASE;
 
 /// One image of the synthetic graph.
 struct Node {
@@ -136,19 +135,21 @@ fn print_row(run: &str, makespan: Duration, bound: u64) {
     println!("{run:<34} {:>9.1}s {bound:>11}s {ratio:>8.2}", makespan.as_secs_f64());
 }
 
-pub(crate) fn main(args: Vec<String>) {
-    let mut count = 20;
-    let mut peers = true;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--images" => count = args.next().and_then(|n| n.parse().ok()).expect("--images N"),
-            "--skip-peers" => peers = false,
-            other => panic!("unknown argument `{other}`"),
-        }
-    }
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// How many images the graph has (16 to 24)
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(16..=24))]
+    images: u16,
+
+    /// Only kiln: no serial docker loop, no docker-compose
+    #[arg(long)]
+    skip_peers: bool,
+}
+
+pub(crate) fn run_bench(args: &Args) {
+    let (count, peers) = (usize::from(args.images), !args.skip_peers);
     let kiln = crate::kiln_binary();
-    ensure_base();
+    kiln_testkit::ensure_busybox();
     let dir = tempfile::Builder::new().prefix("kiln-bench-build-").tempdir().expect("temp dir");
     let nodes = graph(count);
     std::fs::write(dir.path().join("kiln.kdl"), manifest(&nodes)).expect("write manifest");
@@ -231,24 +232,4 @@ pub(crate) fn main(args: Vec<String>) {
         .arg("-c")
         .arg("docker images --filter reference='kiln-bench/*' -q | sort -u | xargs -r docker rmi -f >/dev/null 2>&1")
         .status();
-}
-
-/// The base image the tests use: busybox-static imported as a root filesystem.
-fn ensure_base() {
-    let present = Command::new("docker")
-        .args(["image", "inspect", BASE])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if present.is_ok_and(|s| s.success()) {
-        return;
-    }
-    let script = format!(
-        "set -e; root=$(mktemp -d); mkdir -p $root/bin $root/tmp $root/etc; cp /bin/busybox $root/bin/; \
-         for a in $(/bin/busybox --list); do [ $a = busybox ] || ln -s busybox $root/bin/$a; done; \
-         echo 'root:x:0:0:root:/root:/bin/sh' > $root/etc/passwd; echo 'root:x:0:' > $root/etc/group; \
-         tar -C $root -c . | docker import - {BASE} >/dev/null; rm -rf $root"
-    );
-    let status = Command::new("sh").arg("-c").arg(script).status().expect("import the base image");
-    assert!(status.success(), "could not import {BASE} (needs busybox-static)");
 }

@@ -21,17 +21,38 @@ use tokio::sync::{Mutex, OnceCell};
 /// One resolution, shared by the images that wait for it.
 type Cell<T> = Arc<OnceCell<Result<T, String>>>;
 
+/// The registry client of a run, made when first needed: making it asks the engine
+/// which registries it reaches over plain HTTP, which a run that finds everything on
+/// the engine need not do.
+pub struct Registries {
+    engine: Engine,
+    client: OnceCell<Arc<Client>>,
+}
+
+impl Registries {
+    pub fn new(engine: Engine) -> Self {
+        Self { engine, client: OnceCell::new() }
+    }
+
+    pub async fn client(&self) -> Arc<Client> {
+        self.client
+            .get_or_init(|| async { Arc::new(Client::new(self.engine.insecure_registries().await)) })
+            .await
+            .clone()
+    }
+}
+
 /// Resolves each outside reference at most once per run, however many images use it.
 pub struct Bases {
     lock: Option<Lock>,
-    registry: Arc<Client>,
+    registries: Arc<Registries>,
     identities: Mutex<HashMap<String, Cell<String>>>,
     locals: Mutex<HashMap<String, Cell<String>>>,
 }
 
 impl Bases {
-    pub fn new(lock: Option<Lock>, registry: Arc<Client>) -> Self {
-        Self { lock, registry, identities: Mutex::default(), locals: Mutex::default() }
+    pub fn new(lock: Option<Lock>, registries: Arc<Registries>) -> Self {
+        Self { lock, registries, identities: Mutex::default(), locals: Mutex::default() }
     }
 
     /// The identity the key records for `reference`. Pulls nothing.
@@ -48,7 +69,7 @@ impl Bases {
             if let Some(info) = engine.inspect(reference).await.map_err(|e| e.to_string())? {
                 return Ok(identity(&parsed, &info));
             }
-            let registry = self.registry.clone();
+            let registry = self.registries.client().await;
             let name = reference.to_owned();
             match tokio::task::spawn_blocking(move || registry.digest(&name)).await {
                 Ok(Ok(Some(digest))) => Ok(digest),

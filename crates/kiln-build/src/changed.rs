@@ -135,7 +135,7 @@ fn definition(project: &Project, graph: &Graph, index: usize) -> String {
     let body = dockerfile.split_once("\nFROM ").map_or(dockerfile.as_str(), |(_, rest)| rest);
     let args: Vec<String> =
         image.build_args.iter().map(|kv| format!("{}={}", kv.key.value, kv.value.value)).collect();
-    let derived = crate::labels::image_labels(image, "", &crate::labels::GitInfo::default(), &[]);
+    let derived = crate::labels::image_labels(image, "", &[]);
     format!(
         "{body}\0{}\0{}\0{:?}\0{}\0{derived:?}",
         kiln_emit::dockerignore(project, image).text,

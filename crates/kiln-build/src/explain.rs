@@ -10,9 +10,8 @@ use kiln_graph::Graph;
 use kiln_manifest::Project;
 use serde::Serialize;
 
-use crate::bases::Bases;
+use crate::bases::{Bases, Registries};
 use crate::identity::{self, Inputs};
-use crate::labels::GitInfo;
 use crate::prepare::{self, Prepared, Recipe};
 
 /// What a build would use, as a build would compute it.
@@ -31,10 +30,8 @@ pub async fn inputs(
     settings: &Settings<'_>,
     image: usize,
 ) -> Result<HashMap<usize, Prepared>, String> {
-    let registry = Arc::new(kiln_registry::Client::new(engine.insecure_registries().await));
-    let bases = Bases::new(project.lock.clone(), registry);
+    let bases = Bases::new(project.lock.clone(), Arc::new(Registries::new(engine.clone())));
     let hashes = HashCache::load(crate::history::cache_file(project.manifest_path(), "hashes"));
-    let git = GitInfo::read(&project.root_dir);
     let project_id = identity::project_id(project);
     let mut needed = vec![false; project.images.len()];
     let mut stack = vec![image];
@@ -59,7 +56,6 @@ pub async fn inputs(
             graph,
             project_id: &project_id,
             builder: settings.builder,
-            git: &git,
             extra_labels: settings.labels,
             hashes: &hashes,
         };

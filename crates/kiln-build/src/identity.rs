@@ -14,7 +14,6 @@
 //! is never inherited.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -155,16 +154,17 @@ pub fn project_id(project: &kiln_manifest::Project) -> String {
         return name.clone();
     }
     let manifest = project.manifest_path();
-    let file_name =
-        manifest.file_name().map_or_else(|| "kiln.kdl".to_owned(), |n| n.to_string_lossy().into_owned());
-    let top = kiln_manifest::git::git(&project.root_dir, &["rev-parse", "--show-toplevel"]);
-    top.and_then(|top| {
-        let top = Path::new(top.trim()).canonicalize().ok()?;
-        let manifest = manifest.canonicalize().ok()?;
-        let relative = manifest.strip_prefix(top).ok()?;
-        Some(relative.to_string_lossy().replace('\\', "/"))
-    })
-    .unwrap_or(file_name)
+    let manifest = manifest.canonicalize().unwrap_or_else(|_| manifest.to_path_buf());
+    // The repository's top is the nearest folder with a `.git` (a folder, or a file in a
+    // worktree), as git finds it; looked for here rather than asked of git, which would
+    // cost a process per run.
+    let top = manifest.ancestors().skip(1).find(|dir| dir.join(".git").exists());
+    match top.and_then(|top| manifest.strip_prefix(top).ok()) {
+        Some(relative) => relative.to_string_lossy().replace('\\', "/"),
+        None => {
+            manifest.file_name().map_or_else(|| "kiln.kdl".to_owned(), |n| n.to_string_lossy().into_owned())
+        }
+    }
 }
 
 #[cfg(test)]

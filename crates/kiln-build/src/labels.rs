@@ -47,14 +47,9 @@ fn without_credentials(url: &str) -> String {
     url.to_owned()
 }
 
-/// The labels of an image's build, but for the key, the recorded inputs and the build
-/// time, which come once the key is known.
-pub fn image_labels(
-    image: &Image,
-    project: &str,
-    git: &GitInfo,
-    extra: &[(String, String)],
-) -> BTreeMap<String, String> {
+/// The labels of an image that are inputs of its key: all but the key, the recorded
+/// inputs and the [`build_time_labels`].
+pub fn image_labels(image: &Image, project: &str, extra: &[(String, String)]) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
     let oci = |key: &str| format!("org.opencontainers.image.{key}");
     labels.insert(oci("title"), image.name.clone());
@@ -62,15 +57,23 @@ pub fn image_labels(
     // not this image's.
     let version = image.tags.iter().map(|t| t.value.as_str()).find(|t| *t != "latest").unwrap_or("");
     labels.insert(oci("version"), version.to_owned());
-    if let Some(revision) = &git.revision {
-        labels.insert(oci("revision"), revision.clone());
-    }
-    if let Some(source) = &git.source {
-        labels.insert(oci("source"), source.clone());
-    }
     labels.insert(PROJECT.to_owned(), project.to_owned());
     labels.insert(IMAGE.to_owned(), image.name.clone());
     labels.extend(extra.iter().cloned());
+    labels
+}
+
+/// The labels that change with every build or commit, set when a build runs and left
+/// out of the key: the time, the commit and the remote.
+pub fn build_time_labels(git: &GitInfo) -> Vec<(String, String)> {
+    let oci = |key: &str| format!("org.opencontainers.image.{key}");
+    let mut labels = vec![(CREATED.to_owned(), crate::event::now())];
+    if let Some(revision) = &git.revision {
+        labels.push((oci("revision"), revision.clone()));
+    }
+    if let Some(source) = &git.source {
+        labels.push((oci("source"), source.clone()));
+    }
     labels
 }
 

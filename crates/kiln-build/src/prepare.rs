@@ -12,7 +12,7 @@ use kiln_graph::Graph;
 use kiln_manifest::Project;
 
 use crate::identity::{self, Inputs};
-use crate::labels::{self, GitInfo};
+use crate::labels;
 
 /// The folder of the build's tar that holds the context, beside the Dockerfile.
 pub const CONTEXT_FOLDER: &str = "context";
@@ -26,7 +26,6 @@ pub struct Recipe<'a> {
     /// See [`identity::project_id`].
     pub project_id: &'a str,
     pub builder: Builder,
-    pub git: &'a GitInfo,
     /// `--label`s.
     pub extra_labels: &'a [(String, String)],
     pub hashes: &'a HashCache,
@@ -37,7 +36,7 @@ pub struct Prepared {
     pub inputs: Inputs,
     /// `blake3:<hex>`.
     pub key: String,
-    /// Every label the build sets.
+    /// The labels the build sets, but for `labels::build_time_labels`.
     pub labels: BTreeMap<String, String>,
 }
 
@@ -72,7 +71,7 @@ pub fn prepare(
         all_files.update(&[0]);
         all_files.update(hash.as_bytes());
     }
-    let mut labels = labels::image_labels(image, recipe.project_id, recipe.git, recipe.extra_labels);
+    let mut labels = labels::image_labels(image, recipe.project_id, recipe.extra_labels);
     let mut inputs = Inputs {
         recipe: identity::RECIPE,
         project: recipe.project_id.to_owned(),
@@ -108,7 +107,6 @@ pub fn prepare(
         inputs.dependencies.insert(project.images[dependency].name.clone(), identity);
     }
     let key = inputs.key();
-    labels.insert(labels::CREATED.to_owned(), crate::event::now());
     labels.insert(labels::KEY.to_owned(), key.clone());
     labels.insert(
         labels::INPUTS.to_owned(),

@@ -1,0 +1,255 @@
+//! An image's build, once its check found it must be built: its dependencies and outside
+//! images pinned, the Dockerfile rendered with the pins, the build itself (again when the
+//! engine lost an image under it), and [`finish`], which tags (and pushes) what is ready.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use kiln_engine::{BuildSpec, ImageInfo, StepState};
+use tokio_util::sync::CancellationToken;
+
+use super::check::{pull, reference_span};
+use super::{BUILD_ATTEMPTS, Dependency, Failure, Shared, TaskResult, millis};
+use crate::event::{Event, Origin};
+use crate::identity;
+use crate::labels;
+use crate::prepare::{self, DOCKERFILE, Prepared};
+
+pub(super) async fn build(
+    shared: &Arc<Shared>,
+    index: usize,
+    prepared: &Prepared,
+    dependencies: &HashMap<usize, Dependency>,
+    cancel: &CancellationToken,
+    begin: Instant,
+) -> Result<TaskResult, Failure> {
+    if cancel.is_cancelled() {
+        return Ok(TaskResult::Cancelled);
+    }
+    let image = &shared.project.images[index];
+    let name = image.name.clone();
+    let log = |text: String| shared.send(Event::Log { image: name.clone(), step: None, text });
+    shared.send(Event::Started { image: name.clone() });
+    shared.sweep();
+    let (dependency_pins, base_pins) = pin_inputs(shared, index, dependencies, prepared, &log).await?;
+    let dockerfile = prepare::render(&shared.project, &shared.graph, index, &dependency_pins, &base_pins);
+    let mut build_args: HashMap<String, String> =
+        image.build_args.iter().map(|kv| (kv.key.value.clone(), kv.value.value.clone())).collect();
+    if shared.options.cache_to_inline {
+        build_args.insert("BUILDKIT_INLINE_CACHE".to_owned(), "1".to_owned());
+    }
+    let mut build_labels: HashMap<String, String> = prepared.labels.clone().into_iter().collect();
+    build_labels.extend(labels::build_time_labels(shared.git()));
+    // Born pinned: a build is never untagged, so never pruned, before `finish` tags it.
+    let pin = shared.run.pin(&image.name, &prepared.key);
+    shared.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(pin.clone());
+    let spec = BuildSpec {
+        dockerfile: DOCKERFILE.to_owned(),
+        builder: shared.options.builder,
+        build_args,
+        labels: build_labels,
+        platform: image.platform.as_ref().map(|p| p.value.clone()),
+        network: shared.options.network.clone(),
+        target: None,
+        pull: shared.options.pull,
+        no_cache: shared.options.no_cache,
+        cache_from: shared
+            .options
+            .cache_from
+            .iter()
+            .map(|tag| format!("{}:{tag}", image.repository))
+            .collect(),
+        session: format!("kiln-{}-{}-{}", std::process::id(), index, millis(begin.elapsed())),
+        tag: Some(pin.clone()),
+    };
+    let events = shared.clone();
+    let step_image = name.clone();
+    // A step is reported once, when first seen (BuildKit may report a quick step only
+    // once it is already done).
+    let mut seen = std::collections::HashSet::new();
+    let mut emit = move |event: kiln_engine::BuildEvent| match event {
+        kiln_engine::BuildEvent::Step { id, name: step, state } => {
+            if seen.insert(id) {
+                events.send(Event::Step {
+                    image: step_image.clone(),
+                    step,
+                    cached: state == StepState::Cached,
+                });
+            }
+        }
+        kiln_engine::BuildEvent::Log { step, text } => {
+            if !text.trim().is_empty() {
+                events.send(Event::Log { image: step_image.clone(), step, text });
+            }
+        }
+    };
+    let mut attempt = 1;
+    let result = loop {
+        let tar = prepared.context.tar_stream(
+            prepare::CONTEXT_FOLDER,
+            vec![(DOCKERFILE.to_owned(), dockerfile.text.clone().into_bytes())],
+        );
+        let result = tokio::select! {
+            result = shared.engine.build(&spec, tar, &mut emit) => result,
+            () = cancel.cancelled() => return Ok(TaskResult::Cancelled),
+        };
+        match result {
+            Err(err) if err.lost_image && attempt < BUILD_ATTEMPTS => {
+                attempt += 1;
+                log(format!(
+                    "kiln: the engine lost an image during the build ({}), most likely removed by another client meanwhile; building again (attempt {attempt} of {BUILD_ATTEMPTS})\n",
+                    err.message
+                ));
+            }
+            result => break result,
+        }
+    };
+    let id = match result {
+        Ok(id) => id,
+        Err(err) => {
+            let origin = err.step.as_deref().and_then(|s| dockerfile.step_origin(s));
+            return Err(Failure {
+                error: err.message,
+                step: err.step,
+                span: origin.map(|o| o.span),
+                log: err.log,
+            });
+        }
+    };
+    // What was sent must be what the key says: a file edited during the build makes an
+    // image that no key describes.
+    if let Some(path) = prepared.context.changed_since_walk() {
+        return Err(Failure::new(
+            format!(
+                "`{path}` changed during the build, so the image matches no version of the context; build again"
+            ),
+            None,
+        ));
+    }
+    finish(shared, index, prepared, id, Origin::Built, None, begin).await
+}
+
+/// Pins what a build uses: its dependencies (pulled by content tag when this engine
+/// does not have them) and its outside images (pulled when missing). Returns the pins,
+/// by dependency and by outside reference.
+async fn pin_inputs(
+    shared: &Arc<Shared>,
+    index: usize,
+    dependencies: &HashMap<usize, Dependency>,
+    prepared: &Prepared,
+    log: &(dyn Fn(String) + Sync),
+) -> Result<(HashMap<usize, String>, HashMap<String, String>), Failure> {
+    let image = &shared.project.images[index];
+    let mut dependency_pins = HashMap::new();
+    for (&dependency, found) in dependencies {
+        let id = match &found.local {
+            Some(id) => id.clone(),
+            None => pull(shared, &found.content, log).await.map_err(|e| Failure::new(e, None))?,
+        };
+        let name = &shared.project.images[dependency].name;
+        let pin = shared.run.pin(name, &found.key);
+        shared.pin(&id, &pin).await.map_err(|e| {
+            Failure::new(format!("`{name}` ({id}) went away before this build could use it: {e}"), None)
+        })?;
+        dependency_pins.insert(dependency, pin);
+    }
+    let mut base_pins = HashMap::new();
+    let mut note = |text: String| log(text);
+    for reference in image.external_bases() {
+        let span = reference_span(image, reference);
+        let id = shared
+            .bases
+            .local(&shared.engine, reference, image.pull_policy, &mut note)
+            .await
+            .map_err(|error| Failure::new(error, span))?;
+        let identity = prepared.inputs.bases.get(reference).cloned().unwrap_or_default();
+        let pin = shared.run.pin_outside(reference, &identity);
+        shared
+            .pin(&id, &pin)
+            .await
+            .map_err(|e| Failure::new(format!("cannot pin `{reference}` for the build: {e}"), span))?;
+        base_pins.insert(reference.to_owned(), pin);
+    }
+    Ok((dependency_pins, base_pins))
+}
+
+/// Applies the image's content tag and tags (those it lacks, when `known` says which it
+/// has), pushes them with `push`, then reports the image ready. Not cancellable: the
+/// tags of an image are applied all or nothing.
+pub(super) async fn finish(
+    shared: &Arc<Shared>,
+    index: usize,
+    prepared: &Prepared,
+    id: String,
+    origin: Origin,
+    known: Option<ImageInfo>,
+    begin: Instant,
+) -> Result<TaskResult, Failure> {
+    let image = &shared.project.images[index];
+    let content = identity::content_tag(&image.repository, &prepared.key);
+    // A rebuild of a key takes its content tag from the build it replaces.
+    let replaced = match origin {
+        Origin::Built => {
+            shared.engine.inspect(&content).await.ok().flatten().map(|i| i.id).filter(|old| *old != id)
+        }
+        _ => None,
+    };
+    let mut tags = vec![content.clone()];
+    tags.extend(image.references());
+    let has = known.as_ref().map(|info| info.tags.clone()).unwrap_or_default();
+    for reference in tags.iter().filter(|t| !has.contains(t)) {
+        if let Err(err) = shared.engine.tag(&id, reference).await {
+            return Err(Failure::new(
+                format!("`{id}` is ready but could not be tagged `{reference}`: {err}"),
+                None,
+            ));
+        }
+    }
+    if let Some(old) = replaced {
+        retire(shared, &old, &content).await;
+    }
+    if shared.options.push {
+        for reference in &tags {
+            shared.send(Event::Log {
+                image: image.name.clone(),
+                step: None,
+                text: format!("kiln: pushing `{reference}`\n"),
+            });
+            if let Err(err) = shared.engine.push(reference, &mut |_| {}).await {
+                return Err(Failure::new(
+                    format!("`{id}` is ready but could not be pushed as `{reference}`: {err}"),
+                    None,
+                ));
+            }
+        }
+    }
+    let size = match known {
+        Some(info) => info.size,
+        None => shared.engine.inspect(&id).await.ok().flatten().map_or(0, |info| info.size),
+    };
+    shared.send(Event::Finished {
+        image: image.name.clone(),
+        id: id.clone(),
+        duration_ms: millis(begin.elapsed()),
+        size,
+        tags: image.references(),
+        key: prepared.key.clone(),
+        up_to_date: origin != Origin::Built,
+        origin,
+    });
+    let dependency = Dependency { key: prepared.key.clone(), local: Some(id.clone()), content };
+    Ok(TaskResult::Ready { id, size, origin, dependency })
+}
+
+/// An older build of the same key, whose content tag a rebuild just took: removed when
+/// nothing else names it, else kept with a retired content tag (so that kiln still
+/// knows it as its own).
+async fn retire(shared: &Shared, old: &str, content: &str) {
+    let Ok(Some(info)) = shared.engine.inspect(old).await else { return };
+    if info.tags.is_empty() {
+        let _ = shared.engine.remove(old, false, false).await;
+    } else {
+        let _ = shared.engine.tag(old, &identity::retired_tag(content, old)).await;
+    }
+}

@@ -1,0 +1,206 @@
+//! Real engines and registries for kiln's integration tests and benchmarks (never
+//! mocks): the local base image every build starts from, a registry on loopback, and a
+//! second Docker engine of the caller's own (see `../shared/docs/ENVIRONMENT.md` of the
+//! workplace: the facts these rely on were verified there).
+
+use std::path::Path;
+use std::process::Command;
+
+/// The local base image builds start from: a root filesystem holding the static
+/// busybox, imported with `docker import` (nothing is pulled).
+pub const BUSYBOX: &str = "kiln-test/busybox:1";
+
+/// Imports [`BUSYBOX`] into the engine the docker CLI reaches, unless it is there.
+pub fn ensure_busybox() {
+    let present = Command::new("docker").args(["image", "inspect", BUSYBOX]).output();
+    if present.is_ok_and(|o| o.status.success()) {
+        return;
+    }
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .expect("a static busybox (Debian's busybox-static) to make the test base image");
+    let root = tempfile::tempdir().expect("temp dir");
+    for dir in ["bin", "tmp", "etc", "home", "root"] {
+        std::fs::create_dir_all(root.path().join(dir)).expect("mkdir");
+    }
+    // Enough of /etc for `adduser` and `id`.
+    std::fs::write(root.path().join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
+    std::fs::write(root.path().join("etc/group"), "root:x:0:\n").expect("group");
+    std::fs::copy(busybox, root.path().join("bin/busybox")).expect("copy busybox");
+    // Every applet this busybox has (Debian's busybox-static has no adduser, for one).
+    let list = Command::new(busybox).arg("--list").output().expect("busybox --list");
+    for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| *a != "busybox") {
+        std::os::unix::fs::symlink("busybox", root.path().join("bin").join(applet)).expect("symlink");
+    }
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("tar -C '{}' -c . | docker import - {BUSYBOX}", root.path().display()))
+        .status()
+        .expect("docker import");
+    assert!(status.success(), "could not import the test base image");
+}
+
+/// A real registry (Debian's `docker-registry`, Distribution 2.8) on a free loopback
+/// port, with its storage in a temporary folder; stopped when dropped.
+pub struct Registry {
+    child: std::process::Child,
+    pub address: String,
+    _storage: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start() -> Self {
+        let storage = tempfile::tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("a free port")
+            .local_addr()
+            .expect("address")
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let config = storage.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{ level: error }}\nstorage: {{ filesystem: {{ rootdirectory: {} }} }}\nhttp: {{ addr: {address} }}\n",
+                storage.path().join("data").display()
+            ),
+        )
+        .expect("registry config");
+        let child = Command::new("docker-registry")
+            .args(["serve"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start docker-registry (Debian's docker-registry package)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(std::time::Instant::now() < deadline, "the registry did not start on {address}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Self { child, address, _storage: storage }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A second Docker engine of the caller's own (see `../shared/docs/ENVIRONMENT.md`): its
+/// own socket, data root, exec root and pid file in a temporary folder, no network, and
+/// the `vfs` storage driver (no mounts left behind if it is killed). Stopped and removed
+/// when dropped.
+pub struct SecondEngine {
+    root: tempfile::TempDir,
+    child: Option<std::process::Child>,
+    /// `unix:///…/docker.sock`, for `--host` and `DOCKER_HOST`.
+    pub host: String,
+}
+
+impl SecondEngine {
+    /// An engine with the test base image, moved over as is (same ID).
+    pub fn start() -> Self {
+        let engine = Self::start_empty();
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!("docker save {BUSYBOX} | docker -H '{}' load -q", engine.host))
+            .status()
+            .expect("docker save | docker load");
+        assert!(status.success(), "could not load the test base image into the second engine");
+        engine
+    }
+
+    /// An engine with no image at all.
+    pub fn start_empty() -> Self {
+        let root = tempfile::Builder::new().prefix("kiln-engine-").tempdir().expect("temp dir");
+        let host = format!("unix://{}", root.path().join("docker.sock").display());
+        let mut engine = Self { root, child: None, host };
+        engine.run();
+        engine
+    }
+
+    fn run(&mut self) {
+        let root = self.root.path();
+        let log = std::fs::File::create(root.join("dockerd.log")).expect("log file");
+        let child = Command::new("dockerd")
+            .arg("-H")
+            .arg(&self.host)
+            .arg("--data-root")
+            .arg(root.join("data"))
+            .arg("--exec-root")
+            .arg(root.join("exec"))
+            .arg("--pidfile")
+            .arg(root.join("dockerd.pid"))
+            .args(["--iptables=false", "--bridge=none", "--storage-driver", "vfs"])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start a second dockerd");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_mins(1);
+        while !self.docker_try(&["version"]).0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the second engine did not start; its log:\n{}",
+                std::fs::read_to_string(root.join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    /// The docker CLI on this engine.
+    pub fn docker_try(&self, args: &[&str]) -> (bool, String) {
+        let output =
+            Command::new("docker").arg("-H").arg(&self.host).args(args).output().expect("run docker");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr),
+        )
+    }
+
+    /// Kills the engine at once (`kill -9`), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Its containerd notices and stops; an engine started before that would wait
+        // for the old one and time out.
+        let pid = std::fs::read_to_string(self.root.path().join("exec/containerd/containerd.pid"))
+            .unwrap_or_default();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !pid.trim().is_empty()
+            && Path::new("/proc").join(pid.trim()).exists()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Starts it again, with the same folders.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.run();
+    }
+}
+
+impl Drop for SecondEngine {
+    fn drop(&mut self) {
+        // A clean stop, so that the engine stops its containerd too.
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // The engine mounts its data root on itself; a killed one leaves the mount.
+        let _ = Command::new("umount").arg(self.root.path().join("data")).output();
+    }
+}
