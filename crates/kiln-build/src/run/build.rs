@@ -10,7 +10,7 @@ use kiln_engine::{BuildSpec, ImageInfo, StepState};
 use tokio_util::sync::CancellationToken;
 
 use super::check::{pull, reference_span};
-use super::{BUILD_ATTEMPTS, Dependency, Failure, Shared, TaskResult, millis};
+use super::{BUILD_ATTEMPTS, Dependency, Failure, Shared, TaskResult, millis, ready};
 use crate::event::{Event, Origin};
 use crate::identity;
 use crate::labels;
@@ -228,18 +228,7 @@ pub(super) async fn finish(
         Some(info) => info.size,
         None => shared.engine.inspect(&id).await.ok().flatten().map_or(0, |info| info.size),
     };
-    shared.send(Event::Finished {
-        image: image.name.clone(),
-        id: id.clone(),
-        duration_ms: millis(begin.elapsed()),
-        size,
-        tags: image.references(),
-        key: prepared.key.clone(),
-        up_to_date: origin != Origin::Built,
-        origin,
-    });
-    let dependency = Dependency { key: prepared.key.clone(), local: Some(id.clone()), content };
-    Ok(TaskResult::Ready { id, size, origin, dependency })
+    Ok(ready(shared, index, prepared, id, true, size, origin, begin))
 }
 
 /// An older build of the same key, whose content tag a rebuild just took: removed when

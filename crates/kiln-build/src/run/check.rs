@@ -9,7 +9,7 @@ use std::time::Instant;
 use kiln_manifest::{Span, StageInput};
 
 use super::build::finish;
-use super::{Checked, Dependency, Failure, Shared, TaskResult, millis};
+use super::{Checked, Dependency, Failure, Shared, TaskResult, ready};
 use crate::event::{Event, Origin};
 use crate::identity;
 use crate::prepare::{self, Prepared, Recipe};
@@ -67,9 +67,7 @@ pub(super) async fn check(
     if let Some(found) = in_registry(shared, index, &content, &log).await {
         shared.send(Event::Started { image: name.clone() });
         if shared.options.push {
-            return tag_in_registry(shared, index, &prepared, &content, &found, begin)
-                .await
-                .map(Checked::Done);
+            return tag_in_registry(shared, index, &prepared, &found, begin).await.map(Checked::Done);
         }
         let id = pull(shared, &content, &log).await.map_err(|e| Failure::new(e, None))?;
         return finish(shared, index, &prepared, id, Origin::Pulled, None, begin).await.map(Checked::Done);
@@ -150,7 +148,6 @@ async fn tag_in_registry(
     shared: &Arc<Shared>,
     index: usize,
     prepared: &Prepared,
-    content: &str,
     manifest: &kiln_registry::Manifest,
     begin: Instant,
 ) -> Result<TaskResult, Failure> {
@@ -164,22 +161,7 @@ async fn tag_in_registry(
             .map_err(|e| Failure::new(format!("cannot tag `{reference}` in its registry: {e}"), None))?;
     }
     let (id, size) = manifest_summary(manifest);
-    shared.send(Event::Finished {
-        image: image.name.clone(),
-        id: id.clone(),
-        duration_ms: millis(begin.elapsed()),
-        size,
-        tags: image.references(),
-        key: prepared.key.clone(),
-        up_to_date: true,
-        origin: Origin::Registry,
-    });
-    Ok(TaskResult::Ready {
-        id,
-        size,
-        origin: Origin::Registry,
-        dependency: Dependency { key: prepared.key.clone(), local: None, content: content.to_owned() },
-    })
+    Ok(ready(shared, index, prepared, id, false, size, Origin::Registry, begin))
 }
 
 /// The image ID (its config's digest) and size a manifest describes; for an index of

@@ -350,6 +350,36 @@ pub async fn run(
     Summary { outcomes: ordered, wall: started.elapsed(), interrupted }
 }
 
+/// Reports an image ready, and says how its dependents find it: `local` when `id` is
+/// its image ID on this engine, not when it is only in its registry (`id` is then its
+/// config's digest, which is the image ID it gets when pulled).
+#[allow(clippy::too_many_arguments)]
+fn ready(
+    shared: &Shared,
+    index: usize,
+    prepared: &Prepared,
+    id: String,
+    local: bool,
+    size: u64,
+    origin: Origin,
+    begin: Instant,
+) -> TaskResult {
+    let image = &shared.project.images[index];
+    shared.send(Event::Finished {
+        image: image.name.clone(),
+        id: id.clone(),
+        duration_ms: millis(begin.elapsed()),
+        size,
+        tags: image.references(),
+        key: prepared.key.clone(),
+        up_to_date: origin != Origin::Built,
+        origin,
+    });
+    let content = identity::content_tag(&image.repository, &prepared.key);
+    let dependency = Dependency { key: prepared.key.clone(), local: local.then(|| id.clone()), content };
+    TaskResult::Ready { id, size, origin, dependency }
+}
+
 /// Reports a failure as an event.
 fn report(shared: &Shared, image: usize, begin: Instant, failure: Failure) -> TaskResult {
     let project = &shared.project;
