@@ -246,6 +246,9 @@ pub async fn run(
     let mut outcomes: HashMap<usize, Outcome> = HashMap::new();
     let mut done: HashMap<usize, Dependency> = HashMap::new();
     let mut checks: JoinSet<(usize, Instant, Result<Checked, Failure>)> = JoinSet::new();
+    // The checks in flight, by priority: a build waits for the checks of more critical
+    // images, so that slots go in priority order (checks take milliseconds).
+    let mut checking: std::collections::BTreeSet<Ready> = std::collections::BTreeSet::new();
     let mut builds: JoinSet<(usize, Instant, Result<TaskResult, Failure>)> = JoinSet::new();
     let mut stop_reason: Option<String> = None;
     let mut interrupted = false;
@@ -256,14 +259,23 @@ pub async fn run(
     loop {
         // Checks start as soon as an image's dependencies are ready: they build nothing.
         while stop_reason.is_none() {
-            let Some((_, _, next)) = ready.pop() else { break };
+            let Some(entry) = ready.pop() else { break };
+            let next = entry.2;
+            checking.insert(entry);
             let (shared, dependencies) = (shared.clone(), dependencies_of(next, &done));
             checks.spawn(async move {
                 let begin = Instant::now();
                 (next, begin, check::check(&shared, next, &dependencies).await)
             });
         }
+        if checks.is_empty() {
+            // (A check that panicked left its entry behind.)
+            checking.clear();
+        }
         while stop_reason.is_none() && builds.len() < options.jobs.max(1) {
+            if !to_build.peek().is_some_and(|(p, _)| checking.last().is_none_or(|c| p > c)) {
+                break;
+            }
             let Some((_, next)) = to_build.pop() else { break };
             let (inputs, begin) = prepared.remove(&next).expect("a checked image has its inputs");
             let (shared, cancel, dependencies) =
@@ -277,7 +289,9 @@ pub async fn run(
             break;
         }
         let (image, begin, result) = tokio::select! {
-            Some(Ok((image, begin, checked))) = checks.join_next(), if !checks.is_empty() => match checked {
+            Some(Ok((image, begin, checked))) = checks.join_next(), if !checks.is_empty() => {
+                checking.remove(&priority(image));
+                match checked {
                 Ok(Checked::Build(inputs)) => {
                     prepared.insert(image, (inputs, begin));
                     to_build.push((priority(image), image));
@@ -285,7 +299,7 @@ pub async fn run(
                 }
                 Ok(Checked::Done(result)) => (image, begin, Ok(result)),
                 Err(failure) => (image, begin, Err(failure)),
-            },
+            }},
             Some(Ok(built)) = builds.join_next(), if !builds.is_empty() => built,
             () = cancel.cancelled(), if !interrupted => {
                 interrupted = true;
