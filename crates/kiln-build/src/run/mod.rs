@@ -273,7 +273,7 @@ pub async fn run(
             checking.clear();
         }
         while stop_reason.is_none() && builds.len() < options.jobs.max(1) {
-            if !to_build.peek().is_some_and(|(p, _)| checking.last().is_none_or(|c| p > c)) {
+            if to_build.peek().is_none_or(|(p, _)| checking.last().is_some_and(|c| p <= c)) {
                 break;
             }
             let Some((_, next)) = to_build.pop() else { break };
