@@ -1,6 +1,7 @@
 //! `kiln build` against a real Docker engine (no mocks). Each test works in its own
 //! temporary folder, with repositories of its own, and removes its images when it ends.
 
+use crate::Case;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -92,17 +93,14 @@ fn diamond_builds_in_order_with_overlap(builder: &str) {
     }
 }
 
-#[test]
 fn diamond_with_buildkit() {
     diamond_builds_in_order_with_overlap("buildkit");
 }
 
-#[test]
 fn diamond_with_the_classic_builder() {
     diamond_builds_in_order_with_overlap("classic");
 }
 
-#[test]
 fn a_failure_skips_only_its_dependents_and_moves_no_tag() {
     let Some(_engine) = engine_test() else { return };
     let manifest = r#"
@@ -149,7 +147,6 @@ image sibling {
     assert_eq!((summary["failed"].as_u64(), summary["skipped"].as_u64()), (Some(1), Some(2)));
 }
 
-#[test]
 fn fail_fast_stops_starting_builds() {
     let Some(_engine) = engine_test() else { return };
     let manifest = r#"
@@ -171,7 +168,6 @@ image later {
     assert!(skipped["reason"].as_str().is_some_and(|r| r.contains("--fail-fast")), "{skipped:#}");
 }
 
-#[test]
 fn failure_output_points_into_the_manifest() {
     let Some(_engine) = engine_test() else { return };
     let manifest = "registry \"kiln-it/failmsg\"\nimage app {\n    from \"kiln-test/busybox:1\"\n    run \"echo checking\" \"ls /missing\"\n}\n";
@@ -187,7 +183,6 @@ fn failure_output_points_into_the_manifest() {
     assert!(stderr.contains("this instruction failed"), "{stderr}");
 }
 
-#[test]
 fn an_unchanged_image_is_not_rebuilt() {
     let Some(_engine) = engine_test() else { return };
     let manifest = "registry \"kiln-it/uptodate\"\nimage app {\n    from \"kiln-test/busybox:1\"\n    copy \"a.txt\" \"/a.txt\"\n    cmd \"cat\" \"/a.txt\"\n}\n";
@@ -207,7 +202,6 @@ fn an_unchanged_image_is_not_rebuilt() {
     assert_eq!(run_image("kiln-it/uptodate/app:latest"), "two\n");
 }
 
-#[test]
 fn images_carry_oci_and_kiln_labels() {
     let Some(_engine) = engine_test() else { return };
     let manifest = "registry \"kiln-it/labels\"\nimage app {\n    tags \"1.2.3\" latest\n    from \"kiln-test/busybox:1\"\n}\n";
@@ -263,7 +257,6 @@ fn build_example(name: &str, builder: &str, targets: &[&str], checks: &[(&str, &
     }
 }
 
-#[test]
 fn example_python_app_builds_and_runs() {
     let checks = [
         ("my-app:latest", "app=hello deps=flask==3.0.3 env=development tests=ignored\n"),
@@ -274,7 +267,6 @@ fn example_python_app_builds_and_runs() {
     build_example("python-app", "classic", &[], &checks);
 }
 
-#[test]
 fn example_monorepo_builds_and_runs() {
     let checks = [
         ("kiln-it/monorepo/api:latest", "api as 10001 with fastapi==0.111.0 and serving\n"),
@@ -288,13 +280,11 @@ fn example_monorepo_builds_and_runs() {
     build_example("monorepo", "classic", &["default", "api.debug"], &checks);
 }
 
-#[test]
 fn example_rust_service_builds_and_runs() {
     // Level 1.2 (cache mounts, COPY --chmod) needs BuildKit.
     build_example("rust-service", "buildkit", &[], &[("greeter:0.3.1", "Hello, world (as 65532)\n")]);
 }
 
-#[test]
 fn ignored_files_stay_out_of_the_image() {
     let Some(_engine) = engine_test() else { return };
     let manifest = r#"
@@ -321,7 +311,6 @@ image app {
     assert_eq!(listing, ".\n./keep.txt\n./kiln.kdl\n./secret\n./secret/public.txt\n", "{listing}");
 }
 
-#[test]
 fn an_unreachable_engine_is_one_clear_line() {
     let manifest = "image app {\n    from \"kiln-test/busybox:1\"\n}\n";
     let output =
@@ -330,7 +319,6 @@ fn an_unreachable_engine_is_one_clear_line() {
     insta::assert_snapshot!(output.stderr(), @"error: cannot reach the Docker engine at unix:///nonexistent/docker.sock (from --host): Socket not found: /nonexistent/docker.sock");
 }
 
-#[test]
 fn dry_run_prints_the_schedule_and_builds_nothing() {
     let manifest = DIAMOND.replace("registry \"kiln-it/diamond-BUILDER\"", "");
     let output = Test::new()
@@ -403,17 +391,14 @@ fn container_ids() -> Vec<String> {
     engine::docker(&["ps", "-aq", "--no-trunc"]).lines().map(str::to_owned).collect()
 }
 
-#[test]
 fn cancelling_a_buildkit_build_with_ctrl_c() {
     cancellation("buildkit", "INT");
 }
 
-#[test]
 fn terminating_a_classic_build() {
     cancellation("classic", "TERM");
 }
 
-#[test]
 fn the_default_group_is_built_when_nothing_is_named() {
     let manifest = "image a { from \"alpine:3.20\" }\nimage b { from image=a }\nimage c { from \"alpine:3.20\" }\ngroup default b\n";
     let output = Test::new()
@@ -427,3 +412,32 @@ fn the_default_group_is_built_when_nothing_is_named() {
     let output = Test::new().manifest(manifest).args(&["build", "--dry-run", "nope"]).run();
     assert_eq!(output.status, 2);
 }
+
+/// This module's tests, for the harness (`main.rs`).
+pub(crate) const TESTS: &[Case] = &[
+    Case::engine("diamond_with_buildkit", diamond_with_buildkit),
+    Case::engine("diamond_with_the_classic_builder", diamond_with_the_classic_builder),
+    Case::engine(
+        "a_failure_skips_only_its_dependents_and_moves_no_tag",
+        a_failure_skips_only_its_dependents_and_moves_no_tag,
+    ),
+    Case::engine("fail_fast_stops_starting_builds", fail_fast_stops_starting_builds),
+    Case::engine("failure_output_points_into_the_manifest", failure_output_points_into_the_manifest),
+    Case::engine("an_unchanged_image_is_not_rebuilt", an_unchanged_image_is_not_rebuilt),
+    Case::engine("images_carry_oci_and_kiln_labels", images_carry_oci_and_kiln_labels),
+    Case::engine("example_python_app_builds_and_runs", example_python_app_builds_and_runs),
+    Case::engine("example_monorepo_builds_and_runs", example_monorepo_builds_and_runs),
+    Case::engine("example_rust_service_builds_and_runs", example_rust_service_builds_and_runs),
+    Case::engine("ignored_files_stay_out_of_the_image", ignored_files_stay_out_of_the_image),
+    Case::plain("an_unreachable_engine_is_one_clear_line", an_unreachable_engine_is_one_clear_line),
+    Case::plain(
+        "dry_run_prints_the_schedule_and_builds_nothing",
+        dry_run_prints_the_schedule_and_builds_nothing,
+    ),
+    Case::engine("cancelling_a_buildkit_build_with_ctrl_c", cancelling_a_buildkit_build_with_ctrl_c),
+    Case::engine("terminating_a_classic_build", terminating_a_classic_build),
+    Case::plain(
+        "the_default_group_is_built_when_nothing_is_named",
+        the_default_group_is_built_when_nothing_is_named,
+    ),
+];

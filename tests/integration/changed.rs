@@ -1,6 +1,7 @@
 //! `--changed-since REF`: the images whose inputs changed between a commit and the work
 //! tree, and what is built on them (plan and build share the selection).
 
+use crate::Case;
 use std::process::Command;
 
 use serde_json::Value;
@@ -39,7 +40,6 @@ fn planned(test: &mut Test) -> Vec<String> {
         .collect()
 }
 
-#[test]
 fn only_what_changed_and_what_is_built_on_it() {
     let mut test = repository();
     assert_eq!(planned(&mut test), Vec::<String>::new());
@@ -76,7 +76,6 @@ fn only_what_changed_and_what_is_built_on_it() {
     assert_eq!(planned(&mut test), ["base", "api", "api.debug", "billing", "frontend", "jobctl", "worker"]);
 }
 
-#[test]
 fn a_reference_git_does_not_know_is_an_error() {
     let mut test = repository();
     let output = test.args(&["plan", "--changed-since", "nope"]).run().status(1);
@@ -85,3 +84,9 @@ fn a_reference_git_does_not_know_is_an_error() {
     let output = outside.args(&["build", "--dry-run", "--changed-since", "HEAD"]).run().status(1);
     insta::assert_snapshot!(output.stderr(), @"error: --changed-since needs a git repository, and the manifest is not in one");
 }
+
+/// This module's tests, for the harness (`main.rs`).
+pub(crate) const TESTS: &[Case] = &[
+    Case::plain("only_what_changed_and_what_is_built_on_it", only_what_changed_and_what_is_built_on_it),
+    Case::plain("a_reference_git_does_not_know_is_an_error", a_reference_git_does_not_know_is_an_error),
+];

@@ -1,10 +1,10 @@
 //! The command line itself: help, usage errors, exit codes, finding the manifest.
 
+use crate::Case;
 use crate::harness::Test;
 
 const MINIMAL: &str = "image app {\n    from \"alpine:3.20\"\n    cmd \"true\"\n}\n";
 
-#[test]
 fn help_text() {
     let output = Test::new().args(&["--help"]).run().success();
     insta::assert_snapshot!("help", output.stdout);
@@ -17,13 +17,11 @@ fn help_text() {
     }
 }
 
-#[test]
 fn finds_the_manifest_in_a_parent_folder() {
     let mut test = Test::new().manifest(MINIMAL).dir("sub/deeper").current_dir("sub/deeper");
     test.args(&["check"]).run().success();
 }
 
-#[test]
 fn missing_manifest_is_a_usage_error() {
     let output = Test::new().args(&["check"]).run().status(2);
     assert!(output.stderr().contains("no `kiln.kdl` in `[TMP]` or any parent folder"), "{}", output.stderr());
@@ -31,13 +29,11 @@ fn missing_manifest_is_a_usage_error() {
     insta::assert_snapshot!(output.stderr(), @"error: manifest `nope.kdl` does not exist\n");
 }
 
-#[test]
 fn file_flag_picks_another_manifest() {
     let mut test = Test::new().file("deploy/other.kdl", MINIMAL);
     test.args(&["-f", "deploy/other.kdl", "plan", "--json"]).run().success();
 }
 
-#[test]
 fn unknown_command_line_values_exit_2() {
     Test::new().manifest(MINIMAL).args(&["frobnicate"]).run().status(2);
     Test::new().manifest(MINIMAL).args(&["graph", "--format", "png"]).run().status(2);
@@ -55,7 +51,6 @@ fn unknown_command_line_values_exit_2() {
     ");
 }
 
-#[test]
 fn variables_are_overridden_by_environment_then_command_line() {
     let manifest = "var VERSION \"1.0\"\nimage app {\n    from \"alpine:3.20\"\n    tags \"{VERSION}\"\n}\n";
     let plan = |test: &mut Test| -> serde_json::Value {
@@ -72,7 +67,6 @@ fn variables_are_overridden_by_environment_then_command_line() {
     assert_eq!(plan(&mut test)["images"][0]["tags"][0], "app:3.0");
 }
 
-#[test]
 fn check_json_lists_diagnostics() {
     let output = Test::new()
         .manifest("image app {\n    from image=nope\n}\n")
@@ -82,7 +76,6 @@ fn check_json_lists_diagnostics() {
     insta::assert_snapshot!(output.stdout);
 }
 
-#[test]
 fn plan_selects_images_with_their_dependencies() {
     let manifest = r#"
 image base { from "alpine:3.20" }
@@ -103,7 +96,6 @@ group backend worker
     assert_eq!(names, ["base", "api", "worker"]);
 }
 
-#[test]
 fn broken_pipe_is_not_an_error() {
     // `kiln graph | head -1`: kiln must not panic when stdout closes early.
     let test = Test::new().manifest(MINIMAL);
@@ -121,3 +113,19 @@ fn broken_pipe_is_not_an_error() {
     std::io::Read::read_to_string(child.stderr.as_mut().expect("stderr"), &mut stderr).expect("read");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// This module's tests, for the harness (`main.rs`).
+pub(crate) const TESTS: &[Case] = &[
+    Case::plain("help_text", help_text),
+    Case::plain("finds_the_manifest_in_a_parent_folder", finds_the_manifest_in_a_parent_folder),
+    Case::plain("missing_manifest_is_a_usage_error", missing_manifest_is_a_usage_error),
+    Case::plain("file_flag_picks_another_manifest", file_flag_picks_another_manifest),
+    Case::plain("unknown_command_line_values_exit_2", unknown_command_line_values_exit_2),
+    Case::plain(
+        "variables_are_overridden_by_environment_then_command_line",
+        variables_are_overridden_by_environment_then_command_line,
+    ),
+    Case::plain("check_json_lists_diagnostics", check_json_lists_diagnostics),
+    Case::plain("plan_selects_images_with_their_dependencies", plan_selects_images_with_their_dependencies),
+    Case::plain("broken_pipe_is_not_an_error", broken_pipe_is_not_an_error),
+];

@@ -4,6 +4,7 @@
 //! A corpus file is a root `kiln.kdl`; it may hold more files, each after a line
 //! `// ---- path/of/file`.
 
+use crate::Case;
 use crate::harness::{Test, repo_root};
 
 fn corpus() -> Vec<(String, String)> {
@@ -42,12 +43,10 @@ fn write(test: Test, path: &str, contents: &str) -> Test {
     if path.ends_with('/') { test.dir(path) } else { test.file(path, contents) }
 }
 
-#[test]
 fn corpus_has_at_least_thirty_cases() {
     assert!(corpus().len() >= 30, "{} cases", corpus().len());
 }
 
-#[test]
 fn bad_manifests() {
     for (name, text) in corpus() {
         let mut test = setup(&text);
@@ -60,3 +59,9 @@ fn bad_manifests() {
         assert!(!test.exists("dockerfiles"), "{name}: emit wrote files");
     }
 }
+
+/// This module's tests, for the harness (`main.rs`).
+pub(crate) const TESTS: &[Case] = &[
+    Case::plain("corpus_has_at_least_thirty_cases", corpus_has_at_least_thirty_cases),
+    Case::plain("bad_manifests", bad_manifests),
+];

@@ -2,6 +2,7 @@
 //! sets, the files kiln sends must be exactly the files the docker CLI sends. The CLI
 //! side is the classic builder with `COPY . /ctx`, listed from inside the image.
 
+use crate::Case;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -126,7 +127,6 @@ fn kiln_listing(root: &Path, patterns: &str) -> BTreeSet<String> {
     paths
 }
 
-#[test]
 fn kiln_sends_what_the_docker_cli_sends() {
     if !engine::available() {
         return;
@@ -165,3 +165,7 @@ fn kiln_sends_what_the_docker_cli_sends() {
         mismatches.join("\n")
     );
 }
+
+/// This module's tests, for the harness (`main.rs`).
+pub(crate) const TESTS: &[Case] =
+    &[Case::engine("kiln_sends_what_the_docker_cli_sends", kiln_sends_what_the_docker_cli_sends)];

@@ -161,3 +161,29 @@ impl Drop for Cleanup {
         }
     }
 }
+
+/// The dangling images on the engine (untagged, no child): what `sweep_dangling` leaves
+/// alone when taken before the run.
+pub(crate) fn dangling_images() -> Vec<String> {
+    let (_, listing) = docker_try(&["images", "--filter", "dangling=true", "--format", "{{.ID}}"]);
+    listing.lines().map(str::to_owned).collect()
+}
+
+/// Removes the dangling images the run made. The classic builder keeps the images of a
+/// multi-stage build's other stages as its layer cache, untagged (as `docker build`
+/// does), and a test that builds with it leaves them. Only images that did not exist
+/// before the run and that come from a build (they have a parent, or kiln's labels) go.
+pub(crate) fn sweep_dangling(before: &[String]) {
+    for id in dangling_images().iter().filter(|id| !before.contains(id)) {
+        let (ok, described) = docker_try(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Parent}} {{index .Config.Labels \"dev.kiln.project\"}}",
+            id,
+        ]);
+        if ok && !described.trim().is_empty() {
+            let _ = docker_try(&["rmi", id]);
+        }
+    }
+}

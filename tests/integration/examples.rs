@@ -1,14 +1,13 @@
 //! Every example compiles cleanly, its committed generated files are up to date, and
 //! its outputs are pinned by snapshots.
 
+use crate::Case;
 use crate::harness::{Test, examples, kiln_in_example};
 
-#[test]
 fn there_are_at_least_three_examples() {
     assert!(examples().len() >= 3, "{:?}", examples());
 }
 
-#[test]
 fn examples_check_without_warnings() {
     for example in examples() {
         let output = kiln_in_example(&example, &["check"]).success();
@@ -16,7 +15,6 @@ fn examples_check_without_warnings() {
     }
 }
 
-#[test]
 fn committed_generated_files_are_up_to_date() {
     for example in examples() {
         let output = kiln_in_example(&example, &["emit", "--check"]);
@@ -28,7 +26,6 @@ fn committed_generated_files_are_up_to_date() {
     }
 }
 
-#[test]
 fn generated_files() {
     for example in examples() {
         let mut test = Test::new().copy_from_repo(&format!("examples/{example}"));
@@ -48,7 +45,6 @@ fn generated_files() {
     }
 }
 
-#[test]
 fn plan() {
     for example in examples() {
         let json = kiln_in_example(&example, &["plan", "--json"]).success().stdout;
@@ -58,7 +54,6 @@ fn plan() {
     }
 }
 
-#[test]
 fn graph_in_every_format() {
     for example in examples() {
         for format in ["text", "dot", "mermaid", "json"] {
@@ -68,7 +63,19 @@ fn graph_in_every_format() {
     }
 }
 
-#[test]
+fn graph_of_a_selection() {
+    // An image and what it needs.
+    let output = kiln_in_example("monorepo", &["graph", "worker"]).success();
+    insta::assert_snapshot!("graph_worker", output.stdout);
+    // What is built on an image, and what those need.
+    let output =
+        kiln_in_example("monorepo", &["graph", "jobctl", "--dependents", "--format", "json"]).success();
+    let graph: serde_json::Value = serde_json::from_str(&output.stdout).expect("JSON");
+    assert_eq!(graph["order"], serde_json::json!(["base", "jobctl", "worker"]));
+    let output = kiln_in_example("monorepo", &["graph", "web"]).status(2);
+    assert!(output.stderr.contains("no image or group named `web`"), "{}", output.stderr);
+}
+
 fn resolved_manifest() {
     for example in examples() {
         let output = kiln_in_example(&example, &["manifest"]).success().stdout;
@@ -76,3 +83,15 @@ fn resolved_manifest() {
         assert!(value["images"].as_array().is_some_and(|i| !i.is_empty()), "{example}");
     }
 }
+
+/// This module's tests, for the harness (`main.rs`).
+pub(crate) const TESTS: &[Case] = &[
+    Case::plain("there_are_at_least_three_examples", there_are_at_least_three_examples),
+    Case::plain("examples_check_without_warnings", examples_check_without_warnings),
+    Case::plain("committed_generated_files_are_up_to_date", committed_generated_files_are_up_to_date),
+    Case::plain("generated_files", generated_files),
+    Case::plain("plan", plan),
+    Case::plain("graph_in_every_format", graph_in_every_format),
+    Case::plain("graph_of_a_selection", graph_of_a_selection),
+    Case::plain("resolved_manifest", resolved_manifest),
+];

@@ -2,6 +2,7 @@
 //! up to date by its content tag, never by a label; every input changes the key; the
 //! checkout's path does not.
 
+use crate::Case;
 use serde_json::Value;
 
 use crate::engine::{self, BUSYBOX, Cleanup, Registry, docker, docker_build_classic, image_id, run_image};
@@ -80,17 +81,14 @@ fn foreign_child_is_never_adopted(builder: &str) {
     assert_eq!(image_id(&foreign), Some(foreign_id), "clean removed the foreign image");
 }
 
-#[test]
 fn a_foreign_child_is_never_adopted_with_buildkit() {
     foreign_child_is_never_adopted("buildkit");
 }
 
-#[test]
 fn a_foreign_child_is_never_adopted_with_the_classic_builder() {
     foreign_child_is_never_adopted("classic");
 }
 
-#[test]
 fn a_failed_classic_build_leaves_nothing_kiln_takes_for_its_own() {
     let Some(_engine) = engine_test() else { return };
     let manifest = format!(
@@ -108,7 +106,6 @@ fn a_failed_classic_build_leaves_nothing_kiln_takes_for_its_own() {
     assert_eq!(listed.len(), 1, "only `base` is kiln's: {listed:#?}");
 }
 
-#[test]
 fn a_reimported_base_rebuilds_what_is_built_on_it() {
     let Some(_engine) = engine_test() else { return };
     let base = format!("kiln-it/reimport-{}/base:1", std::process::id());
@@ -133,7 +130,9 @@ fn a_reimported_base_rebuilds_what_is_built_on_it() {
     assert_eq!(status, 0, "{stderr}");
     let (_, same, _) = build(&mut test, &[]);
     assert_eq!(same["top"]["up_to_date"], true);
-    // A security update of the base, imported under the same name.
+    // A security update of the base, imported under the same name (the first one, left
+    // untagged, goes at the end).
+    cleanup.also(&image_id(&base).expect("the first base"));
     import("2\n");
     let (status, after, stderr) = build(&mut test, &[]);
     assert_eq!(status, 0, "{stderr}");
@@ -143,7 +142,6 @@ fn a_reimported_base_rebuilds_what_is_built_on_it() {
     }
 }
 
-#[test]
 fn a_label_is_an_input_and_is_applied() {
     let Some(_engine) = engine_test() else { return };
     let manifest = format!(
@@ -175,7 +173,6 @@ fn a_label_is_an_input_and_is_applied() {
     assert_eq!(image_id("kiln-it/labelled/app:latest").as_deref(), plain["app"]["id"].as_str());
 }
 
-#[test]
 fn a_copy_of_the_project_elsewhere_is_up_to_date() {
     let Some(_engine) = engine_test() else { return };
     let mut test = Test::new().copy_from_repo("tests/build-examples/monorepo");
@@ -200,7 +197,6 @@ fn a_copy_of_the_project_elsewhere_is_up_to_date() {
     }
 }
 
-#[test]
 fn no_cache_builds_every_step_again() {
     let Some(_engine) = engine_test() else { return };
     let manifest = format!(
@@ -243,7 +239,6 @@ fn finished_events(stdout: &str) -> std::collections::HashMap<String, Value> {
         .collect()
 }
 
-#[test]
 fn a_second_engine_sharing_the_registry_builds_nothing() {
     let Some(_engine) = engine_test() else { return };
     let registry = Registry::start();
@@ -295,7 +290,6 @@ fn a_second_engine_sharing_the_registry_builds_nothing() {
     assert!(ok && out == "base\none\n", "{out}");
 }
 
-#[test]
 fn a_cold_engine_reuses_the_registry_cache_of_a_changed_image() {
     let Some(_engine) = engine_test() else { return };
     let registry = Registry::start();
@@ -341,7 +335,6 @@ fn a_cold_engine_reuses_the_registry_cache_of_a_changed_image() {
     assert_eq!(expensive["cached"], true, "the registry's cache was not used: {steps:#?}");
 }
 
-#[test]
 fn explain_says_why_an_image_is_built_again() {
     let Some(_engine) = engine_test() else { return };
     let manifest = format!(
@@ -386,3 +379,38 @@ fn explain_says_why_an_image_is_built_again() {
     );
     assert!(text.contains("\n  - context file `src/c.txt` added\n"), "{text}");
 }
+
+/// This module's tests, for the harness (`main.rs`).
+pub(crate) const TESTS: &[Case] = &[
+    Case::engine(
+        "a_foreign_child_is_never_adopted_with_buildkit",
+        a_foreign_child_is_never_adopted_with_buildkit,
+    ),
+    Case::engine(
+        "a_foreign_child_is_never_adopted_with_the_classic_builder",
+        a_foreign_child_is_never_adopted_with_the_classic_builder,
+    ),
+    Case::engine(
+        "a_failed_classic_build_leaves_nothing_kiln_takes_for_its_own",
+        a_failed_classic_build_leaves_nothing_kiln_takes_for_its_own,
+    ),
+    Case::engine(
+        "a_reimported_base_rebuilds_what_is_built_on_it",
+        a_reimported_base_rebuilds_what_is_built_on_it,
+    ),
+    Case::engine("a_label_is_an_input_and_is_applied", a_label_is_an_input_and_is_applied),
+    Case::engine(
+        "a_copy_of_the_project_elsewhere_is_up_to_date",
+        a_copy_of_the_project_elsewhere_is_up_to_date,
+    ),
+    Case::engine("no_cache_builds_every_step_again", no_cache_builds_every_step_again),
+    Case::engine(
+        "a_second_engine_sharing_the_registry_builds_nothing",
+        a_second_engine_sharing_the_registry_builds_nothing,
+    ),
+    Case::engine(
+        "a_cold_engine_reuses_the_registry_cache_of_a_changed_image",
+        a_cold_engine_reuses_the_registry_cache_of_a_changed_image,
+    ),
+    Case::engine("explain_says_why_an_image_is_built_again", explain_says_why_an_image_is_built_again),
+];

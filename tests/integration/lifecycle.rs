@@ -1,6 +1,7 @@
 //! The image commands (pull, images, tag, push, rmi, clean, prune, history, inspect)
 //! against a real engine and a real registry on loopback.
 
+use crate::Case;
 use serde_json::Value;
 
 use crate::engine::{self, BUSYBOX, Cleanup, Registry, docker, docker_try, image_id};
@@ -46,7 +47,6 @@ image app {{
     Test::new().manifest(&manifest).file("app.sh", "#!/bin/sh\necho app running\n")
 }
 
-#[test]
 fn pull_fetches_bases_from_a_registry_by_policy() {
     let Some(_engine) = engine_test() else { return };
     let registry = Registry::start();
@@ -74,7 +74,6 @@ fn pull_fetches_bases_from_a_registry_by_policy() {
     assert_eq!(again[0]["status"], "present");
 }
 
-#[test]
 fn digest_pinned_bases_pull_and_build() {
     let Some(_engine) = engine_test() else { return };
     let registry = Registry::start();
@@ -108,7 +107,6 @@ fn digest_pinned_bases_pull_and_build() {
     cleanup.also(&pushed);
 }
 
-#[test]
 fn push_round_trip_keeps_the_image_id() {
     let Some(_engine) = engine_test() else { return };
     let registry = Registry::start();
@@ -129,7 +127,6 @@ fn push_round_trip_keeps_the_image_id() {
     assert_eq!(engine::run_image(&app), "app running\n");
 }
 
-#[test]
 fn push_refuses_images_that_are_not_ready() {
     let Some(_engine) = engine_test() else { return };
     let registry = Registry::start();
@@ -158,7 +155,6 @@ fn registry_has(registry: &Registry, repository: &str) -> bool {
     response.contains(&format!("\"{repository}\""))
 }
 
-#[test]
 fn failed_pushes_and_pulls_are_clear_and_change_nothing() {
     let Some(_engine) = engine_test() else { return };
     // A registry address where nothing listens.
@@ -189,7 +185,6 @@ fn failed_pushes_and_pulls_are_clear_and_change_nothing() {
     );
 }
 
-#[test]
 fn tag_promotes_and_retags_for_a_registry() {
     let Some(_engine) = engine_test() else { return };
     let mut test = project("kiln-it", "tagging");
@@ -209,7 +204,28 @@ fn tag_promotes_and_retags_for_a_registry() {
     assert!(output.stderr.contains("no `kiln-it/tagging/base:nope` here"), "{}", output.stderr);
 }
 
-#[test]
+fn tag_works_on_manifests_with_variants() {
+    let Some(_engine) = engine_test() else { return };
+    let manifest = format!(
+        "registry \"kiln-it/variants\"\nimage api {{\n    from \"{BUSYBOX}\"\n    cmd \"echo\" \"api\"\n    variant debug {{\n        env LOG_LEVEL=debug\n    }}\n}}\n"
+    );
+    let mut test = Test::new().manifest(&manifest);
+    let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
+    build(&mut test, &["api", "api.debug"]);
+    // `latest` is `api`'s: `api.debug` is skipped, said so, and the command succeeds.
+    let output = test.args(&["tag", "latest", "v1.0"]).run().success();
+    assert_eq!(output.stdout, "tagged kiln-it/variants/api:latest as kiln-it/variants/api:v1.0\n");
+    insta::assert_snapshot!(output.stderr(), @"api.debug: skipped: `kiln-it/variants/api:latest` is `api`'s build");
+    assert_eq!(image_id("kiln-it/variants/api:v1.0"), image_id("kiln-it/variants/api:latest"));
+    // The variant's own tag is promoted by naming it.
+    let output = test.args(&["tag", "debug", "v1.0-debug", "api.debug"]).run().success();
+    assert_eq!(output.stdout, "tagged kiln-it/variants/api:debug as kiln-it/variants/api:v1.0-debug\n");
+    assert_eq!(image_id("kiln-it/variants/api:v1.0-debug"), image_id("kiln-it/variants/api:debug"));
+    // Skipping is data too.
+    let tagged = json(&mut test, &["tag", "latest", "v1.1", "--json"]);
+    assert_eq!(tagged[1]["skipped"], "`kiln-it/variants/api:latest` is `api`'s build", "{tagged:#}");
+}
+
 fn images_lists_builds_with_sizes() {
     let Some(_engine) = engine_test() else { return };
     let mut test = project("kiln-it", "listing");
@@ -236,7 +252,6 @@ fn images_lists_builds_with_sizes() {
     assert!(image_id("kiln-it/listing/app:latest").is_some_and(|id| id.contains(ids.trim())));
 }
 
-#[test]
 fn prune_keeps_the_newest_and_never_touches_unlabelled_images() {
     let Some(_engine) = engine_test() else { return };
     let mut test = project("kiln-it", "pruning");
@@ -279,7 +294,6 @@ fn decoy_dangling_image() -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
-#[test]
 fn rmi_and_clean_remove_only_this_manifests_images() {
     let Some(_engine) = engine_test() else { return };
     let mut test = project("kiln-it", "removing");
@@ -316,7 +330,6 @@ fn rmi_and_clean_remove_only_this_manifests_images() {
     assert!(output.stderr.contains("did you mean `app`?"), "{}", output.stderr);
 }
 
-#[test]
 fn history_maps_layers_to_manifest_lines() {
     let Some(_engine) = engine_test() else { return };
     for builder in ["buildkit", "classic"] {
@@ -347,7 +360,6 @@ fn history_maps_layers_to_manifest_lines() {
     }
 }
 
-#[test]
 fn inspect_shows_kilns_labels() {
     let Some(_engine) = engine_test() else { return };
     let mut test = project("kiln-it", "inspecting");
@@ -373,3 +385,31 @@ fn inspect_shows_kilns_labels() {
     assert_eq!(output.status, 1);
     assert!(output.stderr.contains("there is no `kiln-it/inspecting/base:nope` here"), "{}", output.stderr);
 }
+
+/// This module's tests, for the harness (`main.rs`).
+pub(crate) const TESTS: &[Case] = &[
+    Case::engine(
+        "pull_fetches_bases_from_a_registry_by_policy",
+        pull_fetches_bases_from_a_registry_by_policy,
+    ),
+    Case::engine("digest_pinned_bases_pull_and_build", digest_pinned_bases_pull_and_build),
+    Case::engine("push_round_trip_keeps_the_image_id", push_round_trip_keeps_the_image_id),
+    Case::engine("push_refuses_images_that_are_not_ready", push_refuses_images_that_are_not_ready),
+    Case::engine(
+        "failed_pushes_and_pulls_are_clear_and_change_nothing",
+        failed_pushes_and_pulls_are_clear_and_change_nothing,
+    ),
+    Case::engine("tag_promotes_and_retags_for_a_registry", tag_promotes_and_retags_for_a_registry),
+    Case::engine("tag_works_on_manifests_with_variants", tag_works_on_manifests_with_variants),
+    Case::engine("images_lists_builds_with_sizes", images_lists_builds_with_sizes),
+    Case::engine(
+        "prune_keeps_the_newest_and_never_touches_unlabelled_images",
+        prune_keeps_the_newest_and_never_touches_unlabelled_images,
+    ),
+    Case::engine(
+        "rmi_and_clean_remove_only_this_manifests_images",
+        rmi_and_clean_remove_only_this_manifests_images,
+    ),
+    Case::engine("history_maps_layers_to_manifest_lines", history_maps_layers_to_manifest_lines),
+    Case::engine("inspect_shows_kilns_labels", inspect_shows_kilns_labels),
+];

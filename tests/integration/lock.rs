@@ -1,6 +1,7 @@
 //! `kiln.lock` against a real engine and registry: what `kiln lock` records, builds that
 //! stay on the locked base until it is re-locked, `--locked`, `--check` and `pin-bases`.
 
+use crate::Case;
 use crate::engine::{self, BUSYBOX, Cleanup, Registry, docker, docker_build_classic, image_id};
 use crate::harness::Test;
 
@@ -14,7 +15,6 @@ fn build(test: &mut Test, args: &[&str]) -> String {
     test.args(&all).run().success().stderr
 }
 
-#[test]
 fn builds_stay_on_the_locked_base_until_it_is_locked_again() {
     let Some(_engine) = engine_test() else { return };
     let registry = Registry::start();
@@ -80,7 +80,6 @@ fn builds_stay_on_the_locked_base_until_it_is_locked_again() {
     assert!(dockerfile.contains(&format!("FROM {base}@{digest}\n")), "{dockerfile}");
 }
 
-#[test]
 fn a_lock_that_does_not_match_the_manifest_is_stale() {
     let mut test = Test::new().manifest("image app {\n    from \"kiln-test/busybox:2\"\n}\n");
     // No lock at all.
@@ -143,3 +142,15 @@ fn a_lock_that_does_not_match_the_manifest_is_stale() {
     hint: `kiln lock` updates it
     "#);
 }
+
+/// This module's tests, for the harness (`main.rs`).
+pub(crate) const TESTS: &[Case] = &[
+    Case::engine(
+        "builds_stay_on_the_locked_base_until_it_is_locked_again",
+        builds_stay_on_the_locked_base_until_it_is_locked_again,
+    ),
+    Case::plain(
+        "a_lock_that_does_not_match_the_manifest_is_stale",
+        a_lock_that_does_not_match_the_manifest_is_stale,
+    ),
+];

@@ -1,5 +1,10 @@
 //! kiln's integration tests: the real `kiln` binary, run in temporary folders or on the
-//! examples. One test binary, one module per area.
+//! examples. One test binary, one module per area, each listing its tests in `TESTS`.
+//!
+//! The harness is libtest-mimic's rather than libtest's, so that a test that needs the
+//! Docker engine is reported as *ignored*, with what to install, when the engine (or
+//! what its tests use) is missing, instead of passing without having run. With
+//! `KILN_REQUIRE_DOCKER=1` (CI) such tests fail instead.
 
 mod harness;
 mod lifecycle;
@@ -17,3 +22,80 @@ mod lock;
 mod pins;
 mod robustness;
 mod schema;
+
+use std::process::ExitCode;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+/// One test: its name in its module, its function, and whether it needs the engine.
+pub(crate) struct Case {
+    name: &'static str,
+    run: fn(),
+    engine: bool,
+}
+
+impl Case {
+    pub(crate) const fn plain(name: &'static str, run: fn()) -> Self {
+        Self { name, run, engine: false }
+    }
+
+    pub(crate) const fn engine(name: &'static str, run: fn()) -> Self {
+        Self { name, run, engine: true }
+    }
+}
+
+const MODULES: &[(&str, &[Case])] = &[
+    ("build", build::TESTS),
+    ("changed", changed::TESTS),
+    ("cli", cli::TESTS),
+    ("diagnostics", diagnostics::TESTS),
+    ("dockerignore_diff", dockerignore_diff::TESTS),
+    ("emit", emit::TESTS),
+    ("examples", examples::TESTS),
+    ("identity", identity::TESTS),
+    ("lifecycle", lifecycle::TESTS),
+    ("lock", lock::TESTS),
+    ("pins", pins::TESTS),
+    ("robustness", robustness::TESTS),
+    ("schema", schema::TESTS),
+];
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    let missing = kiln_testkit::missing_prerequisites();
+    let required = std::env::var("KILN_REQUIRE_DOCKER").as_deref() == Ok("1");
+    let engine_tests = MODULES.iter().flat_map(|(_, cases)| cases.iter()).filter(|c| c.engine).count();
+    if !missing.is_empty() {
+        let what = if required { "fail (KILN_REQUIRE_DOCKER=1)" } else { "are ignored" };
+        eprintln!("\n{engine_tests} tests need a Docker engine and {what}; this machine lacks:");
+        for item in &missing {
+            eprintln!("  - {item}");
+        }
+        eprintln!();
+    }
+    let trials = MODULES
+        .iter()
+        .flat_map(|(module, cases)| cases.iter().map(move |case| (module, case)))
+        .map(|(module, case)| {
+            let name = format!("{module}::{}", case.name);
+            if case.engine && !missing.is_empty() {
+                if required {
+                    let reason = format!("the engine tests need: {}", missing.join("; "));
+                    return Trial::test(name, move || Err(Failed::from(reason)));
+                }
+                return Trial::test(name, || Ok(())).with_ignored_flag(true);
+            }
+            let run = case.run;
+            Trial::test(name, move || {
+                run();
+                Ok(())
+            })
+        })
+        .collect();
+    let dangling = if missing.is_empty() { engine::dangling_images() } else { Vec::new() };
+    let conclusion = libtest_mimic::run(&args, trials);
+    if missing.is_empty() {
+        engine::sweep_dangling(&dangling);
+    }
+    conclusion.exit_code()
+}

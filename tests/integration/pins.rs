@@ -2,6 +2,7 @@
 //! `rmi`, `clean` or `prune`; what a run that is gone left behind is removed; and a build
 //! survives other clients removing images on the engine while it runs.
 
+use crate::Case;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -35,7 +36,6 @@ fn build(test: &mut Test, args: &[&str]) {
     test.args(&all).run().success();
 }
 
-#[test]
 fn clean_never_removes_what_a_running_build_uses() {
     if !engine::available() {
         return;
@@ -81,7 +81,6 @@ fn clean_never_removes_what_a_running_build_uses() {
     assert!(image_id("kiln-it/in-use/base:latest").is_none(), "{}\n{}", last.stdout, last.stderr);
 }
 
-#[test]
 fn a_live_pin_keeps_an_image_from_rmi_clean_and_prune() {
     if !engine::available() {
         return;
@@ -118,7 +117,6 @@ fn a_live_pin_keeps_an_image_from_rmi_clean_and_prune() {
     let _ = docker_try(&["rmi", &pin]);
 }
 
-#[test]
 fn pins_of_runs_that_are_gone_are_removed() {
     if !engine::available() {
         return;
@@ -155,7 +153,6 @@ fn pins_of_runs_that_are_gone_are_removed() {
     assert!(image_id("kiln-it/stale/base:latest").is_some());
 }
 
-#[test]
 fn classic_builds_survive_images_removed_meanwhile() {
     if !engine::available() {
         return;
@@ -206,7 +203,6 @@ fn classic_builds_survive_images_removed_meanwhile() {
     churn.join().expect("churn thread");
 }
 
-#[test]
 fn an_engine_killed_mid_build_leaves_no_pin_after_the_next_run() {
     if !engine::available() {
         return;
@@ -257,3 +253,24 @@ fn an_engine_killed_mid_build_leaves_no_pin_after_the_next_run() {
     ]);
     assert!(ok && out == "base\n", "{out}");
 }
+
+/// This module's tests, for the harness (`main.rs`).
+pub(crate) const TESTS: &[Case] = &[
+    Case::engine(
+        "clean_never_removes_what_a_running_build_uses",
+        clean_never_removes_what_a_running_build_uses,
+    ),
+    Case::engine(
+        "a_live_pin_keeps_an_image_from_rmi_clean_and_prune",
+        a_live_pin_keeps_an_image_from_rmi_clean_and_prune,
+    ),
+    Case::engine("pins_of_runs_that_are_gone_are_removed", pins_of_runs_that_are_gone_are_removed),
+    Case::engine(
+        "classic_builds_survive_images_removed_meanwhile",
+        classic_builds_survive_images_removed_meanwhile,
+    ),
+    Case::engine(
+        "an_engine_killed_mid_build_leaves_no_pin_after_the_next_run",
+        an_engine_killed_mid_build_leaves_no_pin_after_the_next_run,
+    ),
+];

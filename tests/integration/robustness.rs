@@ -1,6 +1,7 @@
 //! No input, however broken, makes kiln panic: mutated manifests go through the whole
 //! pipeline (load, resolve, graph, emit) in-process.
 
+use crate::Case;
 use crate::harness::repo_root;
 
 /// A small deterministic generator (an LCG), so that failures reproduce.
@@ -78,7 +79,6 @@ fn mutate(rng: &mut Rng, text: &str) -> String {
     chars.into_iter().collect()
 }
 
-#[test]
 fn mutated_manifests_never_panic() {
     let mut seeds: Vec<String> = Vec::new();
     for dir in ["tests/corpus", "examples/python-app", "examples/monorepo", "examples/rust-service"] {
@@ -118,3 +118,7 @@ fn mutated_manifests_never_panic() {
         assert!(outcome.is_ok(), "round {round} panicked on:\n{text}");
     }
 }
+
+/// This module's tests, for the harness (`main.rs`).
+pub(crate) const TESTS: &[Case] =
+    &[Case::plain("mutated_manifests_never_panic", mutated_manifests_never_panic)];

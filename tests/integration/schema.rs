@@ -1,5 +1,6 @@
 //! The committed JSON Schemas are current, and kiln's JSON output follows them.
 
+use crate::Case;
 use crate::harness::{Test, examples, kiln_in_example, repo_root};
 
 fn check_committed(kind: &str) -> serde_json::Value {
@@ -24,7 +25,6 @@ fn validate(schema: &serde_json::Value, document: &str, what: &str) {
     assert!(errors.is_empty(), "{what} does not follow its schema:\n{}", errors.join("\n"));
 }
 
-#[test]
 fn plan_schema_is_current_and_followed() {
     let schema = check_committed("plan");
     for example in examples() {
@@ -33,7 +33,6 @@ fn plan_schema_is_current_and_followed() {
     }
 }
 
-#[test]
 fn manifest_schema_is_current_and_followed() {
     let schema = check_committed("manifest");
     for example in examples() {
@@ -42,7 +41,6 @@ fn manifest_schema_is_current_and_followed() {
     }
 }
 
-#[test]
 fn build_events_schema_is_current_and_followed() {
     let schema = check_committed("build-events");
     if !crate::engine::available() {
@@ -58,3 +56,10 @@ fn build_events_schema_is_current_and_followed() {
         validate(&schema, line, &format!("the build event {line}"));
     }
 }
+
+/// This module's tests, for the harness (`main.rs`).
+pub(crate) const TESTS: &[Case] = &[
+    Case::plain("plan_schema_is_current_and_followed", plan_schema_is_current_and_followed),
+    Case::plain("manifest_schema_is_current_and_followed", manifest_schema_is_current_and_followed),
+    Case::engine("build_events_schema_is_current_and_followed", build_events_schema_is_current_and_followed),
+];

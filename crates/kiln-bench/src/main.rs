@@ -74,3 +74,20 @@ fn kiln_binary() -> PathBuf {
     }
     kiln
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    #[test]
+    fn arguments_are_checked_not_panicked_on() {
+        Cli::command().debug_assert();
+        let error = Cli::try_parse_from(["kiln-bench", "--bogus"]).expect_err("an unknown flag");
+        assert_eq!(error.kind(), clap::error::ErrorKind::UnknownArgument);
+        let error = Cli::try_parse_from(["kiln-bench", "build", "--images", "3"]).expect_err("out of range");
+        assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(Cli::try_parse_from(["kiln-bench", "noop", "--images", "10", "--megabytes", "1"]).is_ok());
+    }
+}

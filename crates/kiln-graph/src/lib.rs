@@ -9,4 +9,4 @@ mod render;
 pub use files::GeneratedFiles;
 pub use graph::{Edge, EdgeKind, Graph, Node};
 pub use plan::{Plan, PlanImage, UnknownSelection, select};
-pub use render::{render_dot, render_json, render_mermaid, render_text};
+pub use render::{render_dot, render_json, render_mermaid, render_text, shown};

@@ -2,7 +2,7 @@
 //!
 //! Every format shows the images in build order, the stages each one writes out, and
 //! the edges between them: a stage's base, the stages and images it copies from, and
-//! the outside images it uses.
+//! the outside images it uses. `shown` picks the images to draw (see [`shown`]).
 
 use std::fmt::Write;
 
@@ -42,10 +42,51 @@ fn inputs<'a>(project: &'a Project, image: &'a Image, stage: usize) -> Vec<Input
         .collect()
 }
 
+/// The images to draw: those `names` select (every image when there is none) and what
+/// they depend on; with `dependents`, also every image built on a named one, and what
+/// those depend on.
+pub fn shown(
+    project: &Project,
+    graph: &Graph,
+    names: &[String],
+    dependents: bool,
+) -> Result<Vec<bool>, Vec<crate::UnknownSelection>> {
+    let mut shown = crate::select(project, graph, names)?;
+    if dependents && !names.is_empty() {
+        // The named images (groups expanded), then, in build order (dependencies first),
+        // every image that depends on one of those.
+        let mut reaches = vec![false; project.images.len()];
+        for name in names {
+            let members = project.groups.get(name).map_or_else(|| vec![name.clone()], |g| g.images.clone());
+            for member in members {
+                if let Some(index) = project.image_index(&member) {
+                    reaches[index] = true;
+                }
+            }
+        }
+        for &i in graph.order() {
+            if graph.dependencies(i).iter().any(|d| reaches[*d]) {
+                reaches[i] = true;
+            }
+        }
+        let extra: Vec<String> = (0..project.images.len())
+            .filter(|i| reaches[*i])
+            .map(|i| project.images[i].name.clone())
+            .collect();
+        shown = crate::select(project, graph, &extra)?;
+    }
+    Ok(shown)
+}
+
+/// The shown images, in build order.
+fn order<'a>(graph: &'a Graph, shown: &'a [bool]) -> impl Iterator<Item = usize> + 'a {
+    graph.order().iter().copied().filter(|i| shown[*i])
+}
+
 /// Outside images in order of first use.
-fn externals<'a>(project: &'a Project, graph: &Graph) -> Vec<&'a str> {
+fn externals<'a>(project: &'a Project, graph: &Graph, shown: &[bool]) -> Vec<&'a str> {
     let mut found: Vec<&str> = Vec::new();
-    for &i in graph.order() {
+    for i in order(graph, shown) {
         let image = &project.images[i];
         for &s in graph.stage_order(i) {
             for input in inputs(project, image, s) {
@@ -60,9 +101,9 @@ fn externals<'a>(project: &'a Project, graph: &Graph) -> Vec<&'a str> {
     found
 }
 
-pub fn render_text(project: &Project, graph: &Graph) -> String {
+pub fn render_text(project: &Project, graph: &Graph, shown: &[bool]) -> String {
     let mut out = String::new();
-    for &i in graph.order() {
+    for i in order(graph, shown) {
         let image = &project.images[i];
         let deps: Vec<&str> =
             graph.dependencies(i).iter().map(|&d| project.images[d].name.as_str()).collect();
@@ -108,9 +149,9 @@ fn stage_id(image: &Image, stage: usize) -> String {
     format!("{}/{}", image.name, image.stages[stage].name)
 }
 
-pub fn render_dot(project: &Project, graph: &Graph) -> String {
+pub fn render_dot(project: &Project, graph: &Graph, shown: &[bool]) -> String {
     let mut out = String::from("digraph kiln {\n  rankdir=LR;\n  node [shape=box];\n");
-    for &i in graph.order() {
+    for i in order(graph, shown) {
         let image = &project.images[i];
         let _ = writeln!(out, "  subgraph {} {{", dot_quote(&format!("cluster_{}", image.name)));
         let _ = writeln!(out, "    label={};", dot_quote(&format!("{}\n{}", image.name, image.reference())));
@@ -125,10 +166,10 @@ pub fn render_dot(project: &Project, graph: &Graph) -> String {
         }
         out.push_str("  }\n");
     }
-    for reference in externals(project, graph) {
+    for reference in externals(project, graph, shown) {
         let _ = writeln!(out, "  {} [shape=ellipse, style=dashed];", dot_quote(reference));
     }
-    for &i in graph.order() {
+    for i in order(graph, shown) {
         let image = &project.images[i];
         for &s in graph.stage_order(i) {
             let to = dot_quote(&stage_id(image, s));
@@ -149,13 +190,13 @@ pub fn render_dot(project: &Project, graph: &Graph) -> String {
     out
 }
 
-pub fn render_mermaid(project: &Project, graph: &Graph) -> String {
+pub fn render_mermaid(project: &Project, graph: &Graph, shown: &[bool]) -> String {
     // Mermaid identifiers are positional so that any name is safe; labels carry names.
     let stage_node = |image: usize, stage: usize| format!("i{image}s{stage}");
     let label = |text: &str| format!("\"{}\"", text.replace('"', "#quot;"));
-    let externals = externals(project, graph);
+    let externals = externals(project, graph, shown);
     let mut out = String::from("flowchart LR\n");
-    for &i in graph.order() {
+    for i in order(graph, shown) {
         let image = &project.images[i];
         let _ = writeln!(out, "  subgraph i{i} [{}]", label(&image.name));
         for &s in graph.stage_order(i) {
@@ -166,7 +207,7 @@ pub fn render_mermaid(project: &Project, graph: &Graph) -> String {
     for (n, reference) in externals.iter().enumerate() {
         let _ = writeln!(out, "  e{n}([{}])", label(reference));
     }
-    for &i in graph.order() {
+    for i in order(graph, shown) {
         let image = &project.images[i];
         for &s in graph.stage_order(i) {
             for input in inputs(project, image, s) {
@@ -207,10 +248,10 @@ struct JsonEdge {
     kind: &'static str,
 }
 
-pub fn render_json(project: &Project, graph: &Graph) -> String {
+pub fn render_json(project: &Project, graph: &Graph, shown: &[bool]) -> String {
     let mut nodes = Vec::new();
     let mut edges = Vec::new();
-    for &i in graph.order() {
+    for i in order(graph, shown) {
         let image = &project.images[i];
         for &s in graph.stage_order(i) {
             nodes.push(JsonNode::Stage {
@@ -234,11 +275,11 @@ pub fn render_json(project: &Project, graph: &Graph) -> String {
         });
         edges.push(JsonEdge { from: stage_id(image, image.target), to: image.name.clone(), kind: "target" });
     }
-    for reference in externals(project, graph) {
+    for reference in externals(project, graph, shown) {
         nodes.push(JsonNode::External { id: reference });
     }
     let json = JsonGraph {
-        order: graph.order().iter().map(|&i| project.images[i].name.as_str()).collect(),
+        order: order(graph, shown).map(|i| project.images[i].name.as_str()).collect(),
         nodes,
         edges,
     };

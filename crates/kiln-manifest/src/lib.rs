@@ -17,6 +17,7 @@ pub mod model;
 mod resolve;
 pub mod source;
 pub mod suggest;
+mod syntax;
 pub mod vars;
 
 use std::path::{Path, PathBuf};

@@ -204,3 +204,73 @@ impl Drop for SecondEngine {
         let _ = Command::new("umount").arg(self.root.path().join("data")).output();
     }
 }
+
+/// What the engine tests and benchmarks need that this machine lacks, each with how to
+/// get it (Debian's packages); empty when all is there.
+pub fn missing_prerequisites() -> Vec<String> {
+    let engine_answers = || {
+        Command::new("docker")
+            .args(["version", "--format", "{{.Server.Version}}"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    missing_from(std::env::var_os("PATH").as_deref(), engine_answers, &["/bin/busybox", "/usr/bin/busybox"])
+}
+
+fn missing_from(
+    path: Option<&std::ffi::OsStr>,
+    engine_answers: impl Fn() -> bool,
+    busyboxes: &[&str],
+) -> Vec<String> {
+    let on_path = |program: &str| {
+        path.as_ref().is_some_and(|path| std::env::split_paths(path).any(|dir| dir.join(program).is_file()))
+    };
+    let mut missing = Vec::new();
+    if !on_path("docker") || !on_path("dockerd") {
+        missing.push("the Docker engine and CLI: `apt-get install docker.io`".to_owned());
+    } else if !engine_answers() {
+        missing.push(
+            "a running Docker engine: `dockerd --iptables=false --bridge=none &` (as root; `.ci/run` does it)"
+                .to_owned(),
+        );
+    }
+    if !busyboxes.iter().any(|p| Path::new(p).is_file()) {
+        missing
+            .push("a static busybox, for the local base image: `apt-get install busybox-static`".to_owned());
+    }
+    if !on_path("docker-registry") {
+        missing.push("a registry to push to and pull from: `apt-get install docker-registry`".to_owned());
+    }
+    missing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missing_from;
+
+    #[test]
+    fn says_what_to_install() {
+        let nothing = missing_from(Some("/nonexistent".as_ref()), || false, &["/nonexistent/busybox"]);
+        assert_eq!(
+            nothing,
+            [
+                "the Docker engine and CLI: `apt-get install docker.io`",
+                "a static busybox, for the local base image: `apt-get install busybox-static`",
+                "a registry to push to and pull from: `apt-get install docker-registry`",
+            ]
+        );
+        let bin = tempfile::tempdir().expect("temp dir");
+        for program in ["docker", "dockerd", "docker-registry", "busybox"] {
+            std::fs::write(bin.path().join(program), "").expect("write");
+        }
+        let busybox = bin.path().join("busybox");
+        let stopped =
+            missing_from(Some(bin.path().as_os_str()), || false, &[busybox.to_str().expect("utf-8")]);
+        assert_eq!(stopped.len(), 1);
+        assert!(stopped[0].starts_with("a running Docker engine"), "{stopped:?}");
+        assert!(
+            missing_from(Some(bin.path().as_os_str()), || true, &[busybox.to_str().expect("utf-8")])
+                .is_empty()
+        );
+    }
+}

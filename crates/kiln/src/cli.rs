@@ -430,6 +430,14 @@ pub struct InspectArgs {
 
 #[derive(Debug, Args)]
 pub struct GraphArgs {
+    /// Images or groups to show, with what they depend on [default: all images]
+    #[arg(value_name = "IMAGE|GROUP")]
+    pub targets: Vec<String>,
+
+    /// Also show the images built on them (and what those depend on)
+    #[arg(long)]
+    pub dependents: bool,
+
     /// Output format
     #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
     pub format: GraphFormat,

@@ -232,12 +232,13 @@ pub(super) async fn finish(
 }
 
 /// An older build of the same key, whose content tag a rebuild just took: removed when
-/// nothing else names it, else kept with a retired content tag (so that kiln still
-/// knows it as its own).
+/// nothing else names it (with the classic builder's intermediate images it leaves
+/// untagged), else kept with a retired content tag (so that kiln still knows it as its
+/// own).
 async fn retire(shared: &Shared, old: &str, content: &str) {
     let Ok(Some(info)) = shared.engine.inspect(old).await else { return };
     if info.tags.is_empty() {
-        let _ = shared.engine.remove(old, false, false).await;
+        let _ = shared.engine.remove(old, false, true).await;
     } else {
         let _ = shared.engine.tag(old, &identity::retired_tag(content, old)).await;
     }

@@ -352,7 +352,7 @@ pub async fn run(
     // finished, pinned: its pin is in the list from before it started).
     let pins = std::mem::take(&mut *shared.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
     for pin in pins {
-        let _ = shared.engine.remove(&pin, false, false).await;
+        let _ = shared.engine.remove(&pin, false, true).await;
     }
     let sweep = shared.sweep.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
     if let Some(sweep) = sweep {
@@ -410,13 +410,14 @@ fn report(shared: &Shared, image: usize, begin: Instant, failure: Failure) -> Ta
 }
 
 /// Removes the pins whose run `matches`. Only the tag goes, unless it is an image's last
-/// one (a build whose run died before tagging it): then that image goes too, but never
-/// its parents, which other builds may be using as cache.
+/// one (a build whose run died before tagging it): then that image goes too, with the
+/// intermediate images the classic builder made for it. (A build that was using one of
+/// those as cache loses it, and is run again: see `kiln_engine::lost_an_image`.)
 async fn remove_pins(engine: &Engine, matches: impl Fn(&pin::Run) -> bool) {
     let Ok(tags) = engine.tags_starting_with(pin::PREFIX).await else { return };
     for (_, tag) in tags {
         if pin::Run::of_pin(&tag).is_some_and(|run| matches(&run)) {
-            let _ = engine.remove(&tag, false, false).await;
+            let _ = engine.remove(&tag, false, true).await;
         }
     }
 }

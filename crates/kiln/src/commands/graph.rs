@@ -1,4 +1,5 @@
-//! `kiln graph`: the dependency graph in several formats.
+//! `kiln graph [IMAGE|GROUP...]`: the dependency graph, or the part of it the named
+//! images need (and, with `--dependents`, what is built on them), in several formats.
 
 use crate::Status;
 use crate::cli::{GlobalArgs, GraphArgs, GraphFormat};
@@ -9,11 +10,13 @@ pub(crate) fn run(global: &GlobalArgs, args: &GraphArgs, term: &Term) -> Result<
     let session = session::load(global, term)?;
     session::report(&session, term)?;
     let (project, graph) = (&session.project, &session.graph);
+    let shown = kiln_graph::shown(project, graph, &args.targets, args.dependents)
+        .map_err(|unknown| session::unknown_names(term, unknown))?;
     let text = match args.format {
-        GraphFormat::Text => kiln_graph::render_text(project, graph),
-        GraphFormat::Dot => kiln_graph::render_dot(project, graph),
-        GraphFormat::Mermaid => kiln_graph::render_mermaid(project, graph),
-        GraphFormat::Json => kiln_graph::render_json(project, graph),
+        GraphFormat::Text => kiln_graph::render_text(project, graph, &shown),
+        GraphFormat::Dot => kiln_graph::render_dot(project, graph, &shown),
+        GraphFormat::Mermaid => kiln_graph::render_mermaid(project, graph, &shown),
+        GraphFormat::Json => kiln_graph::render_json(project, graph, &shown),
     };
     term.out(&text);
     Ok(Status::Success)

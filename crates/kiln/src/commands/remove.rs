@@ -174,7 +174,7 @@ fn unknown(term: &Term, name: &str, project: &kiln_manifest::Project, builds: &[
 /// Removes a build's tags, then (when it goes whole) the image; the error, if any.
 async fn remove(engine: &kiln_engine::Engine, removal: &Removal, force: bool) -> Option<String> {
     for tag in &removal.tags {
-        match engine.remove(tag, false, false).await {
+        match engine.remove(tag, false, true).await {
             Ok(()) => {}
             // Gone already: a tag removed in an earlier round, or by someone else.
             Err(err) if err.to_string().contains("No such image") => {}
