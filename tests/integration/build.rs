@@ -36,12 +36,6 @@ fn cleanup(test: &Test) -> Cleanup {
     Cleanup::new(&test.path().join("kiln.kdl"))
 }
 
-/// Shared access to the engine (see `engine::ENGINE_LOCK`), or `None` (the test then
-/// skips) without an engine.
-fn engine_test() -> Option<std::sync::RwLockReadGuard<'static, ()>> {
-    engine::available().then(|| engine::ENGINE_LOCK.read().unwrap_or_else(std::sync::PoisonError::into_inner))
-}
-
 const DIAMOND: &str = r#"
 registry "kiln-it/diamond-BUILDER"
 image base {
@@ -64,7 +58,7 @@ image top {
 "#;
 
 fn diamond_builds_in_order_with_overlap(builder: &str) {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let mut test = Test::new().manifest(&DIAMOND.replace("BUILDER", builder));
     let _cleanup = cleanup(&test);
     let (output, events) = build(&mut test, &["-j", "2", "--builder", builder]);
@@ -102,7 +96,7 @@ fn diamond_with_the_classic_builder() {
 }
 
 fn a_failure_skips_only_its_dependents_and_moves_no_tag() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let manifest = r#"
 registry "kiln-it/failure"
 image base {
@@ -148,7 +142,7 @@ image sibling {
 }
 
 fn fail_fast_stops_starting_builds() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let manifest = r#"
 registry "kiln-it/failfast"
 image broken {
@@ -169,7 +163,7 @@ image later {
 }
 
 fn failure_output_points_into_the_manifest() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let manifest = "registry \"kiln-it/failmsg\"\nimage app {\n    from \"kiln-test/busybox:1\"\n    run \"echo checking\" \"ls /missing\"\n}\n";
     let mut test = Test::new().manifest(manifest);
     let _cleanup = cleanup(&test);
@@ -184,7 +178,7 @@ fn failure_output_points_into_the_manifest() {
 }
 
 fn an_unchanged_image_is_not_rebuilt() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let manifest = "registry \"kiln-it/uptodate\"\nimage app {\n    from \"kiln-test/busybox:1\"\n    copy \"a.txt\" \"/a.txt\"\n    cmd \"cat\" \"/a.txt\"\n}\n";
     let mut test = Test::new().manifest(manifest).file("a.txt", "one\n");
     let _cleanup = cleanup(&test);
@@ -203,7 +197,7 @@ fn an_unchanged_image_is_not_rebuilt() {
 }
 
 fn images_carry_oci_and_kiln_labels() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let manifest = "registry \"kiln-it/labels\"\nimage app {\n    tags \"1.2.3\" latest\n    from \"kiln-test/busybox:1\"\n}\n";
     let mut test = Test::new().manifest(manifest);
     let _cleanup = cleanup(&test);
@@ -244,7 +238,7 @@ fn images_carry_oci_and_kiln_labels() {
 
 /// Builds one of `tests/build-examples`, then runs images and checks what they print.
 fn build_example(name: &str, builder: &str, targets: &[&str], checks: &[(&str, &str)]) {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let mut test = Test::new().copy_from_repo(&format!("tests/build-examples/{name}"));
     let _cleanup = cleanup(&test);
     let mut args = vec!["--builder", builder];
@@ -286,7 +280,7 @@ fn example_rust_service_builds_and_runs() {
 }
 
 fn ignored_files_stay_out_of_the_image() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let manifest = r#"
 registry "kiln-it/ignore"
 image app {

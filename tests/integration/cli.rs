@@ -115,7 +115,59 @@ fn broken_pipe_is_not_an_error() {
 }
 
 /// This module's tests, for the harness (`main.rs`).
+/// A file the build would copy is missing, or reached through a link out of the
+/// context: `kiln build` refuses before it builds anything (no engine is needed to
+/// see this).
+fn build_refuses_missing_context_files_before_starting() {
+    let manifest = r#"
+image app {
+    from "alpine:3.20"
+    workdir "/app"
+    copy "nope.txt" "./"
+    copy "outside/passwd" "./"
+}
+image other {
+    from "alpine:3.20"
+}
+"#;
+    let mut test = Test::new().manifest(manifest);
+    std::os::unix::fs::symlink("/etc", test.path().join("outside")).expect("symlink");
+    let output = test.args(&["build", "app"]).run().status(1);
+    insta::assert_snapshot!(output.stderr(), @r#"
+      ⚠ warning[missing-file]: `nope.txt` does not exist in the build context
+       ╭─[kiln.kdl:5:10]
+     4 │     workdir "/app"
+     5 │     copy "nope.txt" "./"
+       ·          ─────┬────
+       ·               ╰── not found
+     6 │     copy "outside/passwd" "./"
+       ╰────
+      ⚠ warning[missing-file]: `outside/passwd` leads outside the build context
+      │ through a symbolic link
+       ╭─[kiln.kdl:6:10]
+     5 │     copy "nope.txt" "./"
+     6 │     copy "outside/passwd" "./"
+       ·          ────────┬───────
+       ·                  ╰── the builder does not follow links out of the context
+     7 │ }
+       ╰────
+      help: copy the file into the context, or widen the image's `context`
+    error: cannot build: 2 copied files are not in the build context
+      image `app`, at kiln.kdl:5:10
+      image `app`, at kiln.kdl:6:10
+
+    hint: add what is missing to the context, or fix the paths (see the `missing-file` warnings)
+    "#);
+    // Images that copy nothing missing still build (here: nothing to refuse).
+    let plan = test.args(&["build", "other", "--dry-run"]).run().success();
+    assert!(plan.stdout.contains("other"), "{}", plan.stdout);
+}
+
 pub(crate) const TESTS: &[Case] = &[
+    Case::plain(
+        "build_refuses_missing_context_files_before_starting",
+        build_refuses_missing_context_files_before_starting,
+    ),
     Case::plain("help_text", help_text),
     Case::plain("finds_the_manifest_in_a_parent_folder", finds_the_manifest_in_a_parent_folder),
     Case::plain("missing_manifest_is_a_usage_error", missing_manifest_is_a_usage_error),

@@ -234,7 +234,87 @@ image app {
 }
 
 /// This module's tests, for the harness (`main.rs`).
+/// Generated files are committed: readable as the umask allows, not private to kiln's
+/// user, and an updated file keeps the mode it was given.
+fn files_get_the_usual_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |test: &Test, path: &str| {
+        std::fs::metadata(test.path().join(path)).expect("metadata").permissions().mode() & 0o777
+    };
+    let mut test = two_images();
+    test.args(&["emit"]).run().success();
+    // The harness runs kiln with the test process's umask; 0o022 is the common one.
+    let umask_allows = 0o666 & !current_umask();
+    assert_eq!(mode(&test, "dockerfiles/base.Dockerfile"), umask_allows);
+    std::fs::set_permissions(
+        test.path().join("dockerfiles/base.Dockerfile"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .expect("chmod");
+    let mut test = test.file("kiln.kdl", &TWO_IMAGES.replace("apk curl", "apk curl jq"));
+    test.args(&["emit"]).run().success();
+    assert!(test.read("dockerfiles/base.Dockerfile").contains("curl jq"));
+    assert_eq!(mode(&test, "dockerfiles/base.Dockerfile"), 0o640);
+}
+
+/// The process's umask, read from `/proc` (setting it to read it would race with the
+/// other tests' threads).
+fn current_umask() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:")).expect("a Umask line");
+    u32::from_str_radix(line.trim(), 8).expect("octal umask")
+}
+
+/// A committed Dockerfile names another image by a tag that does not change with every
+/// commit, whatever order the tags are in.
+fn dependencies_are_named_by_a_stable_tag() {
+    let manifest = r#"
+image base {
+    from "alpine:3.20"
+    tags "{git.short-sha}" "1.0"
+}
+image app {
+    from image=base
+}
+"#;
+    let mut test = Test::new().manifest(manifest);
+    test.args(&["emit", "--set", "git.short-sha=0123456789ab"]).run().success();
+    let first = test.read("dockerfiles/app.Dockerfile");
+    assert!(first.contains("FROM base:1.0\n"), "{first}");
+    test.args(&["emit", "--check", "--set", "git.short-sha=ba9876543210"]).run().success();
+}
+
+/// A value that would make a Dockerfile line longer than Docker reads is an error at
+/// the value, not a build failure later.
+fn lines_docker_cannot_read_are_refused() {
+    let manifest =
+        format!("image app {{\n    from \"alpine:3.20\"\n    env BIG=\"{}\"\n}}\n", "x".repeat(70_000));
+    let output = Test::new().manifest(&manifest).args(&["emit"]).run().status(2);
+    assert!(output.stderr.contains("Dockerfile line of 70010"), "{}", output.stderr);
+    assert!(output.stderr.contains("kiln.kdl:3:5"), "{}", output.stderr);
+}
+
+/// An output folder named like a negation or a comment is still ignored, and a pattern
+/// starting with `#` is a pattern, not a comment; a line break cannot reach the file.
+fn ignore_lines_keep_their_meaning() {
+    let manifest = "image app {\n    from \"alpine:3.20\"\n    ignore \"#secret\"\n}\n";
+    for output in ["!gen", "#gen"] {
+        let mut test = Test::new().manifest(manifest);
+        test.args(&["emit", "-o", output]).run().success();
+        let ignore = test.read(&format!("{output}/app.Dockerfile.dockerignore"));
+        let lines: Vec<&str> = ignore.lines().collect();
+        assert!(lines.contains(&format!("\\{output}").as_str()), "{ignore}");
+        assert!(lines.contains(&"\\#secret"), "{ignore}");
+    }
+    let output = Test::new().manifest(manifest).args(&["emit", "-o", "gen\n!keep"]).run().status(2);
+    assert!(output.stderr.contains("`--output` cannot hold a line break"), "{}", output.stderr);
+}
+
 pub(crate) const TESTS: &[Case] = &[
+    Case::plain("ignore_lines_keep_their_meaning", ignore_lines_keep_their_meaning),
+    Case::plain("files_get_the_usual_modes", files_get_the_usual_modes),
+    Case::plain("dependencies_are_named_by_a_stable_tag", dependencies_are_named_by_a_stable_tag),
+    Case::plain("lines_docker_cannot_read_are_refused", lines_docker_cannot_read_are_refused),
     Case::plain("writes_files_with_a_header_and_is_idempotent", writes_files_with_a_header_and_is_idempotent),
     Case::plain(
         "output_is_byte_identical_across_runs_and_folders",

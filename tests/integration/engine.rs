@@ -38,6 +38,12 @@ pub(crate) fn available() -> bool {
     available
 }
 
+/// Shared access to the engine (see `ENGINE_LOCK`), or `None` (the test then skips)
+/// without an engine.
+pub(crate) fn engine_test() -> Option<std::sync::RwLockReadGuard<'static, ()>> {
+    available().then(|| ENGINE_LOCK.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
 /// Runs the docker CLI; panics with its output when it fails.
 pub(crate) fn docker(args: &[&str]) -> String {
     let output = Command::new("docker").args(args).output().expect("run docker");
@@ -86,6 +92,15 @@ pub(crate) fn docker_build_classic(dir: &Path, args: &[&str]) -> std::process::O
 /// Runs an image's default command (no network, never pulling) and returns its output.
 pub(crate) fn run_image(reference: &str) -> String {
     docker(&["run", "--rm", "--network", "none", "--pull", "never", reference])
+}
+
+/// Runs `program` with `args` in an image (no network, never pulling) and returns its
+/// output.
+pub(crate) fn run_in_image(reference: &str, program: &str, args: &[&str]) -> String {
+    let mut all =
+        vec!["run", "--rm", "--network", "none", "--pull", "never", "--entrypoint", program, reference];
+    all.extend_from_slice(args);
+    docker(&all)
 }
 
 /// The ID a reference points at, if any. Any failure other than "no such image" is the

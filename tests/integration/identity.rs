@@ -8,10 +8,6 @@ use serde_json::Value;
 use crate::engine::{self, BUSYBOX, Cleanup, Registry, docker, docker_build_classic, image_id, run_image};
 use crate::harness::{Test, kiln};
 
-fn engine_test() -> Option<std::sync::RwLockReadGuard<'static, ()>> {
-    engine::available().then(|| engine::ENGINE_LOCK.read().unwrap_or_else(std::sync::PoisonError::into_inner))
-}
-
 /// Builds with JSON progress; returns the status and the `finished` events by image.
 fn build(test: &mut Test, args: &[&str]) -> (i32, std::collections::HashMap<String, Value>, String) {
     let mut all = vec!["build", "--network", "none", "--progress", "json"];
@@ -35,7 +31,7 @@ fn listed(test: &mut Test) -> Vec<Value> {
 /// A foreign image built with the docker CLI `FROM` a kiln image inherits all its
 /// labels; kiln never takes it for its own.
 fn foreign_child_is_never_adopted(builder: &str) {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let namespace = format!("kiln-it/foreign-{builder}");
     let manifest = format!(
         "registry \"{namespace}\"\nimage base {{\n    from \"{BUSYBOX}\"\n    run \"echo base > /base.txt\"\n}}\nimage app {{\n    from image=base\n    cmd \"ls\" \"/\"\n}}\n"
@@ -90,7 +86,7 @@ fn a_foreign_child_is_never_adopted_with_the_classic_builder() {
 }
 
 fn a_failed_classic_build_leaves_nothing_kiln_takes_for_its_own() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let manifest = format!(
         "registry \"kiln-it/failed-classic\"\nimage base {{\n    from \"{BUSYBOX}\"\n    run \"echo base > /base.txt\"\n}}\nimage broken {{\n    from image=base\n    run \"echo partial > /partial\"\n    run \"false\"\n}}\n"
     );
@@ -107,7 +103,7 @@ fn a_failed_classic_build_leaves_nothing_kiln_takes_for_its_own() {
 }
 
 fn a_reimported_base_rebuilds_what_is_built_on_it() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let base = format!("kiln-it/reimport-{}/base:1", std::process::id());
     let import = |content: &str| {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -143,7 +139,7 @@ fn a_reimported_base_rebuilds_what_is_built_on_it() {
 }
 
 fn a_label_is_an_input_and_is_applied() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let manifest = format!(
         "registry \"kiln-it/labelled\"\nimage app {{\n    from \"{BUSYBOX}\"\n    cmd \"true\"\n}}\n"
     );
@@ -174,7 +170,7 @@ fn a_label_is_an_input_and_is_applied() {
 }
 
 fn a_copy_of_the_project_elsewhere_is_up_to_date() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let mut test = Test::new().copy_from_repo("tests/build-examples/monorepo");
     let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
     let (status, first, stderr) = build(&mut test, &[]);
@@ -198,7 +194,7 @@ fn a_copy_of_the_project_elsewhere_is_up_to_date() {
 }
 
 fn no_cache_builds_every_step_again() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let manifest = format!(
         "registry \"kiln-it/nocache\"\nimage app {{\n    from \"{BUSYBOX}\"\n    run \"echo built > /built.txt\"\n}}\n"
     );
@@ -240,7 +236,7 @@ fn finished_events(stdout: &str) -> std::collections::HashMap<String, Value> {
 }
 
 fn a_second_engine_sharing_the_registry_builds_nothing() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let registry = Registry::start();
     let second = engine::SecondEngine::start();
     let manifest = format!(
@@ -291,7 +287,7 @@ fn a_second_engine_sharing_the_registry_builds_nothing() {
 }
 
 fn a_cold_engine_reuses_the_registry_cache_of_a_changed_image() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let registry = Registry::start();
     let second = engine::SecondEngine::start();
     let nonce =
@@ -336,7 +332,7 @@ fn a_cold_engine_reuses_the_registry_cache_of_a_changed_image() {
 }
 
 fn explain_says_why_an_image_is_built_again() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let manifest = format!(
         "registry \"kiln-it/explaining\"\nimage base {{\n    from \"{BUSYBOX}\"\n    run \"echo base > /base.txt\"\n}}\nimage app {{\n    from image=base\n    copy \"src\" \"/src\"\n}}\n"
     );

@@ -7,10 +7,6 @@ use serde_json::Value;
 use crate::engine::{self, BUSYBOX, Cleanup, Registry, docker, docker_try, image_id};
 use crate::harness::Test;
 
-fn engine_test() -> Option<std::sync::RwLockReadGuard<'static, ()>> {
-    engine::available().then(|| engine::ENGINE_LOCK.read().unwrap_or_else(std::sync::PoisonError::into_inner))
-}
-
 fn json(test: &mut Test, args: &[&str]) -> Value {
     let output = test.args(args).run();
     assert!(output.status == 0, "kiln {args:?} failed:\n{}", output.stderr);
@@ -48,7 +44,7 @@ image app {{
 }
 
 fn pull_fetches_bases_from_a_registry_by_policy() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let registry = Registry::start();
     let base = format!("{}/bases/busybox:1", registry.address);
     docker(&["tag", BUSYBOX, &base]);
@@ -75,7 +71,7 @@ fn pull_fetches_bases_from_a_registry_by_policy() {
 }
 
 fn digest_pinned_bases_pull_and_build() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let registry = Registry::start();
     let base = format!("{}/bases/busybox:1", registry.address);
     docker(&["tag", BUSYBOX, &base]);
@@ -108,7 +104,7 @@ fn digest_pinned_bases_pull_and_build() {
 }
 
 fn push_round_trip_keeps_the_image_id() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let registry = Registry::start();
     let mut test = project(&registry.address, "roundtrip");
     let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
@@ -128,7 +124,7 @@ fn push_round_trip_keeps_the_image_id() {
 }
 
 fn push_refuses_images_that_are_not_ready() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let registry = Registry::start();
     let mut test = project(&registry.address, "notready");
     let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
@@ -156,7 +152,7 @@ fn registry_has(registry: &Registry, repository: &str) -> bool {
 }
 
 fn failed_pushes_and_pulls_are_clear_and_change_nothing() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     // A registry address where nothing listens.
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let nowhere = format!("127.0.0.1:{port}");
@@ -186,7 +182,7 @@ fn failed_pushes_and_pulls_are_clear_and_change_nothing() {
 }
 
 fn tag_promotes_and_retags_for_a_registry() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let mut test = project("kiln-it", "tagging");
     let mut cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
     build(&mut test, &[]);
@@ -205,7 +201,7 @@ fn tag_promotes_and_retags_for_a_registry() {
 }
 
 fn tag_works_on_manifests_with_variants() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let manifest = format!(
         "registry \"kiln-it/variants\"\nimage api {{\n    from \"{BUSYBOX}\"\n    cmd \"echo\" \"api\"\n    variant debug {{\n        env LOG_LEVEL=debug\n    }}\n}}\n"
     );
@@ -227,7 +223,7 @@ fn tag_works_on_manifests_with_variants() {
 }
 
 fn images_lists_builds_with_sizes() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let mut test = project("kiln-it", "listing");
     let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
     build(&mut test, &[]);
@@ -253,7 +249,7 @@ fn images_lists_builds_with_sizes() {
 }
 
 fn prune_keeps_the_newest_and_never_touches_unlabelled_images() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let mut test = project("kiln-it", "pruning");
     let mut cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
     build(&mut test, &[]);
@@ -295,7 +291,7 @@ fn decoy_dangling_image() -> String {
 }
 
 fn rmi_and_clean_remove_only_this_manifests_images() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let mut test = project("kiln-it", "removing");
     let mut cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
     build(&mut test, &[]);
@@ -331,7 +327,7 @@ fn rmi_and_clean_remove_only_this_manifests_images() {
 }
 
 fn history_maps_layers_to_manifest_lines() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     for builder in ["buildkit", "classic"] {
         let mut test = project("kiln-it", &format!("history-{builder}"));
         let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
@@ -361,7 +357,7 @@ fn history_maps_layers_to_manifest_lines() {
 }
 
 fn inspect_shows_kilns_labels() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let mut test = project("kiln-it", "inspecting");
     let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
     build(&mut test, &[]);

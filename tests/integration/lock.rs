@@ -5,10 +5,6 @@ use crate::Case;
 use crate::engine::{self, BUSYBOX, Cleanup, Registry, docker, docker_build_classic, image_id};
 use crate::harness::Test;
 
-fn engine_test() -> Option<std::sync::RwLockReadGuard<'static, ()>> {
-    engine::available().then(|| engine::ENGINE_LOCK.read().unwrap_or_else(std::sync::PoisonError::into_inner))
-}
-
 fn build(test: &mut Test, args: &[&str]) -> String {
     let mut all = vec!["build", "--network", "none", "--progress", "plain"];
     all.extend_from_slice(args);
@@ -16,7 +12,7 @@ fn build(test: &mut Test, args: &[&str]) -> String {
 }
 
 fn builds_stay_on_the_locked_base_until_it_is_locked_again() {
-    let Some(_engine) = engine_test() else { return };
+    let Some(_engine) = engine::engine_test() else { return };
     let registry = Registry::start();
     let base = format!("{}/bases/busybox:1", registry.address);
     docker(&["tag", BUSYBOX, &base]);

@@ -19,7 +19,11 @@ mod engine;
 mod examples;
 mod identity;
 mod lock;
+mod oracle;
 mod pins;
+mod property;
+mod random;
+mod reader;
 mod robustness;
 mod schema;
 
@@ -55,6 +59,8 @@ const MODULES: &[(&str, &[Case])] = &[
     ("identity", identity::TESTS),
     ("lifecycle", lifecycle::TESTS),
     ("lock", lock::TESTS),
+    ("oracle", oracle::TESTS),
+    ("property", property::TESTS),
     ("pins", pins::TESTS),
     ("robustness", robustness::TESTS),
     ("schema", schema::TESTS),

@@ -7,6 +7,8 @@
 
 use std::fmt::Write;
 
+use crate::encode;
+
 use kiln_graph::Graph;
 use kiln_manifest::ast::{Copy, CopyFrom, From, Healthcheck, Instruction, KeyValue, Pip, Run, Text, User};
 use kiln_manifest::{Image, Level, Project, Span};
@@ -62,8 +64,8 @@ impl GeneratedText {
     }
 }
 
-/// How cross-image references are written. `kiln emit` uses each image's first tag;
-/// a build pins the exact image it just built.
+/// How cross-image references are written. `kiln emit` uses each image's committed tag
+/// (its first tag without a git variable); a build pins the exact image it just built.
 pub type ImageRefs<'a> = &'a dyn Fn(usize) -> String;
 
 /// How outside images (registry references) are written: as the manifest writes them
@@ -191,7 +193,9 @@ fn expand_stage(
         let instruction = &instructions[index];
         let span = instruction.span;
         match &instruction.value {
-            Instruction::Workdir(path) => steps.push(Step::Other(format!("WORKDIR {}", path.value), span)),
+            Instruction::Workdir(path) => {
+                steps.push(Step::Other(format!("WORKDIR {}", encode::word(&path.value, true)), span));
+            }
             Instruction::Copy(copy) => {
                 steps.push(Step::Other(copy_instruction(project, copy, level, rendering), span));
             }
@@ -205,11 +209,11 @@ fn expand_stage(
                 span,
                 mergeable: true,
             }),
-            Instruction::Env(pairs) => steps.push(Step::Other(pairs_instruction("ENV", pairs, false), span)),
+            Instruction::Env(pairs) => steps.push(Step::Other(pairs_instruction("ENV", pairs, true), span)),
             Instruction::Label(pairs) => steps.push(Step::Other(label_instruction(pairs), span)),
             Instruction::Arg { name, default } => steps.push(Step::Other(
                 match default {
-                    Some(value) => format!("ARG {}={}", name.value, quote_value(&value.value, false)),
+                    Some(value) => format!("ARG {}={}", name.value, encode::quoted(&value.value, true)),
                     None => format!("ARG {}", name.value),
                 },
                 span,
@@ -219,7 +223,8 @@ fn expand_stage(
                 steps.push(Step::Other(format!("EXPOSE {}", join_values(ports)), span));
             }
             Instruction::Volume(paths) => {
-                steps.push(Step::Other(format!("VOLUME {}", json_array(paths)), span));
+                let paths: Vec<&str> = paths.iter().map(|p| p.value.as_str()).collect();
+                steps.push(Step::Other(format!("VOLUME {}", encode::lexed_array(&paths)), span));
             }
             Instruction::Entrypoint(args) => {
                 steps.push(Step::Other(format!("ENTRYPOINT {}", json_array(args)), span));
@@ -227,7 +232,7 @@ fn expand_stage(
             Instruction::Cmd(args) => steps.push(Step::Other(format!("CMD {}", json_array(args)), span)),
             Instruction::Shell(args) => steps.push(Step::Other(format!("SHELL {}", json_array(args)), span)),
             Instruction::StopSignal(signal) => {
-                steps.push(Step::Other(format!("STOPSIGNAL {}", signal.value), span));
+                steps.push(Step::Other(format!("STOPSIGNAL {}", encode::word(&signal.value, false)), span));
             }
             Instruction::Healthcheck(check) => {
                 steps.push(Step::Other(healthcheck_instruction(check.as_ref()), span));
@@ -323,16 +328,19 @@ fn merge_runs(steps: Vec<Step>, level: Level) -> Vec<(String, Span)> {
 
 fn run_instruction(commands: &[String], caches: &[String], level: Level) -> String {
     let mut text = String::from("RUN ");
+    // Cache targets hold no blank, quote or comma (checked): the flag stays one word.
     for cache in caches {
         let _ = write!(text, "--mount=type=cache,target={cache} ");
     }
     if commands.len() > 2 && level.heredocs() {
-        text.push_str("<<EOF\nset -e\n");
+        // A delimiter that no line of the body ends the heredoc on.
+        let delimiter = encode::heredoc_delimiter(commands);
+        let _ = write!(text, "<<{delimiter}\nset -e\n");
         for command in commands {
             text.push_str(command);
             text.push('\n');
         }
-        text.push_str("EOF");
+        text.push_str(&delimiter);
         return text;
     }
     text.push_str(&commands.join(" \\\n    && "));
@@ -355,7 +363,7 @@ fn apk_command(packages: &[&str]) -> String {
 /// directory on their own.
 fn manifest_copy(rendering: Rendering<'_>, files: &[&str]) -> String {
     let sources: Vec<String> = files.iter().map(|f| rendering.context_path(f)).collect();
-    format!("COPY {}", copy_paths(&sources, "./"))
+    format!("COPY {}", encode::copy_paths(&sources, "./"))
 }
 
 fn pip_steps(pip: &Pip, span: Span, rendering: Rendering<'_>, steps: &mut Vec<Step>) {
@@ -367,7 +375,10 @@ fn pip_steps(pip: &Pip, span: Span, rendering: Rendering<'_>, steps: &mut Vec<St
         let path = kiln_dockerignore::clean_path(&requirements.value);
         let dest = if path.contains('/') { format!("./{path}") } else { "./".to_owned() };
         let source = rendering.context_path(&path);
-        steps.push(Step::Other(format!("COPY {}", copy_paths(std::slice::from_ref(&source), &dest)), span));
+        steps.push(Step::Other(
+            format!("COPY {}", encode::copy_paths(std::slice::from_ref(&source), &dest)),
+            span,
+        ));
         let _ = write!(install, " -r {}", shell_quote(&path));
     }
     for package in &pip.packages {
@@ -380,7 +391,7 @@ fn pip_steps(pip: &Pip, span: Span, rendering: Rendering<'_>, steps: &mut Vec<St
 /// that check `runAsNonRoot` can tell it is not root.
 fn user_steps(user: &User, span: Span, steps: &mut Vec<Step>) {
     let Some(uid) = &user.uid else {
-        steps.push(Step::Other(format!("USER {}", user.name.value), span));
+        steps.push(Step::Other(format!("USER {}", encode::word(&user.name.value, true)), span));
         return;
     };
     let uid = uid.value;
@@ -441,26 +452,9 @@ fn copy_instruction(project: &Project, copy: &Copy, level: Level, rendering: Ren
                 }
             })
             .collect();
-    text.push_str(&copy_paths(&sources, &copy.dest.value));
+    // `json-paths`: plain words when they can be, else the JSON form (see `encode`).
+    text.push_str(&encode::copy_paths(&sources, &copy.dest.value));
     text
-}
-
-/// `json-paths`: paths are written plainly when they can be, as a JSON array otherwise
-/// (spaces, quotes, backslashes).
-fn copy_paths(sources: &[String], dest: &str) -> String {
-    let plain = |p: &str| {
-        !p.is_empty()
-            && !p.starts_with('[')
-            && !p.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\')
-    };
-    if sources.iter().all(|s| plain(s)) && plain(dest) {
-        let mut parts: Vec<&str> = sources.iter().map(String::as_str).collect();
-        parts.push(dest);
-        parts.join(" ")
-    } else {
-        let all: Vec<&str> = sources.iter().map(String::as_str).chain(std::iter::once(dest)).collect();
-        json_strings(&all)
-    }
 }
 
 fn healthcheck_instruction(check: Option<&Healthcheck>) -> String {
@@ -485,13 +479,14 @@ fn healthcheck_instruction(check: Option<&Healthcheck>) -> String {
 /// `labels-last`: image labels go at the end of the target stage, where changing them
 /// invalidates no other layer.
 fn label_instruction(pairs: &[KeyValue]) -> String {
-    pairs_instruction("LABEL", pairs, true)
+    pairs_instruction("LABEL", pairs, false)
 }
 
-fn pairs_instruction(keyword: &str, pairs: &[KeyValue], literal_dollar: bool) -> String {
+/// `KEY="value"` pairs; with `expand`, `$VAR` in values expands as Docker does (`ENV`).
+fn pairs_instruction(keyword: &str, pairs: &[KeyValue], expand: bool) -> String {
     let items: Vec<String> = pairs
         .iter()
-        .map(|kv| format!("{}={}", kv.key.value, quote_value(&kv.value.value, literal_dollar)))
+        .map(|kv| format!("{}={}", kv.key.value, encode::quoted(&kv.value.value, expand)))
         .collect();
     let indent = " ".repeat(keyword.len() + 1);
     format!("{keyword} {}", items.join(&format!(" \\\n{indent}")))
@@ -501,33 +496,10 @@ fn join_values(values: &[Text]) -> String {
     values.iter().map(|v| v.value.as_str()).collect::<Vec<_>>().join(" ")
 }
 
-/// A double-quoted Dockerfile value. Inside double quotes Docker unescapes `\\` and
-/// `\"` (and `\$`); values were checked to hold no line break.
-fn quote_value(value: &str, literal_dollar: bool) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '$' if literal_dollar => out.push_str("\\$"),
-            other => out.push(other),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// An exec-form array: real JSON, which Docker parses with a JSON decoder.
 fn json_array(values: &[Text]) -> String {
     let values: Vec<&str> = values.iter().map(|v| v.value.as_str()).collect();
-    json_strings(&values)
-}
-
-fn json_strings(values: &[&str]) -> String {
-    let items: Vec<String> =
-        values.iter().map(|v| serde_json::to_string(v).expect("strings serialize")).collect();
-    format!("[{}]", items.join(", "))
+    encode::exec_array(&values)
 }
 
 /// Quotes a word for `/bin/sh` when it has characters the shell would interpret.
@@ -537,9 +509,10 @@ fn shell_quote(word: &str) -> String {
     if safe { word.to_owned() } else { format!("'{}'", word.replace('\'', "'\\''")) }
 }
 
-/// Comment text on one line, with control characters replaced.
+/// Comment text on one line, with control characters and other characters a reviewer
+/// could not see replaced.
 pub(crate) fn sanitize_comment(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+    text.chars().map(|c| if kiln_manifest::hidden_in_review(c) { '?' } else { c }).collect()
 }
 
 #[cfg(test)]
@@ -548,13 +521,8 @@ mod tests {
 
     #[test]
     fn quoting() {
-        assert_eq!(quote_value(r#"say "hi" \ $HOME"#, false), r#""say \"hi\" \\ $HOME""#);
-        assert_eq!(quote_value("$5", true), r#""\$5""#);
         assert_eq!(shell_quote("flask>=2.0"), "'flask>=2.0'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote("gunicorn==21.2"), "gunicorn==21.2");
-        assert_eq!(json_strings(&["a\"b", "c\\d", "e\nf"]), r#"["a\"b", "c\\d", "e\nf"]"#);
-        assert_eq!(copy_paths(&["my dir/".into()], "/app/"), r#"["my dir/", "/app/"]"#);
-        assert_eq!(copy_paths(&["src".into()], "/app/"), "src /app/");
     }
 }

@@ -37,27 +37,15 @@ pub fn dockerignore(project: &Project, image: &Image) -> GeneratedText {
         if keeps(&inside) {
             push("");
             push("# the files kiln generates");
-            push(&escape_pattern(&inside));
+            push(&crate::encode::ignore_literal(&inside));
         }
     }
     if !image.ignore.is_empty() {
         push("");
         push("# from the manifest");
         for pattern in &image.ignore {
-            push(&pattern.value);
+            push(&crate::encode::ignore_pattern(&pattern.value));
         }
-    }
-    out
-}
-
-/// A literal path as an ignore pattern.
-fn escape_pattern(path: &str) -> String {
-    let mut out = String::new();
-    for c in path.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
     }
     out
 }

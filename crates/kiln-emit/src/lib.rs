@@ -2,11 +2,12 @@
 //! writing them to disk safely or checking that the committed ones are up to date.
 
 mod dockerfile;
+mod encode;
 mod ignore;
 mod write;
 
 use kiln_graph::{GeneratedFiles, Graph};
-use kiln_manifest::Project;
+use kiln_manifest::{Code, Diagnostic, Diagnostics, Project};
 
 pub use dockerfile::{
     GeneratedText, HEADER_MARK, ImageRefs, OutsideRefs, Rendering, StepOrigin, dockerfile, header,
@@ -14,13 +15,12 @@ pub use dockerfile::{
 pub use ignore::{DEFAULT_PATTERNS, copied_paths, dockerignore};
 pub use write::{
     Change, OutputFile, PlannedChange, WriteError, apply_changes, diff, has_header, plan_changes,
+    write_atomically,
 };
 
 /// Every file `kiln emit` writes, in build order: each image's Dockerfile, then its
 /// ignore file.
 pub fn output_files(project: &Project, graph: &Graph) -> Vec<OutputFile> {
-    let first_tag = |index: usize| project.images[index].reference();
-    let pinned = |reference: &str| pinned_base(project, reference);
     let mut files = Vec::with_capacity(project.images.len() * 2);
     for &index in graph.order() {
         let image = &project.images[index];
@@ -29,17 +29,7 @@ pub fn output_files(project: &Project, graph: &Graph) -> Vec<OutputFile> {
         files.push(OutputFile {
             path: paths.dockerfile,
             display: dockerfile_name,
-            contents: dockerfile(
-                project,
-                graph,
-                index,
-                Rendering {
-                    refs: &first_tag,
-                    outside: project.pin_bases.then_some(&pinned as &dyn Fn(&str) -> String),
-                    context_prefix: None,
-                },
-            )
-            .text,
+            contents: committed_dockerfile(project, graph, index).text,
         });
         files.push(OutputFile {
             path: paths.dockerignore,
@@ -48,6 +38,47 @@ pub fn output_files(project: &Project, graph: &Graph) -> Vec<OutputFile> {
         });
     }
     files
+}
+
+/// An image's Dockerfile as `kiln emit` writes it: other images named by a tag that
+/// does not change with every commit, outside images as the manifest (or, with `pin-bases`, the lock) names them.
+fn committed_dockerfile(project: &Project, graph: &Graph, index: usize) -> GeneratedText {
+    let stable_tag = |index: usize| project.images[index].committed_reference();
+    let pinned = |reference: &str| pinned_base(project, reference);
+    let rendering = Rendering {
+        refs: &stable_tag,
+        outside: project.pin_bases.then_some(&pinned as &dyn Fn(&str) -> String),
+        context_prefix: None,
+    };
+    dockerfile(project, graph, index, rendering)
+}
+
+/// Docker reads a Dockerfile with Go's line scanner and refuses a line longer than
+/// this (`dockerfile line greater than max allowed size of 65535`).
+pub const MAX_LINE_BYTES: usize = 65_535;
+
+/// Reports every generated Dockerfile line Docker would refuse as too long, at the
+/// manifest value that made it. Run on a project without errors.
+pub fn check_line_lengths(project: &Project, graph: &Graph, diags: &mut Diagnostics) {
+    for &index in graph.order() {
+        let generated = committed_dockerfile(project, graph, index);
+        for (line, origin) in generated.text.lines().zip(&generated.origins) {
+            if line.len() <= MAX_LINE_BYTES {
+                continue;
+            }
+            let message = format!(
+                "image `{}` would have a Dockerfile line of {} bytes; Docker reads at most {MAX_LINE_BYTES}",
+                project.images[index].name,
+                line.len()
+            );
+            let mut diagnostic = Diagnostic::error(Code::Unexpressible, message)
+                .help("shorten the value, or split it (several `copy` or `env` nodes)");
+            if let Some(span) = origin {
+                diagnostic = diagnostic.label(*span, "this instruction's line is too long");
+            }
+            diags.push(diagnostic);
+        }
+    }
 }
 
 /// With `pin-bases`, an outside image as the committed Dockerfile names it: by its

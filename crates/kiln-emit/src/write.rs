@@ -144,10 +144,23 @@ pub fn apply_changes(changes: &[PlannedChange]) -> Result<(), WriteError> {
     Ok(())
 }
 
-fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
+/// Writes a file the user commits (a generated file, `kiln.lock`) through a temporary
+/// file in the same folder and a rename: an interrupted kiln leaves the old file or the
+/// new one, never half of one.
+pub fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs_err::create_dir_all(dir)?;
-    let mut temp = tempfile::Builder::new().prefix(".kiln-").suffix(".tmp").tempfile_in(dir)?;
+    // A committed file is readable like any other: created as the umask allows (not
+    // 0600, tempfile's default), and an updated file keeps the mode it had.
+    let existing = std::fs::metadata(path).ok().map(|m| m.permissions());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".kiln-").suffix(".tmp");
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut temp = builder.tempfile_in(dir)?;
+    if let Some(permissions) = existing {
+        temp.as_file().set_permissions(permissions)?;
+    }
     temp.write_all(contents.as_bytes())?;
     // No fsync: the rename already guarantees that an interrupted kiln leaves the old
     // file or the new one; syncing each of thousands of files would dominate the run.

@@ -79,6 +79,11 @@ pub(crate) fn check_stage(
                             Diagnostic::error(Code::InvalidValue, "a volume must be an absolute path")
                                 .label(path.span, "relative path"),
                         );
+                    } else if path.value.ends_with(char::is_whitespace) {
+                        diags.push(
+                            Diagnostic::error(Code::Unexpressible, "a volume path cannot end with a blank")
+                                .label(path.span, "Docker trims blanks around a VOLUME path"),
+                        );
                     }
                 }
             }
@@ -255,8 +260,8 @@ pub(crate) fn check_context_path(source: &Text, ctx: &StageContext<'_>, diags: &
         diags.push(diagnostic);
         return;
     }
-    // Docker expands `$VAR` in COPY sources; such paths cannot be checked here.
-    if value.contains('$') || cleaned == "." {
+    // kiln writes COPY paths so that Docker reads them literally (no `$VAR`).
+    if cleaned == "." {
         return;
     }
     let exists = if value.contains(['*', '?', '[']) {
@@ -265,6 +270,17 @@ pub(crate) fn check_context_path(source: &Text, ctx: &StageContext<'_>, diags: &
     } else {
         ctx.context_dir.join(&cleaned).exists()
     };
+    if exists && leads_outside(ctx.context_dir, &cleaned) {
+        diags.push(
+            Diagnostic::warning(
+                Code::MissingFile,
+                format!("`{value}` leads outside the build context through a symbolic link"),
+            )
+            .label(source.span, "the builder does not follow links out of the context")
+            .help("copy the file into the context, or widen the image's `context`"),
+        );
+        return;
+    }
     if !exists && ctx.context_dir.is_dir() {
         let siblings = list_siblings(ctx.context_dir, &cleaned);
         diags.push(
@@ -281,6 +297,15 @@ pub(crate) fn check_context_path(source: &Text, ctx: &StageContext<'_>, diags: &
                     .filter(|_| siblings.is_empty()),
                 ),
         );
+    }
+}
+
+/// Whether `path` (relative, cleaned) resolves, through symbolic links, to a place
+/// outside `context`: Docker sends links as links and resolves them inside the context.
+fn leads_outside(context: &Path, path: &str) -> bool {
+    match (context.canonicalize(), context.join(path).canonicalize()) {
+        (Ok(context), Ok(real)) => !real.starts_with(context),
+        _ => false,
     }
 }
 
@@ -344,27 +369,7 @@ fn check_pip(pip: &Pip, ctx: &StageContext<'_>, diags: &mut Diagnostics) {
 
 fn check_run(run: &Run, level: Level, diags: &mut Diagnostics) {
     for command in &run.commands {
-        if command.value.trim_end().ends_with('\\') {
-            diags.push(
-                Diagnostic::error(Code::Unexpressible, "a `run` command cannot end with `\\`")
-                    .label(command.span, "the Dockerfile would join the next instruction to it"),
-            );
-        }
-        if has_heredoc(&command.value) {
-            let mut diagnostic = Diagnostic::error(
-                Code::Unexpressible,
-                "shell heredocs (`<<WORD`) are not supported in `run`",
-            )
-            .label(command.span, "heredoc here");
-            diagnostic = if level.heredocs() {
-                diagnostic.help("at level 1.4 the Dockerfile parser would read it as a Dockerfile heredoc; put the text in a file and `copy` it")
-            } else {
-                diagnostic.help(
-                    "each line of a `run` string is a separate command; put the text in a file and `copy` it",
-                )
-            };
-            diags.push(diagnostic);
-        }
+        check_run_command(command, level, diags);
     }
     for cache in &run.caches {
         check_line(cache, "a path", diags);
@@ -374,16 +379,117 @@ fn check_run(run: &Run, level: Level, diags: &mut Diagnostics) {
                     .label(cache.span, "relative path"),
             );
         }
-        if cache.value.contains([',', '"', '=']) {
+        if cache.value.chars().any(|c| matches!(c, ',' | '"' | '\'' | '=') || c.is_whitespace()) {
             diags.push(
-                Diagnostic::error(Code::Unexpressible, "a cache directory cannot contain `,`, `=` or `\"`")
-                    .label(cache.span, "cannot be written in a `--mount` flag"),
+                Diagnostic::error(
+                    Code::Unexpressible,
+                    "a cache directory cannot contain blanks, quotes, `,` or `=`",
+                )
+                .label(cache.span, "cannot be written in a `--mount` flag"),
             );
         }
     }
 }
 
-/// `<<EOF`, `<<-EOF`, `<<'EOF'`, but not `<<<` (a here-string) or `1<<2`.
+/// One command of a `run`. Docker reads the RUN line before the shell does: the
+/// command must not read as a flag, a Dockerfile heredoc or a line continuation, and
+/// since kiln joins commands with `&&` on one shell line, a comment would swallow the
+/// commands after it.
+fn check_run_command(command: &Text, level: Level, diags: &mut Diagnostics) {
+    let value = &command.value;
+    let mut error = |message: &str, label: &str, help: &str| {
+        diags.push(Diagnostic::error(Code::Unexpressible, message).label(command.span, label).help(help));
+    };
+    if let Some(c) = value.chars().find(|c| hidden_in_review(*c)) {
+        let message =
+            format!("a `run` command cannot contain the invisible character U+{:04X}", u32::from(c));
+        error(&message, "reviewers of the generated Dockerfile would not see it", "remove it");
+    }
+    if value.trim_start().starts_with('-') {
+        error(
+            "a `run` command cannot start with `-`",
+            "Docker would read this as a flag of RUN",
+            "RUN's flags are kiln's to write (from `cache`); start the command with a program name",
+        );
+    }
+    if value.trim_end().ends_with('\\') {
+        error(
+            "a `run` command cannot end with `\\`",
+            "the Dockerfile would join the next instruction to it",
+            "remove the trailing `\\`",
+        );
+    }
+    let words = shell_words(value);
+    if words.iter().any(|w| w.text.starts_with('#')) {
+        error(
+            "a `run` command cannot contain a shell comment",
+            "`#` starts a comment that would swallow the commands joined after it",
+            "write the comment as a KDL comment (`// ...`) on a line of its own",
+        );
+    }
+    if has_heredoc(value) || words.iter().any(|w| is_dockerfile_heredoc(w.text)) {
+        let help = if level.heredocs() {
+            "at level 1.4 the Dockerfile parser would read it as a Dockerfile heredoc; put the text in a file and `copy` it"
+        } else {
+            "each line of a `run` string is a separate command, and BuildKit would read a Dockerfile heredoc; put the text in a file and `copy` it"
+        };
+        error("shell heredocs (`<<WORD`) are not supported in `run`", "heredoc here", help);
+    }
+}
+
+/// A word of a shell command: its text, quotes and `\` kept.
+struct ShellWord<'a> {
+    text: &'a str,
+}
+
+/// Splits a command into words as `sh` and Docker's parser both do: at blanks and
+/// operators (`;`, `&`, `|`, `(`, `)`), except inside quotes or after `\`.
+fn shell_words(command: &str) -> Vec<ShellWord<'_>> {
+    let mut words = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in command.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some('"') if c == '\\' => escaped = true,
+            Some(_) => {}
+            None if c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')') => {
+                if let Some(s) = start.take() {
+                    words.push(ShellWord { text: &command[s..i] });
+                }
+            }
+            None => {
+                start.get_or_insert(i);
+                match c {
+                    '\\' => escaped = true,
+                    '"' | '\'' => quote = Some(c),
+                    _ => {}
+                }
+            }
+        }
+    }
+    if let Some(s) = start {
+        words.push(ShellWord { text: &command[s..] });
+    }
+    words
+}
+
+/// Docker's rule for a heredoc word in RUN: `<<WORD`, optionally after a file
+/// descriptor and with `-`, whatever quoting or escaping WORD has (`<<\EOF`, `2<<"EOF"`).
+fn is_dockerfile_heredoc(word: &str) -> bool {
+    let rest = word.trim_start_matches(|c: char| c.is_ascii_digit());
+    let Some(rest) = rest.strip_prefix("<<") else { return false };
+    let rest = rest.strip_prefix('-').unwrap_or(rest);
+    !rest.is_empty() && !rest.contains('<')
+}
+
+/// A shell heredoc anywhere: `<<EOF`, `cat<<-'END'`, but not `<<<` (a here-string) or
+/// `1<<2`.
 fn has_heredoc(command: &str) -> bool {
     let bytes = command.as_bytes();
     let mut i = 0;
@@ -398,10 +504,10 @@ fn has_heredoc(command: &str) -> bool {
         if bytes.get(j) == Some(&b'-') {
             j += 1;
         }
-        if matches!(bytes.get(j), Some(b'\'' | b'"')) {
+        if matches!(bytes.get(j), Some(b'\'' | b'"' | b'\\')) {
             j += 1;
         }
-        while bytes.get(j) == Some(&b' ') {
+        while matches!(bytes.get(j), Some(b' ' | b'\t')) {
             j += 1;
         }
         if before_ok && bytes.get(j).is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_') {
@@ -425,7 +531,7 @@ fn check_key(key: &Text, what: &str, valid: fn(&str) -> bool, diags: &mut Diagno
             Diagnostic::error(Code::InvalidName, format!("`{}` is not a valid {what} name", key.value))
                 .label(key.span, "invalid name")
                 .help(if what == "label" {
-                    "label keys use letters, digits, `.`, `-`, `_` and `/`, such as `org.opencontainers.image.title`"
+                    "label keys start with a letter or digit and use letters, digits, `.`, `-`, `_` and `/`, such as `org.opencontainers.image.title`"
                 } else {
                     "use letters, digits and `_`, not starting with a digit"
                 }),
@@ -530,10 +636,8 @@ fn check_port(port: &Text, diags: &mut Diagnostics) {
     }
 }
 
+/// The command is written as JSON (exec form), which carries any character.
 fn check_healthcheck(check: &Healthcheck, diags: &mut Diagnostics) {
-    for text in &check.command {
-        check_line(text, "an argument", diags);
-    }
     for duration in [&check.interval, &check.timeout, &check.start_period].into_iter().flatten() {
         if !is_duration(&duration.value) {
             diags.push(
@@ -582,6 +686,8 @@ fn check_package(package: &Text, diags: &mut Diagnostics) {
 }
 
 /// A value written on one Dockerfile line: a line break would end the instruction.
+/// Nor a character a reviewer of the generated file could not see: Dockerfile words
+/// have no escape for it.
 pub(crate) fn check_line(text: &Text, what: &str, diags: &mut Diagnostics) {
     if text.value.contains(['\n', '\r']) {
         diags.push(
@@ -589,7 +695,32 @@ pub(crate) fn check_line(text: &Text, what: &str, diags: &mut Diagnostics) {
                 .label(text.span, "a Dockerfile cannot express this line break")
                 .help("Dockerfile values are written on one line; remove the line break"),
         );
+    } else {
+        check_visible(text, what, diags);
     }
+}
+
+fn check_visible(text: &Text, what: &str, diags: &mut Diagnostics) {
+    if let Some(c) = text.value.chars().find(|c| hidden_in_review(*c)) {
+        diags.push(
+            Diagnostic::error(
+                Code::Unexpressible,
+                format!("{what} cannot contain the invisible character U+{:04X}", u32::from(c)),
+            )
+            .label(text.span, "reviewers of the generated Dockerfile would not see it")
+            .help("remove it; a tab is the only control character allowed"),
+        );
+    }
+}
+
+/// A character that text views do not show, or that reorders the text around it
+/// (bidirectional controls, as in "Trojan Source"): control characters other than a
+/// tab, line and paragraph separators, and bidirectional marks and overrides.
+pub fn hidden_in_review(c: char) -> bool {
+    (c.is_control() && c != '\t')
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
 }
 
 /// An image-level label: a valid key, a value on one line.
@@ -601,8 +732,10 @@ pub(crate) fn is_env_key(key: &str) -> bool {
     crate::vars::is_var_name(key)
 }
 
+/// Starting with a letter or digit: a leading `-` would read as a flag of LABEL.
 fn is_label_key(key: &str) -> bool {
-    !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
+    key.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
 }
 
 #[cfg(test)]
@@ -616,6 +749,23 @@ mod tests {
         assert!(!has_heredoc("cat <<< hi"));
         assert!(!has_heredoc("echo $((1<<2))"));
         assert!(!has_heredoc("echo hi"));
+        assert!(has_heredoc(r"cat <<\EOF"));
+        assert!(has_heredoc("cat <<\tEOF"));
+        assert!(has_heredoc("cat <<- EOF"));
+        for word in ["<<EOF", "2<<EOF", r"<<\EOF", "<<-\"EOF\"", "<<$X"] {
+            assert!(is_dockerfile_heredoc(word), "{word}");
+        }
+        for word in ["<<", "<<<x", "cat<<EOF", "\"<<EOF\""] {
+            assert!(!is_dockerfile_heredoc(word), "{word}");
+        }
+    }
+
+    #[test]
+    fn shell_words_keep_quotes_together() {
+        let words = |c: &str| shell_words(c).into_iter().map(|w| w.text.to_owned()).collect::<Vec<_>>();
+        assert_eq!(words("echo 'a b' \"c # d\"&&e#f"), ["echo", "'a b'", "\"c # d\"", "e#f"]);
+        assert_eq!(words(r"echo a\ #b;#c"), ["echo", r"a\ #b", "#c"]);
+        assert_eq!(words("echo ${#x} $#"), ["echo", "${#x}", "$#"]);
     }
 
     #[test]

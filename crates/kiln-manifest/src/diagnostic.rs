@@ -4,11 +4,16 @@
 //! separate ([`render`]), through miette, so that tests can assert codes and spans while
 //! snapshots check the text users read.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use std::sync::Arc;
 
-use crate::source::{SourceMap, Span};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents, NamedSource,
+    SourceCode, SourceSpan, SpanContents,
+};
+
+use crate::source::{FileId, SourceMap, Span};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -75,6 +80,7 @@ codes! {
     InvalidLock => "invalid-lock",
     StaleLock => "stale-lock",
     UnpinnableBase => "unpinnable-base",
+    InvalidUtf8 => "invalid-utf8",
 }
 
 impl fmt::Display for Code {
@@ -231,10 +237,61 @@ struct Report {
     severity: Severity,
     header: String,
     help: Option<String>,
-    source: Option<NamedSource<std::sync::Arc<String>>>,
+    source: Option<NamedSource<Excerpt>>,
     labels: Vec<LabeledSpan>,
     related: Vec<Report>,
 }
+
+/// Lines drawn around a label (miette draws 1 by default); an excerpt keeps a margin.
+const CONTEXT_LINES: usize = 3;
+
+/// The lines of a file around a report's labels. miette finds a span's line by reading
+/// what it is given from the start: given the whole file, drawing each of N diagnostics
+/// of a long file costs its length, N times.
+#[derive(Debug)]
+struct Excerpt {
+    text: Arc<String>,
+    start: usize,
+    end: usize,
+    /// The 0-based number of the excerpt's first line in the file.
+    first_line: usize,
+}
+
+impl Excerpt {
+    fn new(sources: &SourceMap, file: FileId, labels: &[LabeledSpan]) -> NamedSource<Self> {
+        let source = sources.file(file);
+        let start = labels.iter().map(LabeledSpan::offset).min().unwrap_or(0);
+        let end = labels.iter().map(|l| l.offset() + l.len()).max().unwrap_or(0);
+        let (start, end, first_line) = source.lines_around(start, end, CONTEXT_LINES);
+        let excerpt = Self { text: source.shown.clone(), start, end, first_line };
+        NamedSource::new(printable(&source.name), excerpt).with_language("kdl")
+    }
+}
+
+impl SourceCode for Excerpt {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let window = &self.text.as_bytes()[self.start..self.end];
+        let local = SourceSpan::new(span.offset().saturating_sub(self.start).into(), span.len());
+        let inner = window.read_span(&local, before, after)?;
+        Ok(Box::new(MietteSpanContents::new(
+            inner.data(),
+            SourceSpan::new((inner.span().offset() + self.start).into(), inner.span().len()),
+            inner.line() + self.first_line,
+            inner.column(),
+            inner.line_count(),
+        )))
+    }
+}
+
+/// Source lines longer than this are not drawn: the location is written instead. (miette
+/// draws a whole line for each label, which makes many labels on one very long line
+/// cost its length each, and fails past 65,535 columns.)
+const LONGEST_DRAWN_LINE: usize = 1000;
 
 impl Report {
     fn new(diagnostic: &Diagnostic, sources: &SourceMap) -> Self {
@@ -243,47 +300,72 @@ impl Report {
             Severity::Warning => "warning",
             Severity::Note => "note",
         };
-        let header = format!("{kind}[{}]: {}", diagnostic.code, diagnostic.message);
-        let primary_file = diagnostic.primary_span().map(|s| s.file);
+        let mut header = format!("{kind}[{}]: {}", diagnostic.code, printable(&diagnostic.message));
+        let too_long =
+            diagnostic.labels.iter().any(|label| sources.line_length(label.span) > LONGEST_DRAWN_LINE);
+        if too_long {
+            for label in &diagnostic.labels {
+                let length = sources.line_length(label.span);
+                let _ =
+                    write!(header, "\nat {} (a line of {length} characters)", sources.location(label.span));
+                if !label.message.is_empty() {
+                    let _ = write!(header, ": {}", printable(&label.message));
+                }
+            }
+        }
         let mut report = Self {
             severity: diagnostic.severity,
             header,
-            help: diagnostic.help.clone(),
-            source: primary_file.map(|f| named_source(sources, f)),
+            help: diagnostic.help.as_deref().map(printable),
+            source: None,
             labels: Vec::new(),
             related: Vec::new(),
         };
+        if too_long {
+            return report;
+        }
+        let primary_file = diagnostic.primary_span().map(|s| s.file);
+        // The labels of each other file, in the order the files first appear.
+        let mut others: Vec<(FileId, Vec<LabeledSpan>)> = Vec::new();
         for (index, label) in diagnostic.labels.iter().enumerate() {
             let labeled = labeled_span(label, index == 0);
             if Some(label.span.file) == primary_file {
                 report.labels.push(labeled);
-            } else if let Some(other) = report.related.iter_mut().find(|r| {
-                r.source.as_ref().map(NamedSource::name) == Some(&*sources.file(label.span.file).name)
-            }) {
-                other.labels.push(labeled);
+            } else if let Some((_, labels)) = others.iter_mut().find(|(f, _)| *f == label.span.file) {
+                labels.push(labeled);
             } else {
-                report.related.push(Self {
-                    severity: Severity::Note,
-                    header: format!("and in `{}`:", sources.file(label.span.file).name),
-                    help: None,
-                    source: Some(named_source(sources, label.span.file)),
-                    labels: vec![labeled],
-                    related: Vec::new(),
-                });
+                others.push((label.span.file, vec![labeled]));
             }
         }
+        report.source = primary_file.map(|file| Excerpt::new(sources, file, &report.labels));
+        report.related = others
+            .into_iter()
+            .map(|(file, labels)| Self {
+                severity: Severity::Note,
+                header: format!("and in `{}`:", printable(&sources.file(file).name)),
+                help: None,
+                source: Some(Excerpt::new(sources, file, &labels)),
+                labels,
+                related: Vec::new(),
+            })
+            .collect();
         report
     }
 }
 
-fn named_source(sources: &SourceMap, file: crate::source::FileId) -> NamedSource<std::sync::Arc<String>> {
-    let file = sources.file(file);
-    NamedSource::new(file.name.clone(), file.text.clone()).with_language("kdl")
+/// Text with its control characters written as escapes (`\u{1b}`): values from a
+/// manifest appear in messages, and must not drive the terminal or break lines.
+fn printable(text: &str) -> String {
+    let hidden = |c: char| c == '\t' || crate::check::hidden_in_review(c);
+    if !text.chars().any(hidden) {
+        return text.to_owned();
+    }
+    text.chars().map(|c| if hidden(c) { c.escape_unicode().to_string() } else { c.to_string() }).collect()
 }
 
 fn labeled_span(label: &Label, primary: bool) -> LabeledSpan {
     let span = SourceSpan::new((label.span.start as usize).into(), label.span.len());
-    let text = (!label.message.is_empty()).then(|| label.message.clone());
+    let text = (!label.message.is_empty()).then(|| printable(&label.message));
     if primary {
         LabeledSpan::new_primary_with_span(text, span)
     } else {

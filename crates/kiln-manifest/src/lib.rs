@@ -22,6 +22,7 @@ pub mod vars;
 
 use std::path::{Path, PathBuf};
 
+pub use check::hidden_in_review;
 pub use diagnostic::{Code, Diagnostic, Diagnostics, RenderOptions, Severity};
 pub use load::{MANIFEST_FILE, display_name, find_manifest, normalize, relative_path};
 pub use model::{Image, Level, Project, PullPolicy, Stage, StageInput};

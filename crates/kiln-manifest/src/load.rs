@@ -7,7 +7,7 @@ use kdl::KdlDocument;
 use crate::ast::{Declarations, Text};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
 use crate::lower::lower_file;
-use crate::source::SourceMap;
+use crate::source::{SourceMap, Span};
 
 /// The name of the root manifest file.
 pub const MANIFEST_FILE: &str = "kiln.kdl";
@@ -33,16 +33,58 @@ pub(crate) fn load(root: &Path, sources: &mut SourceMap, diags: &mut Diagnostics
 /// A file read and parsed, not yet lowered.
 struct Parsed {
     path: PathBuf,
-    text: std::io::Result<String>,
+    text: Read,
+    /// Parsed when the text is valid UTF-8 and does not nest too deep.
     doc: Option<Result<KdlDocument, kdl::KdlError>>,
+}
+
+/// A file's text as read.
+enum Read {
+    Text(String),
+    Failed(std::io::Error),
+    /// Not UTF-8: the text up to `valid` is good, the rest is shown with replacement
+    /// characters.
+    NotUtf8 {
+        text: String,
+        valid: usize,
+    },
+    /// Blocks nest deeper than `syntax::MAX_NESTING`, at the `{` at `offset`.
+    TooDeep {
+        text: String,
+        offset: usize,
+    },
+}
+
+/// Reads a file: UTF-8, with its line endings made `\n` (KDL also ends lines with `\r`,
+/// and every position kiln shows must count lines the same way).
+fn read(path: &Path) -> Read {
+    let bytes = match fs_err::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) => return Read::Failed(err),
+    };
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(err) => {
+            let valid = err.utf8_error().valid_up_to();
+            return Read::NotUtf8 { text: String::from_utf8_lossy(err.as_bytes()).into_owned(), valid };
+        }
+    };
+    let text = if text.contains('\r') { text.replace("\r\n", "\n").replace('\r', "\n") } else { text };
+    match crate::syntax::too_deep(&text) {
+        Some(offset) => Read::TooDeep { text, offset },
+        None => Read::Text(text),
+    }
 }
 
 /// Reads and parses files on several threads: KDL parsing dominates loading a large
 /// monorepo, and included files are independent of each other.
 fn parse_files(paths: Vec<PathBuf>) -> Vec<Parsed> {
     let parse = |path: PathBuf| {
-        let text = fs_err::read_to_string(&path);
-        let doc = text.as_ref().ok().map(|t| KdlDocument::parse_v2(t));
+        let text = read(&path);
+        let doc = match &text {
+            Read::Text(text) => Some(KdlDocument::parse_v2(text)),
+            _ => None,
+        };
         Parsed { path, text, doc }
     };
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(8);
@@ -70,9 +112,10 @@ struct Loader<'a> {
 impl Loader<'_> {
     /// Lowers a parsed file, then the files it includes, in order.
     fn add(&mut self, parsed: Parsed, included_by: Option<&Text>, is_root: bool) {
+        let name = display_name(&self.root_dir, &parsed.path);
         let text = match parsed.text {
-            Ok(text) => text,
-            Err(err) => {
+            Read::Text(text) => text,
+            Read::Failed(err) => {
                 let mut diagnostic = Diagnostic::error(Code::Io, err.to_string());
                 if let Some(include) = included_by {
                     diagnostic = diagnostic.label(include.span, "included here");
@@ -80,8 +123,28 @@ impl Loader<'_> {
                 self.diags.push(diagnostic);
                 return;
             }
+            Read::NotUtf8 { text, valid } => {
+                let file = self.sources.add(parsed.path, name.clone(), text);
+                self.diags.push(
+                    Diagnostic::error(Code::InvalidUtf8, format!("`{name}` is not valid UTF-8"))
+                        .label(Span::new(file, valid, 1), "this byte is not UTF-8")
+                        .help("manifests are UTF-8 text; save the file as UTF-8"),
+                );
+                return;
+            }
+            Read::TooDeep { text, offset } => {
+                let file = self.sources.add(parsed.path, name, text);
+                self.diags.push(
+                    Diagnostic::error(
+                        Code::KdlSyntax,
+                        format!("blocks nest more than {} levels deep", crate::syntax::MAX_NESTING),
+                    )
+                    .label(Span::new(file, offset, 1), "one level too many")
+                    .help("kiln's nodes nest four levels at most (`image`, `stage`, `run`, `cache`)"),
+                );
+                return;
+            }
         };
-        let name = display_name(&self.root_dir, &parsed.path);
         let file = self.sources.add(parsed.path, name, text);
         let doc = match parsed.doc {
             Some(Ok(doc)) => doc,

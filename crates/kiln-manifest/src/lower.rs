@@ -744,11 +744,12 @@ impl<'n> NodeReader<'n> {
     }
 
     fn check_props(&mut self, allowed: &[&str]) {
-        let mut seen: Vec<(&str, Span)> = Vec::new();
+        // A map, not a scan: a node may have tens of thousands of properties.
+        let mut seen: std::collections::HashMap<&str, Span> = std::collections::HashMap::new();
         for entry in self.props.clone() {
             let key = entry.name().map_or("", kdl::KdlIdentifier::value);
             let span = self.span(entry.span());
-            if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
+            if let Some(first) = seen.get(key) {
                 let first = *first;
                 let node_name = self.node.name().value();
                 self.error(
@@ -761,7 +762,7 @@ impl<'n> NodeReader<'n> {
                 );
                 continue;
             }
-            seen.push((key, span));
+            seen.insert(key, span);
             if allowed != PropsAny::ANY && !allowed.contains(&key) {
                 let node_name = self.node.name().value().to_owned();
                 let mut diagnostic = Diagnostic::error(
@@ -839,7 +840,7 @@ impl<'n> NodeReader<'n> {
     /// A string value.
     fn text_of(&mut self, entry: &KdlEntry, span: Span, what: &str) -> Option<Text> {
         if let KdlValue::String(s) = entry.value() {
-            return Some(Spanned::new(s.clone(), span));
+            return Some(self.string(s, span));
         }
         let found = describe(entry.value());
         self.error(
@@ -856,7 +857,7 @@ impl<'n> NodeReader<'n> {
     /// A string, or a number or boolean taken as its text (`var PORT 8000`).
     fn scalar_of(&mut self, entry: &KdlEntry, span: Span, what: &str) -> Option<Text> {
         match entry.value() {
-            KdlValue::String(s) => Some(Spanned::new(s.clone(), span)),
+            KdlValue::String(s) => Some(self.string(s, span)),
             KdlValue::Integer(_) | KdlValue::Float(_) => {
                 let raw = self.text.get(span.start as usize..span.end as usize).unwrap_or("");
                 Some(Spanned::new(raw.replace('_', ""), span))
@@ -870,6 +871,18 @@ impl<'n> NodeReader<'n> {
                 None
             }
         }
+    }
+
+    /// A string value; one holding a NUL (`"\u{0}"`) is an error (kept, so that no
+    /// follow-up error appears): no command line or environment can carry a NUL.
+    fn string(&mut self, value: &str, span: Span) -> Text {
+        if value.contains('\0') {
+            self.error(
+                Diagnostic::error(Code::Unexpressible, "a value cannot contain a NUL character (`\\u{0}`)")
+                    .label(span, "Docker cannot carry this character"),
+            );
+        }
+        Spanned::new(value.to_owned(), span)
     }
 
     fn arg_text(&mut self, index: usize, what: &str) -> Option<Text> {
@@ -963,9 +976,10 @@ impl<'n> NodeReader<'n> {
     fn all_props(&mut self) -> Vec<KeyValue> {
         let entries = self.props.clone();
         let mut pairs: Vec<KeyValue> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for entry in entries {
             let Some(name) = entry.name() else { continue };
-            if pairs.iter().any(|p| p.key.value == name.value()) {
+            if !seen.insert(name.value()) {
                 continue;
             }
             let key = Spanned::new(name.value().to_owned(), self.span(name.span()));

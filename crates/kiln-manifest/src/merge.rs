@@ -45,10 +45,14 @@ pub(crate) fn merge_stages(base: &StageBody, overlay: &StageBody) -> StageBody {
 /// Keys keep the position where they first appeared; the overlay's value wins.
 fn merge_pairs(base: &[KeyValue], overlay: &[KeyValue]) -> Vec<KeyValue> {
     let mut merged: Vec<KeyValue> = base.to_vec();
+    let mut position: std::collections::HashMap<String, usize> =
+        merged.iter().enumerate().map(|(i, p)| (p.key.value.clone(), i)).collect();
     for pair in overlay {
-        match merged.iter_mut().find(|p| p.key.value == pair.key.value) {
-            Some(existing) => existing.value = pair.value.clone(),
-            None => merged.push(pair.clone()),
+        if let Some(&at) = position.get(&pair.key.value) {
+            merged[at].value = pair.value.clone();
+        } else {
+            position.insert(pair.key.value.clone(), merged.len());
+            merged.push(pair.clone());
         }
     }
     merged

@@ -155,6 +155,11 @@ pub struct Image {
     pub context_dir: PathBuf,
     pub repository: String,
     pub tags: Vec<Text>,
+    /// The tag committed Dockerfiles name this image by: the first one that does not
+    /// change with every commit (`{git.short-sha}` does).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub committed_tag: usize,
     pub build_args: Vec<KeyValue>,
     pub labels: Vec<KeyValue>,
     pub platform: Option<Text>,
@@ -181,6 +186,11 @@ pub struct Stage {
     pub implicit: bool,
     pub from: Spanned<From>,
     pub instructions: Vec<Spanned<Instruction>>,
+    /// Where the stage copies a file its build context lacks (reported as warnings by
+    /// the checks; a build refuses to start on them).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub missing_files: Vec<Span>,
 }
 
 /// Something a stage needs before it can build.
@@ -197,6 +207,14 @@ impl Image {
         match self.tags.first() {
             Some(tag) => format!("{}:{}", self.repository, tag.value),
             None => self.repository.clone(),
+        }
+    }
+
+    /// `repository:tag` as committed Dockerfiles write it (see `committed_tag`).
+    pub fn committed_reference(&self) -> String {
+        match self.tags.get(self.committed_tag) {
+            Some(tag) => format!("{}:{}", self.repository, tag.value),
+            None => self.reference(),
         }
     }
 

@@ -402,6 +402,7 @@ impl Resolver<'_> {
             },
         };
         let tags = self.tags(&body, name_span);
+        let committed_tag = self.committed_tag(&tags);
 
         // Build arguments, labels, platform, ignore patterns.
         for pair in &body.build_args {
@@ -464,7 +465,15 @@ impl Resolver<'_> {
                 ignore_texts: &ignore_texts,
                 external_base: matches!(stage.from.value, From::External(_)),
             };
+            let before = self.diags.iter().count();
             check_stage(&stage.instructions, &ctx, self.diags);
+            stage.missing_files = self
+                .diags
+                .iter()
+                .skip(before)
+                .filter(|d| d.code == Code::MissingFile)
+                .filter_map(Diagnostic::primary_span)
+                .collect();
         }
         self.check_build_args(&body, &stages);
 
@@ -479,6 +488,7 @@ impl Resolver<'_> {
             context_dir,
             repository,
             tags,
+            committed_tag,
             build_args: body.build_args,
             labels: body.labels,
             platform: body.platform,
@@ -508,6 +518,12 @@ impl Resolver<'_> {
             unique.push(tag.clone());
         }
         unique
+    }
+
+    /// The first tag whose text names no git variable (a tag such as `{git.short-sha}`
+    /// changes with every commit), else the first tag.
+    fn committed_tag(&self, tags: &[Text]) -> usize {
+        tags.iter().position(|tag| !self.sources.text(tag.span).contains("{git.")).unwrap_or(0)
     }
 
     fn check_platform(&mut self, platform: &Text) {
@@ -568,6 +584,7 @@ impl Resolver<'_> {
                 implicit: true,
                 from,
                 instructions: body.implicit.instructions.clone(),
+                missing_files: Vec::new(),
             }];
         }
         if let Some(first) = body
@@ -614,6 +631,7 @@ impl Resolver<'_> {
                     implicit: false,
                     from,
                     instructions: decl.body.instructions.clone(),
+                    missing_files: Vec::new(),
                 }
             })
             .collect()

@@ -79,7 +79,14 @@ pub struct SourceFile {
     /// The path shown to users: relative to the root manifest's folder, `/`-separated.
     pub name: String,
     pub text: Arc<String>,
+    /// The text as diagnostics draw it: `text`, with control characters (which could
+    /// drive the terminal) and bidirectional controls replaced by placeholders of the
+    /// same length in bytes.
+    pub shown: Arc<String>,
     line_starts: Vec<usize>,
+    /// Whether each line is ASCII, so that a column is its byte offset (counting the
+    /// characters of a very long line for each of many diagnostics would be quadratic).
+    ascii_lines: Vec<bool>,
 }
 
 impl SourceFile {
@@ -88,14 +95,51 @@ impl SourceFile {
         let line = self.line_starts.partition_point(|&start| start <= offset) - 1;
         let start = self.line_starts[line];
         let end = offset.min(self.text.len());
-        let column = self.text.get(start..end).map_or(end - start, |s| s.chars().count());
+        let column = if self.ascii_lines[line] {
+            end - start
+        } else {
+            self.text.get(start..end).map_or(end - start, |s| s.chars().count())
+        };
         (line + 1, column + 1)
+    }
+
+    /// How many characters line `line` (1-based) has, its line break left out.
+    fn line_length(&self, line: usize) -> usize {
+        let start = self.line_starts[line - 1];
+        let end = self.line_starts.get(line).map_or(self.text.len(), |next| next - 1);
+        if self.ascii_lines[line - 1] {
+            end.saturating_sub(start)
+        } else {
+            self.text.get(start..end).map_or(end.saturating_sub(start), |s| s.chars().count())
+        }
+    }
+
+    /// The lines from `context` lines before byte `start` to `context` lines after byte
+    /// `end`: their first byte, the byte after their last line break, and the 0-based
+    /// number of the first.
+    pub fn lines_around(&self, start: usize, end: usize, context: usize) -> (usize, usize, usize) {
+        let line_of = |offset: usize| self.line_starts.partition_point(|&s| s <= offset).saturating_sub(1);
+        let first = line_of(start).saturating_sub(context);
+        let last = line_of(end) + context;
+        let end = self.line_starts.get(last + 1).copied().unwrap_or(self.text.len());
+        (self.line_starts[first], end, first)
     }
 
     /// The directory the file is in, against which its relative paths are resolved.
     pub fn dir(&self) -> &Path {
         self.path.parent().unwrap_or(Path::new("/"))
     }
+}
+
+/// A character that could drive the terminal or reorder the line, other than a line
+/// break or a tab.
+fn is_hidden_control(c: char) -> bool {
+    c != '\n' && crate::check::hidden_in_review(c)
+}
+
+/// `?` repeated to the character's UTF-8 length, so that byte offsets stay valid.
+fn placeholder(c: char) -> String {
+    "?".repeat(c.len_utf8())
 }
 
 /// All the manifest files of a project, root first.
@@ -107,9 +151,28 @@ pub struct SourceMap {
 
 impl SourceMap {
     pub fn add(&mut self, path: PathBuf, name: String, text: String) -> FileId {
-        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        let line_starts: Vec<usize> =
+            std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        let ascii_lines = line_starts
+            .iter()
+            .enumerate()
+            .map(|(i, &start)| {
+                let end = line_starts.get(i + 1).copied().unwrap_or(text.len());
+                text.as_bytes()[start..end].is_ascii()
+            })
+            .collect();
         self.paths.insert(path.clone());
-        self.files.push(SourceFile { path, name, text: Arc::new(text), line_starts });
+        let text = Arc::new(text);
+        let shown = if text.chars().any(is_hidden_control) {
+            Arc::new(
+                text.chars()
+                    .map(|c| if is_hidden_control(c) { placeholder(c) } else { c.to_string() })
+                    .collect(),
+            )
+        } else {
+            text.clone()
+        };
+        self.files.push(SourceFile { path, name, text, shown, line_starts, ascii_lines });
         FileId(u32::try_from(self.files.len() - 1).expect("fewer than 2^32 manifest files"))
     }
 
@@ -132,6 +195,13 @@ impl SourceMap {
     /// The text a span covers.
     pub fn text(&self, span: Span) -> &str {
         self.file(span.file).text.get(span.start as usize..span.end as usize).unwrap_or("")
+    }
+
+    /// How many characters the line holding the start of `span` has.
+    pub fn line_length(&self, span: Span) -> usize {
+        let file = self.file(span.file);
+        let (line, _) = file.line_col(span.start as usize);
+        file.line_length(line)
     }
 
     /// `file:line:col` of the start of a span, for messages and JSON output.

@@ -55,7 +55,27 @@ pub(crate) fn errors(file: FileId, text: &str, found: &[kdl::KdlDiagnostic]) -> 
             );
             continue;
         }
-        out.push(plain(file, d));
+        if spelled.starts_with('"')
+            && let Some((at, escape)) = bad_escape(spelled)
+        {
+            out.push(
+                Diagnostic::error(Code::KdlSyntax, format!("`{escape}` is not an escape KDL knows"))
+                    .label(Span::new(file, offset + at, escape.len()), "unknown escape")
+                    .help("write `\\\\` for a backslash, or use a raw string: `#\"a\\b\"#` keeps every `\\` as written"),
+            );
+            continue;
+        }
+        if d.message.as_deref().is_some_and(|m| m.contains("multi-line comment"))
+            && let Some(open) = unclosed_comment(text)
+        {
+            out.push(
+                Diagnostic::error(Code::KdlSyntax, "this `/*` comment is never closed")
+                    .label(Span::new(file, open, 2), "opened here")
+                    .help("close it with `*/` (comments nest: each `/*` needs its own `*/`)"),
+            );
+            continue;
+        }
+        out.push(plain(file, d).relocated(file, text, offset, len));
     }
     // The unclosed block's own errors came first in the parser's list only when it
     // reported them; keep the order of the file.
@@ -63,6 +83,67 @@ pub(crate) fn errors(file: FileId, text: &str, found: &[kdl::KdlDiagnostic]) -> 
         out.sort_by_key(|d| d.labels.first().map_or(0, |l| l.span.start));
     }
     out
+}
+
+/// The first escape of a quoted string that KDL v2 does not define, and where it is.
+/// (KDL knows `\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`, `\s`, `\u{…}`, and `\` before
+/// blanks, which it skips.)
+fn bad_escape(quoted: &str) -> Option<(usize, &str)> {
+    let mut chars = quoted.char_indices();
+    while let Some((at, c)) = chars.next() {
+        if c != '\\' {
+            continue;
+        }
+        let (next_at, next) = chars.next()?;
+        if !matches!(next, '"' | '\\' | 'b' | 'f' | 'n' | 'r' | 't' | 's' | 'u') && !next.is_whitespace() {
+            return Some((at, &quoted[at..next_at + next.len_utf8()]));
+        }
+    }
+    None
+}
+
+/// The `/*` of the first block comment that is never closed.
+fn unclosed_comment(text: &str) -> Option<usize> {
+    let mut opened: Vec<usize> = Vec::new();
+    let mut i = 0;
+    while i < text.len() {
+        if starts(text, i, "/*") {
+            opened.push(i);
+            i += 2;
+        } else if starts(text, i, "*/") && !opened.is_empty() {
+            opened.pop();
+            i += 2;
+        } else if opened.is_empty() && starts(text, i, "//") {
+            i = line_end(text, i);
+        } else if opened.is_empty() && (starts(text, i, "\"") || starts(text, i, "#")) {
+            let (mut line, mut line_start) = (0, 0);
+            i = skip_string(text, i, &mut line, &mut line_start);
+        } else {
+            i += text[i..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    opened.first().copied()
+}
+
+trait Relocate {
+    fn relocated(self, file: FileId, text: &str, offset: usize, len: usize) -> Self;
+}
+
+impl Relocate for Diagnostic {
+    /// The parser reports some errors (a property without a value, an unknown keyword)
+    /// with a span from the start of the document to where it gave up: the error is at
+    /// the end of that span, on its last word.
+    fn relocated(mut self, file: FileId, text: &str, offset: usize, len: usize) -> Self {
+        if offset != 0 || len < 2 {
+            return self;
+        }
+        let before = text.get(..len).unwrap_or(text).trim_end();
+        let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        if let Some(label) = self.labels.first_mut() {
+            label.span = Span::new(file, start, before.len() - start);
+        }
+        self
+    }
 }
 
 fn is_unclosed(d: &kdl::KdlDiagnostic) -> bool {
@@ -158,22 +239,22 @@ fn unclosed_block(text: &str) -> Option<Unclosed> {
             if let Some(top) = stack.last()
                 && b != b'}'
                 && indent <= top.indent
-                && !text[i..].starts_with("//")
+                && !starts(text, i, "//")
             {
                 return Some(Unclosed { brace: top.brace, name: top.name.clone(), before_line: Some(line) });
             }
         }
         match b {
             b'/' if bytes.get(i + 1) == Some(&b'/') => {
-                i = text[i..].find('\n').map_or(bytes.len(), |n| i + n);
+                i = line_end(text, i);
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
                 let mut depth = 0;
                 while i < bytes.len() {
-                    if text[i..].starts_with("/*") {
+                    if starts(text, i, "/*") {
                         depth += 1;
                         i += 2;
-                    } else if text[i..].starts_with("*/") {
+                    } else if starts(text, i, "*/") {
                         depth -= 1;
                         i += 2;
                         if depth == 0 {
@@ -212,6 +293,43 @@ fn unclosed_block(text: &str) -> Option<Unclosed> {
     stack.pop().map(|open| Unclosed { brace: open.brace, name: open.name, before_line: None })
 }
 
+/// How deep blocks may nest. kiln's own nodes go four levels deep; the parser recurses
+/// once per level, and thousands of levels would overflow its stack.
+pub(crate) const MAX_NESTING: usize = 100;
+
+/// The offset of the first `{` that opens a block deeper than [`MAX_NESTING`], if any
+/// (strings and comments skipped).
+pub(crate) fn too_deep(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let (mut line, mut line_start) = (1, 0);
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i = line_end(text, i);
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i = text[i + 2..].find("*/").map_or(bytes.len(), |n| i + 2 + n + 2);
+            }
+            b'"' | b'#' => i = skip_string(text, i, &mut line, &mut line_start),
+            b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(i);
+                }
+                i += 1;
+            }
+            b'}' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 /// Skips a quoted string (`"…"`, `"""…"""`) or a raw one (`#"…"#`, with any number of
 /// `#`) starting at `i`; returns the offset after it. A lone `#` (a keyword such as
 /// `#true`) is skipped alone.
@@ -221,7 +339,7 @@ fn skip_string(text: &str, i: usize, line: &mut usize, line_start: &mut usize) -
     if text.as_bytes().get(quote) != Some(&b'"') {
         return i + hashes.max(1);
     }
-    let triple = text[quote..].starts_with("\"\"\"");
+    let triple = starts(text, quote, "\"\"\"");
     let open = if triple { 3 } else { 1 };
     let close = format!("{}{}", if triple { "\"\"\"" } else { "\"" }, "#".repeat(hashes));
     let mut j = quote + open;
@@ -230,7 +348,8 @@ fn skip_string(text: &str, i: usize, line: &mut usize, line_start: &mut usize) -
             j += 2;
             continue;
         }
-        if text[j..].starts_with(&close) {
+        // Bytes, not `str` slices: `j` may sit inside a multi-byte character.
+        if text.as_bytes()[j..].starts_with(close.as_bytes()) {
             return j + close.len();
         }
         if text.as_bytes()[j] == b'\n' {
@@ -240,6 +359,17 @@ fn skip_string(text: &str, i: usize, line: &mut usize, line_start: &mut usize) -
         j += 1;
     }
     text.len()
+}
+
+/// Whether `pattern` is at byte `i`; bytes, not `str` slices, since `i` may sit inside
+/// a multi-byte character.
+fn starts(text: &str, i: usize, pattern: &str) -> bool {
+    text.as_bytes()[i..].starts_with(pattern.as_bytes())
+}
+
+/// The offset of the line break at or after `i`, or the end of the text.
+fn line_end(text: &str, i: usize) -> usize {
+    text.as_bytes()[i..].iter().position(|b| *b == b'\n').map_or(text.len(), |n| i + n)
 }
 
 /// `stage deps` for `stage deps {`, `image api` for `image api {`.
@@ -268,6 +398,14 @@ mod tests {
         // Braces in strings and comments do not count.
         let fine = "image a {\n    run \"echo {\" // {\n    /* { */ cmd #\"}\"#\n}\n";
         assert_eq!(culprit(fine), None);
+    }
+
+    #[test]
+    fn finds_blocks_nested_too_deep() {
+        let deep = format!("{}{}", "a {".repeat(MAX_NESTING + 1), "}".repeat(MAX_NESTING + 1));
+        assert_eq!(too_deep(&deep), Some(MAX_NESTING * 3 + 2));
+        let fine = format!("x \"{}\" {}{}", "{".repeat(500), "a {".repeat(5), "}".repeat(5));
+        assert_eq!(too_deep(&fine), None);
     }
 
     #[test]

@@ -1,6 +1,17 @@
 //! The `kiln` command: a thin layer that parses the command line, loads the project
 //! through the library crates, and prints results.
 
+/// `eprintln!` that never panics: a closed stderr (`kiln check 2>&1 | head -1`) drops
+/// what nobody reads.
+macro_rules! errln {
+    ($($arg:tt)*) => { $crate::term::to_stderr(&format!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `eprint!` that never panics (see `errln!`).
+macro_rules! errp {
+    ($($arg:tt)*) => { $crate::term::to_stderr(&format!($($arg)*)) };
+}
+
 mod cli;
 mod commands;
 mod progress;
@@ -32,7 +43,23 @@ impl From<Status> for ExitCode {
 }
 
 pub fn main() -> ExitCode {
+    // A panic is a bug of kiln's: it is said in one line, and the exit status stays one
+    // that scripts know (1), rather than 101 and a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        term::to_stderr(&format!(
+            "error: internal error: {message}{place}\n\nhint: this is a bug in kiln; please report it with the command that ran into it\n"
+        ));
+    }));
     let cli = Cli::parse();
     let term = term::Term::new(&cli.global);
-    commands::run(&cli, &term).into()
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commands::run(&cli, &term)))
+        .unwrap_or(Status::Failure)
+        .into()
 }

@@ -101,7 +101,7 @@ impl<'a> Display<'a> {
                             let _ = writeln!(lines, "[{image:<width$}] #{step_number} {line}");
                         }
                         if !self.quiet {
-                            eprint!("{lines}");
+                            errp!("{lines}");
                         }
                         None
                     }
@@ -125,10 +125,10 @@ impl<'a> Display<'a> {
                 if let Some(line) = line
                     && (!self.quiet || matches!(event, Event::Failed { .. }))
                 {
-                    eprintln!("[{image:<width$}] {line}");
+                    errln!("[{image:<width$}] {line}");
                 }
                 if let Some(failure) = failure {
-                    eprint!("{failure}");
+                    errp!("{failure}");
                 }
             }
             Mode::Live { multi, bars, total } => {
@@ -214,7 +214,7 @@ impl<'a> Display<'a> {
             Mode::Live { total, .. } => total.finish_and_clear(),
             Mode::Plain => {}
         }
-        eprint!("{}", summary_table(self.project, summary));
+        errp!("{}", summary_table(self.project, summary));
     }
 }
 
@@ -352,7 +352,7 @@ impl Transfers {
                     bar.set_message(format!("{}ing", self.verb));
                 }
             }
-            None if !self.quiet => eprintln!("{}ing {reference}", self.verb),
+            None if !self.quiet => errln!("{}ing {reference}", self.verb),
             None => {}
         }
     }
@@ -380,7 +380,7 @@ impl Transfers {
                     }
                 }
             }
-            None if !self.quiet || result.is_err() => eprintln!("{reference}: {text}"),
+            None if !self.quiet || result.is_err() => errln!("{reference}: {text}"),
             None => {}
         }
     }

@@ -46,7 +46,7 @@ pub(crate) fn load(global: &GlobalArgs, term: &Term) -> Result<Session, Status> 
         }
         None => find_manifest(&cwd).ok_or_else(|| {
             term.error(&format!("no `{MANIFEST_FILE}` in `{}` or any parent folder", cwd.display()));
-            eprintln!("\nhint: create one, or point at it with `-f PATH`");
+            errln!("\nhint: create one, or point at it with `-f PATH`");
             Status::Invalid
         })?,
     };
@@ -65,6 +65,15 @@ pub(crate) fn load(global: &GlobalArgs, term: &Term) -> Result<Session, Status> 
         };
         sets.push((name.to_owned(), value.to_owned()));
     }
+    // The output folder's path is written into `.dockerignore` files (when it is inside
+    // a context), one pattern per line.
+    if let Some(output) = &global.output
+        && output.to_string_lossy().chars().any(|c| c == '\n' || kiln_manifest::hidden_in_review(c))
+    {
+        term.error("`--output` cannot hold a line break or a control character");
+        errln!("\nhint: the path is written into `.dockerignore` files, one pattern per line");
+        return Err(Status::Invalid);
+    }
     let options = LoadOptions {
         manifest,
         env: std::env::vars().collect(),
@@ -77,12 +86,15 @@ pub(crate) fn load(global: &GlobalArgs, term: &Term) -> Result<Session, Status> 
         for u in unknown {
             term.error(&format!("`--set {}`: the manifest declares no variable `{}`", u.name, u.name));
             if let Some(suggestion) = u.suggestion {
-                eprintln!("\nhint: {suggestion}");
+                errln!("\nhint: {suggestion}");
             }
         }
         Status::Invalid
     })?;
     let graph = Graph::build(&project, &mut diags);
+    if !diags.has_errors() {
+        kiln_emit::check_line_lengths(&project, &graph, &mut diags);
+    }
     Ok(Session { options, project, graph, diagnostics: diags.into_sorted() })
 }
 
@@ -110,7 +122,7 @@ pub(crate) fn unknown_names(term: &Term, unknown: Vec<UnknownSelection>) -> Stat
     for u in unknown {
         term.error(&format!("no image or group named `{}`", u.name));
         if let Some(suggestion) = u.suggestion {
-            eprintln!("\nhint: {suggestion}");
+            errln!("\nhint: {suggestion}");
         }
     }
     Status::Invalid

@@ -37,12 +37,12 @@ impl Term {
     /// A message line on stderr.
     pub(crate) fn info(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{text}");
+            errln!("{text}");
         }
     }
 
     pub(crate) fn error(&self, text: &str) {
-        eprintln!("error: {text}");
+        errln!("error: {text}");
     }
 
     pub(crate) fn diagnostic(&self, diagnostic: &Diagnostic, sources: &SourceMap) {
@@ -50,6 +50,12 @@ impl Term {
             return;
         }
         let options = RenderOptions { color: self.color, width: 80 };
-        eprint!("{}", kiln_manifest::diagnostic::render(diagnostic, sources, options));
+        errp!("{}", kiln_manifest::diagnostic::render(diagnostic, sources, options));
     }
+}
+
+/// Writes to stderr, ignoring a closed one (see `errln!`).
+pub(crate) fn to_stderr(text: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(text.as_bytes()).and_then(|()| stderr.flush());
 }

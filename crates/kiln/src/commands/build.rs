@@ -45,6 +45,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
     if args.push {
         check_pushable(project, &selected, term)?;
     }
+    check_context_files(project, &selected, term)?;
     let steps = step_counts(&session);
     let durations_file = history::durations_file(session.project.manifest_path());
     let durations = history::load(durations_file.as_deref());
@@ -141,7 +142,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
 fn check_locked(session: &Session, term: &Term) -> Result<(), Exit> {
     if session.project.lock.is_none() {
         term.error(&format!("--locked, but there is no `{}`", kiln_manifest::lock::LOCK_FILE));
-        eprintln!("\nhint: `kiln lock` writes it");
+        errln!("\nhint: `kiln lock` writes it");
         return Err(Exit::Failure);
     }
     if session.diagnostics.iter().any(|d| d.code == kiln_manifest::Code::StaleLock) {
@@ -149,10 +150,36 @@ fn check_locked(session: &Session, term: &Term) -> Result<(), Exit> {
             "--locked, but `{}` does not match the manifest",
             kiln_manifest::lock::LOCK_FILE
         ));
-        eprintln!("\nhint: `kiln lock` updates it");
+        errln!("\nhint: `kiln lock` updates it");
         return Err(Exit::Failure);
     }
     Ok(())
+}
+
+/// A file a selected image copies from its context is missing: the build would fail
+/// at that COPY, after other images were built and tagged. Refuse before starting.
+fn check_context_files(project: &kiln_manifest::Project, selected: &[bool], term: &Term) -> Result<(), Exit> {
+    let mut missing = Vec::new();
+    for (image, _) in project.images.iter().zip(selected).filter(|(_, s)| **s) {
+        let needed = image.needed_stages();
+        for (stage, _) in image.stages.iter().zip(needed).filter(|(_, n)| *n) {
+            missing.extend(stage.missing_files.iter().map(|span| (image, *span)));
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let what = if missing.len() == 1 {
+        "a copied file is".to_owned()
+    } else {
+        format!("{} copied files are", missing.len())
+    };
+    term.error(&format!("cannot build: {what} not in the build context"));
+    for (image, span) in missing {
+        errln!("  image `{}`, at {}", image.name, project.sources.location(span));
+    }
+    errln!("\nhint: add what is missing to the context, or fix the paths (see the `missing-file` warnings)");
+    Err(Exit::Failure)
 }
 
 /// `--push`: every image to build must name the registry it goes to.
@@ -168,7 +195,7 @@ fn check_pushable(project: &kiln_manifest::Project, selected: &[bool], term: &Te
         }
     }
     if !fine {
-        eprintln!("\nhint: set `registry` in the manifest, such as `registry \"registry.example.com/shop\"`");
+        errln!("\nhint: set `registry` in the manifest, such as `registry \"registry.example.com/shop\"`");
     }
     fine.then_some(()).ok_or(Exit::Invalid)
 }

@@ -35,7 +35,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &EmitArgs, term: &Term) -> Result<S
         for error in &errors {
             term.error(&error.to_string());
         }
-        eprintln!("\nhint: move the file away, or pass `--force` to let kiln replace it");
+        errln!("\nhint: move the file away, or pass `--force` to let kiln replace it");
         Status::Invalid
     })?;
     let stale: Vec<&PlannedChange> = changes.iter().filter(|c| c.change != Change::Unchanged).collect();

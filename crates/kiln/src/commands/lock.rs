@@ -59,7 +59,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &LockArgs, term: &Term) -> Result<S
                 term.error(&format!("no image of the manifest builds on `{name}`"));
                 let candidates: Vec<&str> = used.iter().map(String::as_str).collect();
                 if let Some(suggestion) = kiln_manifest::suggest::did_you_mean(name, candidates) {
-                    eprintln!("\nhint: {suggestion}");
+                    errln!("\nhint: {suggestion}");
                 }
                 return Err(Status::Invalid);
             }
@@ -76,7 +76,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &LockArgs, term: &Term) -> Result<S
         let written = before.as_deref() == Some(lock::render(&current).as_str());
         if stale || !written {
             term.error(&format!("`{LOCK_FILE}` is not up to date with the manifest"));
-            eprintln!("\nhint: `kiln lock` updates it");
+            errln!("\nhint: `kiln lock` updates it");
             return Ok(Status::Failure);
         }
         term.info(&format!("`{LOCK_FILE}` is up to date ({})", session::count(current.len(), "image")));
@@ -124,7 +124,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &LockArgs, term: &Term) -> Result<S
     }
     let text = lock::render(&entries);
     if before.as_deref() != Some(text.as_str()) {
-        write_atomically(&path, &text).map_err(|err| {
+        kiln_emit::write_atomically(&path, &text).map_err(|err| {
             term.error(&format!("cannot write `{LOCK_FILE}`: {err}"));
             Status::Failure
         })?;
@@ -150,14 +150,4 @@ fn entry(reference: &str, locked: &Locked, change: &'static str) -> Entry {
         Locked::Id(i) => ("id", i.clone()),
     };
     Entry { image: reference.to_owned(), kind, value, change }
-}
-
-/// Writes through a temporary file in the same folder, so that the lock is never half
-/// written.
-fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    let temporary = path.with_extension(format!("lock.tmp{}", std::process::id()));
-    fs_err::write(&temporary, text)?;
-    fs_err::rename(&temporary, path).inspect_err(|_| {
-        let _ = fs_err::remove_file(&temporary);
-    })
 }
