@@ -337,7 +337,7 @@ fn cancellation(builder: &str, signal: &str) {
     let test = Test::new().manifest(&manifest);
     let _cleanup = cleanup(&test);
     let containers_before = container_ids();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+    let mut child = crate::harness::kiln_command()
         .args(["build", "--network", "none", "--progress", "json", "--builder", builder])
         .current_dir(test.path())
         .stdout(Stdio::piped())

@@ -99,7 +99,7 @@ group backend worker
 fn broken_pipe_is_not_an_error() {
     // `kiln graph | head -1`: kiln must not panic when stdout closes early.
     let test = Test::new().manifest(MINIMAL);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+    let mut child = crate::harness::kiln_command()
         .args(["graph", "--format", "json"])
         .current_dir(test.path())
         .stdout(std::process::Stdio::piped())

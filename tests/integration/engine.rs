@@ -124,7 +124,7 @@ impl Cleanup {
     /// The repositories come from `kiln plan` on the manifest, read now (a test may
     /// change its manifest later).
     pub(crate) fn new(manifest: &Path) -> Self {
-        let output = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        let output = crate::harness::kiln_command()
             .args(["plan", "--json", "-f"])
             .arg(manifest)
             .output()

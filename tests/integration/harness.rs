@@ -4,6 +4,19 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The cache folder of this test run (`XDG_CACHE_HOME` for every `kiln` it starts), so
+/// that tests never write into the user's own `~/.cache/kiln`. Set once by `main`.
+pub(crate) static CACHE_HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// A command that runs the `kiln` binary under test, with the run's cache folder.
+pub(crate) fn kiln_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    if let Some(cache) = CACHE_HOME.get() {
+        command.env("XDG_CACHE_HOME", cache);
+    }
+    command
+}
+
 /// The repository root (the workspace), for reading examples and fixtures.
 pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
@@ -92,7 +105,7 @@ impl Test {
 
 /// Runs `kiln` in a folder.
 pub(crate) fn kiln(cwd: &Path, args: &[String], env: &[(String, String)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    let mut command = kiln_command();
     command.args(args).current_dir(cwd).env("NO_COLOR", "1").env_remove("CLICOLOR_FORCE");
     for (key, value) in env {
         command.env(key, value);

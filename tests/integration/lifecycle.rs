@@ -1,6 +1,8 @@
 //! The image commands (pull, images, tag, push, rmi, clean, prune, history, inspect)
 //! against a real engine and a real registry on loopback.
 
+use std::fmt::Write as _;
+
 use crate::Case;
 use serde_json::Value;
 
@@ -383,7 +385,38 @@ fn inspect_shows_kilns_labels() {
 }
 
 /// This module's tests, for the harness (`main.rs`).
+/// The classic builder builds each image on the previous one's layers: a chain of four
+/// goes in one `kiln clean`, children before parents, intermediates and all.
+fn clean_removes_a_classic_chain_in_one_run() {
+    let Some(_engine) = engine::engine_test() else { return };
+    let mut manifest = format!(
+        "registry \"kiln-it/chain\"\nimage i0 {{\n    from \"{BUSYBOX}\"\n    run \"echo 0 > /0\"\n}}\n"
+    );
+    for i in 1..4 {
+        let _ =
+            write!(manifest, "image i{i} {{\n    from image=i{}\n    run \"echo {i} > /{i}\"\n}}\n", i - 1);
+    }
+    let mut test = Test::new().manifest(&manifest);
+    let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
+    build(&mut test, &["--builder", "classic"]);
+    // Every image of the chain, down to (not including) busybox.
+    let busybox = image_id(BUSYBOX).expect("busybox");
+    let mut chain = Vec::new();
+    let mut id = image_id("kiln-it/chain/i3:latest").expect("built");
+    while id != busybox && !id.is_empty() {
+        chain.push(id.clone());
+        let parent = docker(&["image", "inspect", "--format", "{{.Parent}}", &id]);
+        parent.trim().clone_into(&mut id);
+    }
+    assert!(chain.len() >= 4, "{chain:?}");
+    let output = test.args(&["clean"]).run().success();
+    assert!(!output.stderr.contains("cannot remove"), "{}", output.stderr);
+    let left: Vec<&String> = chain.iter().filter(|id| image_id(id).is_some()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 pub(crate) const TESTS: &[Case] = &[
+    Case::engine("clean_removes_a_classic_chain_in_one_run", clean_removes_a_classic_chain_in_one_run),
     Case::engine(
         "pull_fetches_bases_from_a_registry_by_policy",
         pull_fetches_bases_from_a_registry_by_policy,

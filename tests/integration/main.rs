@@ -98,10 +98,20 @@ fn main() -> ExitCode {
             })
         })
         .collect();
-    let dangling = if missing.is_empty() { engine::dangling_images() } else { Vec::new() };
+    // The run's own cache folder, removed when the run ends.
+    let cache = tempfile::Builder::new().prefix("kiln-test-cache-").tempdir().expect("temp dir");
+    harness::CACHE_HOME.set(cache.path().to_path_buf()).expect("set once");
+    let engine_here = missing.is_empty();
+    let dangling = if engine_here { engine::dangling_images() } else { Vec::new() };
+    let had_busybox = engine_here && engine::docker_try(&["image", "inspect", engine::BUSYBOX]).0;
     let conclusion = libtest_mimic::run(&args, trials);
-    if missing.is_empty() {
+    if engine_here {
         engine::sweep_dangling(&dangling);
+        // The test base image goes if this run made it.
+        if !had_busybox {
+            let _ = engine::docker_try(&["rmi", engine::BUSYBOX]);
+        }
     }
+    drop(cache);
     conclusion.exit_code()
 }

@@ -43,7 +43,7 @@ fn clean_never_removes_what_a_running_build_uses() {
     let _engine = engine::ENGINE_LOCK.read().unwrap_or_else(std::sync::PoisonError::into_inner);
     let test = Test::new().manifest(&manifest("in-use"));
     let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+    let mut child = crate::harness::kiln_command()
         .args(["build", "--network", "none", "--progress", "json"])
         .current_dir(test.path())
         .stdout(Stdio::piped())
@@ -209,7 +209,7 @@ fn an_engine_killed_mid_build_leaves_no_pin_after_the_next_run() {
     }
     let mut second = engine::SecondEngine::start();
     let mut test = Test::new().manifest(&manifest("killed"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+    let mut child = crate::harness::kiln_command()
         .args(["build", "--network", "none", "--progress", "json", "--host", &second.host])
         .current_dir(test.path())
         .stdout(Stdio::piped())

@@ -3,7 +3,7 @@
 //! `kiln` binary.
 
 use std::fmt::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use crate::Case;
 use crate::harness::{Test, repo_root};
@@ -162,7 +162,7 @@ fn hostile_files_get_located_errors() {
         let commands: &[&str] =
             if what.contains("line") { &["check", "emit", "plan", "graph"] } else { &["check"] };
         for command in commands {
-            let output = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            let output = crate::harness::kiln_command()
                 .args([command, "--color", "never"])
                 .current_dir(test.path())
                 .output()
@@ -183,7 +183,7 @@ fn carriage_returns_count_as_line_breaks_everywhere() {
     let test = Test::new();
     std::fs::write(test.path().join("kiln.kdl"), "image app {\r    from \"x:1\"\r    bad 1\r}\r")
         .expect("write");
-    let output = Command::new(env!("CARGO_BIN_EXE_kiln"))
+    let output = crate::harness::kiln_command()
         .args(["check", "--json"])
         .current_dir(test.path())
         .output()
@@ -203,7 +203,7 @@ fn tail(text: &str) -> &str {
 fn a_closed_pipe_is_not_a_crash() {
     let many_errors = images_with_unknown_nodes(2_000);
     let test = Test::new().manifest(&many_errors);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+    let mut child = crate::harness::kiln_command()
         .args(["check", "--color", "never"])
         .current_dir(test.path())
         .stdout(Stdio::piped())

@@ -203,16 +203,24 @@ fn execute(
         removal.in_use_by = in_use_by(&removal.tags);
     }
     if !dry_run {
-        // An image the classic builder built another one on cannot go before it: such
-        // removals go round again once the others are done.
-        for round in 0..2 {
+        // An image the classic builder built another one on cannot go before it (a
+        // chain base -> app -> tests is removed in up to three rounds): removals refused
+        // for that go round again, as long as a round removes something.
+        let has_children =
+            |r: &Removal| r.error.as_deref().is_some_and(|e| e.contains("dependent child images"));
+        let mut first = true;
+        loop {
+            let mut progress = false;
             for removal in plan.iter_mut().filter(|r| r.in_use_by.is_none()) {
-                if round == 1
-                    && !removal.error.as_deref().is_some_and(|e| e.contains("dependent child images"))
-                {
+                if !first && !has_children(removal) {
                     continue;
                 }
                 removal.error = connected.runtime.block_on(remove(&connected.engine, removal, force));
+                progress |= removal.error.is_none();
+            }
+            first = false;
+            if !progress || !plan.iter().any(has_children) {
+                break;
             }
         }
     }
