@@ -15,7 +15,7 @@ use crate::harness::{Output, Test};
 fn build(test: &mut Test, args: &[&str]) -> (Output, Vec<Value>) {
     let mut all = vec!["build", "--network", "none", "--progress", "json"];
     all.extend_from_slice(args);
-    let output = test.args(&all).run();
+    let output = test.args(&all).run_unchecked();
     let events = output
         .stdout
         .lines()
@@ -167,7 +167,7 @@ fn failure_output_points_into_the_manifest() {
     let manifest = "registry \"kiln-it/failmsg\"\nimage app {\n    from \"kiln-test/busybox:1\"\n    run \"echo checking\" \"ls /missing\"\n}\n";
     let mut test = Test::new().manifest(manifest);
     let _cleanup = cleanup(&test);
-    let output = test.args(&["build", "--network", "none", "--progress", "plain"]).run();
+    let output = test.args(&["build", "--network", "none", "--progress", "plain"]).run_unchecked();
     assert_eq!(output.status, 1);
     let stderr = output.stderr();
     assert!(stderr.contains("--- log of `app`"), "{stderr}");
@@ -307,8 +307,10 @@ image app {
 
 fn an_unreachable_engine_is_one_clear_line() {
     let manifest = "image app {\n    from \"kiln-test/busybox:1\"\n}\n";
-    let output =
-        Test::new().manifest(manifest).args(&["build", "--host", "unix:///nonexistent/docker.sock"]).run();
+    let output = Test::new()
+        .manifest(manifest)
+        .args(&["build", "--host", "unix:///nonexistent/docker.sock"])
+        .run_unchecked();
     assert_eq!(output.status, 1);
     insta::assert_snapshot!(output.stderr(), @"error: cannot reach the Docker engine at unix:///nonexistent/docker.sock (from --host): Socket not found: /nonexistent/docker.sock");
 }
@@ -319,8 +321,7 @@ fn dry_run_prints_the_schedule_and_builds_nothing() {
         .manifest(&manifest)
         .env("XDG_CACHE_HOME", "/nonexistent")
         .args(&["build", "--dry-run", "-j", "2", "--host", "unix:///nonexistent.sock"])
-        .run()
-        .success();
+        .run();
     insta::assert_snapshot!(output.stdout);
 }
 
@@ -399,11 +400,10 @@ fn the_default_group_is_built_when_nothing_is_named() {
         .manifest(manifest)
         .env("XDG_CACHE_HOME", "/nonexistent")
         .args(&["build", "--dry-run", "--progress", "json"])
-        .run()
-        .success();
+        .run_unchecked();
     let plan: Value = serde_json::from_str(&output.stdout).expect("json");
     assert_eq!(plan["waves"], serde_json::json!([["a"], ["b"]]), "{plan:#}");
-    let output = Test::new().manifest(manifest).args(&["build", "--dry-run", "nope"]).run();
+    let output = Test::new().manifest(manifest).args(&["build", "--dry-run", "nope"]).run_unchecked();
     assert_eq!(output.status, 2);
 }
 

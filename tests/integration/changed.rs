@@ -30,7 +30,7 @@ fn repository() -> Test {
 /// The images `kiln plan --changed-since HEAD` would build (what changed, what is built
 /// on it, and what those need).
 fn planned(test: &mut Test) -> Vec<String> {
-    let output = test.args(&["plan", "--json", "--changed-since", "HEAD"]).run().success();
+    let output = test.args(&["plan", "--json", "--changed-since", "HEAD"]).run();
     let plan: Value = serde_json::from_str(&output.stdout).expect("JSON");
     plan["images"]
         .as_array()
@@ -43,7 +43,7 @@ fn planned(test: &mut Test) -> Vec<String> {
 fn only_what_changed_and_what_is_built_on_it() {
     let mut test = repository();
     assert_eq!(planned(&mut test), Vec::<String>::new());
-    let output = test.args(&["plan", "--changed-since", "HEAD"]).run().success();
+    let output = test.args(&["plan", "--changed-since", "HEAD"]).run();
     assert!(output.stderr.contains("nothing changed since `HEAD`"), "{}", output.stderr);
 
     // A file that the frontend's ignore rules leave out changes nothing.
@@ -78,10 +78,10 @@ fn only_what_changed_and_what_is_built_on_it() {
 
 fn a_reference_git_does_not_know_is_an_error() {
     let mut test = repository();
-    let output = test.args(&["plan", "--changed-since", "nope"]).run().status(1);
+    let output = test.args(&["plan", "--changed-since", "nope"]).expect(1).run();
     insta::assert_snapshot!(output.stderr(), @"error: `nope` names no commit of this repository");
     let mut outside = Test::new().copy_from_repo("tests/build-examples/monorepo");
-    let output = outside.args(&["build", "--dry-run", "--changed-since", "HEAD"]).run().status(1);
+    let output = outside.args(&["build", "--dry-run", "--changed-since", "HEAD"]).expect(1).run();
     insta::assert_snapshot!(output.stderr(), @"error: --changed-since needs a git repository, and the manifest is not in one");
 }
 

@@ -6,44 +6,44 @@ use crate::harness::Test;
 const MINIMAL: &str = "image app {\n    from \"alpine:3.20\"\n    cmd \"true\"\n}\n";
 
 fn help_text() {
-    let output = Test::new().args(&["--help"]).run().success();
+    let output = Test::new().args(&["--help"]).run();
     insta::assert_snapshot!("help", output.stdout);
     for command in [
         "check", "emit", "plan", "graph", "build", "lock", "pull", "images", "tag", "push", "rmi", "clean",
         "prune", "history", "inspect", "explain", "manifest", "schema",
     ] {
-        let output = Test::new().args(&[command, "--help"]).run().success();
+        let output = Test::new().args(&[command, "--help"]).run();
         insta::assert_snapshot!(format!("help_{command}"), output.stdout);
     }
 }
 
 fn finds_the_manifest_in_a_parent_folder() {
     let mut test = Test::new().manifest(MINIMAL).dir("sub/deeper").current_dir("sub/deeper");
-    test.args(&["check"]).run().success();
+    test.args(&["check"]).run();
 }
 
 fn missing_manifest_is_a_usage_error() {
-    let output = Test::new().args(&["check"]).run().status(2);
+    let output = Test::new().args(&["check"]).expect(2).run();
     assert!(output.stderr().contains("no `kiln.kdl` in `[TMP]` or any parent folder"), "{}", output.stderr());
-    let output = Test::new().args(&["-f", "nope.kdl", "check"]).run().status(2);
+    let output = Test::new().args(&["-f", "nope.kdl", "check"]).expect(2).run();
     insta::assert_snapshot!(output.stderr(), @"error: manifest `nope.kdl` does not exist\n");
 }
 
 fn file_flag_picks_another_manifest() {
     let mut test = Test::new().file("deploy/other.kdl", MINIMAL);
-    test.args(&["-f", "deploy/other.kdl", "plan", "--json"]).run().success();
+    test.args(&["-f", "deploy/other.kdl", "plan", "--json"]).run();
 }
 
 fn unknown_command_line_values_exit_2() {
-    Test::new().manifest(MINIMAL).args(&["frobnicate"]).run().status(2);
-    Test::new().manifest(MINIMAL).args(&["graph", "--format", "png"]).run().status(2);
-    let output = Test::new().manifest(MINIMAL).args(&["--level", "2.0", "check"]).run().status(2);
+    Test::new().manifest(MINIMAL).args(&["frobnicate"]).expect(2).run();
+    Test::new().manifest(MINIMAL).args(&["graph", "--format", "png"]).expect(2).run();
+    let output = Test::new().manifest(MINIMAL).args(&["--level", "2.0", "check"]).expect(2).run();
     insta::assert_snapshot!(output.stderr(), @"error: unknown level `2.0`: use one of `classic`, `1.2`, `1.4`\n");
-    let output = Test::new().manifest(MINIMAL).args(&["--set", "VERSON=2", "check"]).run().status(2);
+    let output = Test::new().manifest(MINIMAL).args(&["--set", "VERSON=2", "check"]).expect(2).run();
     insta::assert_snapshot!(output.stderr(), @"error: `--set VERSON`: the manifest declares no variable `VERSON`\n");
-    let output = Test::new().manifest(MINIMAL).args(&["--set", "novalue", "check"]).run().status(2);
+    let output = Test::new().manifest(MINIMAL).args(&["--set", "novalue", "check"]).expect(2).run();
     insta::assert_snapshot!(output.stderr(), @"error: `--set novalue` needs the form `NAME=VALUE`\n");
-    let output = Test::new().manifest(MINIMAL).args(&["plan", "ap"]).run().status(2);
+    let output = Test::new().manifest(MINIMAL).args(&["plan", "ap"]).expect(2).run();
     insta::assert_snapshot!(output.stderr(), @r"
     error: no image or group named `ap`
 
@@ -53,9 +53,8 @@ fn unknown_command_line_values_exit_2() {
 
 fn variables_are_overridden_by_environment_then_command_line() {
     let manifest = "var VERSION \"1.0\"\nimage app {\n    from \"alpine:3.20\"\n    tags \"{VERSION}\"\n}\n";
-    let plan = |test: &mut Test| -> serde_json::Value {
-        serde_json::from_str(&test.run().success().stdout).expect("json")
-    };
+    let plan =
+        |test: &mut Test| -> serde_json::Value { serde_json::from_str(&test.run().stdout).expect("json") };
     let mut test = Test::new().manifest(manifest);
     test.args(&["plan", "--json"]);
     assert_eq!(plan(&mut test)["images"][0]["tags"][0], "app:1.0");
@@ -71,8 +70,8 @@ fn check_json_lists_diagnostics() {
     let output = Test::new()
         .manifest("image app {\n    from image=nope\n}\n")
         .args(&["check", "--json"])
-        .run()
-        .status(2);
+        .expect(2)
+        .run();
     insta::assert_snapshot!(output.stdout);
 }
 
@@ -86,7 +85,7 @@ group backend worker
 "#;
     let mut test = Test::new().manifest(manifest);
     test.args(&["plan", "--json", "backend"]);
-    let plan: serde_json::Value = serde_json::from_str(&test.run().success().stdout).expect("json");
+    let plan: serde_json::Value = serde_json::from_str(&test.run().stdout).expect("json");
     let names: Vec<&str> = plan["images"]
         .as_array()
         .expect("images")
@@ -132,7 +131,7 @@ image other {
 "#;
     let mut test = Test::new().manifest(manifest);
     std::os::unix::fs::symlink("/etc", test.path().join("outside")).expect("symlink");
-    let output = test.args(&["build", "app"]).run().status(1);
+    let output = test.args(&["build", "app"]).expect(1).run();
     insta::assert_snapshot!(output.stderr(), @r#"
       ⚠ warning[missing-file]: `nope.txt` does not exist in the build context
        ╭─[kiln.kdl:5:10]
@@ -159,7 +158,7 @@ image other {
     hint: add what is missing to the context, or fix the paths (see the `missing-file` warnings)
     "#);
     // Images that copy nothing missing still build (here: nothing to refuse).
-    let plan = test.args(&["build", "other", "--dry-run"]).run().success();
+    let plan = test.args(&["build", "other", "--dry-run"]).run();
     assert!(plan.stdout.contains("other"), "{}", plan.stdout);
 }
 

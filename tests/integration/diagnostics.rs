@@ -1,26 +1,24 @@
-//! The corpus of bad manifests under `tests/corpus/`: each one's rendered diagnostics
-//! (no colour, 80 columns) and exit status are pinned by a snapshot.
+//! The corpus under `tests/corpus/`: one manifest per fixture, named after the
+//! diagnostic code it shows (`cycle.images.kdl` shows `cycle`). Each fixture's exit
+//! status and rendered diagnostics (no colour, 80 columns) are pinned by a snapshot of
+//! its own, and every code kiln's checks can report has a fixture.
 //!
-//! A corpus file is a root `kiln.kdl`; it may hold more files, each after a line
-//! `// ---- path/of/file`.
+//! A fixture is a root `kiln.kdl`; it may hold more files, each after a line
+//! `// ---- path/of/file` (a path ending in `/` makes a folder).
+
+use std::path::Path;
+
+use kiln_manifest::{Code, Severity};
 
 use crate::Case;
 use crate::harness::{Test, repo_root};
 
-fn corpus() -> Vec<(String, String)> {
-    let dir = repo_root().join("tests/corpus");
-    let mut cases: Vec<(String, String)> = std::fs::read_dir(&dir)
-        .expect("tests/corpus")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "kdl"))
-        .map(|p| {
-            let name = p.file_stem().expect("name").to_string_lossy().into_owned();
-            (name, std::fs::read_to_string(&p).expect("read case"))
-        })
-        .collect();
-    cases.sort();
-    cases
-}
+/// Codes no manifest can show to `kiln check`, and where they are tested instead.
+const NOT_FROM_A_MANIFEST: &[(Code, &str)] = &[
+    (Code::BuildFailed, "a build's failure: build.rs"),
+    (Code::InvalidUtf8, "fixtures are UTF-8 text: robustness.rs, hostile_files_get_located_errors"),
+    (Code::Io, "a manifest that exists but cannot be read: file modes do not stop root, who runs CI"),
+];
 
 fn setup(text: &str) -> Test {
     let mut test = Test::new();
@@ -43,25 +41,58 @@ fn write(test: Test, path: &str, contents: &str) -> Test {
     if path.ends_with('/') { test.dir(path) } else { test.file(path, contents) }
 }
 
-fn corpus_has_at_least_thirty_cases() {
-    assert!(corpus().len() >= 30, "{} cases", corpus().len());
+/// The code a fixture is named after.
+fn fixture_code(path: &Path) -> Code {
+    let name = path.file_name().expect("a name").to_string_lossy();
+    let code = name.split('.').next().unwrap_or_default();
+    Code::ALL
+        .iter()
+        .copied()
+        .find(|c| c.name() == code)
+        .unwrap_or_else(|| panic!("`{name}` is not named after a diagnostic code"))
 }
 
-fn bad_manifests() {
-    for (name, text) in corpus() {
+fn corpus_fixtures() {
+    insta::glob!("../corpus", "*.kdl", |path| {
+        let code = fixture_code(path);
+        let text = std::fs::read_to_string(path).expect("read fixture");
         let mut test = setup(&text);
-        let output = test.args(&["check", "--set", "git.short-sha=0123456789ab"]).run();
-        assert_eq!(output.status, 2, "{name} should be rejected:\n{}", output.stderr);
-        assert!(!output.stderr.contains("panicked"), "{name}:\n{}", output.stderr);
-        insta::assert_snapshot!(name.clone(), output.stderr());
-        // Emission is refused just the same, and writes nothing.
-        test.args(&["emit", "--set", "git.short-sha=0123456789ab"]).run().status(2);
-        assert!(!test.exists("dockerfiles"), "{name}: emit wrote files");
-    }
+        let output = test.args(&["check", "--set", "git.short-sha=0123456789ab"]).run_unchecked();
+        let name = path.file_name().expect("a name").to_string_lossy().into_owned();
+        let (kind, status) = match code.severity() {
+            Severity::Error => ("error", 2),
+            _ => ("warning", 0),
+        };
+        assert_eq!(output.status, status, "{name}:\n{}", output.stderr);
+        assert!(output.stderr.contains(&format!("{kind}[{code}]")), "{name} shows no {kind}[{code}]");
+        assert!(!output.stderr.contains("internal error"), "{name}:\n{}", output.stderr);
+        insta::assert_snapshot!(format!("status: {}\n{}", output.status, output.stderr()));
+        if status == 2 {
+            // Emission is refused just the same, and writes nothing.
+            test.args(&["emit", "--set", "git.short-sha=0123456789ab"]).expect(2).run();
+            assert!(!test.exists("dockerfiles"), "{name}: emit wrote files");
+        }
+    });
+}
+
+fn every_code_has_a_fixture() {
+    let dir = repo_root().join("tests/corpus");
+    let fixtures: Vec<Code> = std::fs::read_dir(&dir)
+        .expect("tests/corpus")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "kdl"))
+        .map(|p| fixture_code(&p))
+        .collect();
+    let missing: Vec<&str> = Code::ALL
+        .iter()
+        .filter(|code| !fixtures.contains(code) && !NOT_FROM_A_MANIFEST.iter().any(|(c, _)| c == *code))
+        .map(|code| code.name())
+        .collect();
+    assert!(missing.is_empty(), "codes with no fixture in tests/corpus: {missing:?}");
 }
 
 /// This module's tests, for the harness (`main.rs`).
 pub(crate) const TESTS: &[Case] = &[
-    Case::plain("corpus_has_at_least_thirty_cases", corpus_has_at_least_thirty_cases),
-    Case::plain("bad_manifests", bad_manifests),
+    Case::plain("corpus_fixtures", corpus_fixtures),
+    Case::plain("every_code_has_a_fixture", every_code_has_a_fixture),
 ];

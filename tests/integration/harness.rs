@@ -27,6 +27,8 @@ pub(crate) struct Test {
     cwd: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// The exit status the next `run` must end with (0 unless `expect` says otherwise).
+    expected: i32,
 }
 
 pub(crate) struct Output {
@@ -41,7 +43,7 @@ impl Test {
     pub(crate) fn new() -> Self {
         let dir = tempfile::Builder::new().prefix("kiln-test-").tempdir().expect("temp dir");
         let cwd = dir.path().to_path_buf();
-        Self { dir, cwd, args: Vec::new(), env: Vec::new() }
+        Self { dir, cwd, args: Vec::new(), env: Vec::new(), expected: 0 }
     }
 
     /// Writes a file (creating its folders), relative to the test folder.
@@ -95,9 +97,24 @@ impl Test {
         self.dir.path().join(path).exists()
     }
 
-    /// Runs `kiln` with the arguments given so far; they are then cleared, so the same
-    /// test folder can run several commands.
+    /// The exit status the next `run` must end with, instead of 0.
+    pub(crate) fn expect(&mut self, status: i32) -> &mut Self {
+        self.expected = status;
+        self
+    }
+
+    /// Runs `kiln` with the arguments given so far, and checks its exit status (0, or
+    /// what `expect` said): a test cannot forget to. The arguments are then cleared, so
+    /// the same test folder can run several commands.
+    #[track_caller]
     pub(crate) fn run(&mut self) -> Output {
+        let expected = std::mem::replace(&mut self.expected, 0);
+        self.run_unchecked().status(expected)
+    }
+
+    /// Runs `kiln` without checking its exit status, for a test that checks it itself
+    /// (with a message of its own).
+    pub(crate) fn run_unchecked(&mut self) -> Output {
         let output = kiln(&self.cwd, &std::mem::take(&mut self.args), &self.env);
         Output { root: self.dir.path().to_path_buf(), canonical_root: canonical(self.dir.path()), ..output }
     }

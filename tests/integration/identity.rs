@@ -12,7 +12,7 @@ use crate::harness::{Test, kiln};
 fn build(test: &mut Test, args: &[&str]) -> (i32, std::collections::HashMap<String, Value>, String) {
     let mut all = vec!["build", "--network", "none", "--progress", "json"];
     all.extend_from_slice(args);
-    let output = test.args(&all).run();
+    let output = test.args(&all).run_unchecked();
     let finished = output
         .stdout
         .lines()
@@ -24,7 +24,7 @@ fn build(test: &mut Test, args: &[&str]) -> (i32, std::collections::HashMap<Stri
 }
 
 fn listed(test: &mut Test) -> Vec<Value> {
-    let output = test.args(&["images", "--all", "--json"]).run().success();
+    let output = test.args(&["images", "--all", "--json"]).run();
     serde_json::from_str::<Value>(&output.stdout).expect("JSON").as_array().expect("a list").clone()
 }
 
@@ -65,10 +65,10 @@ fn foreign_child_is_never_adopted(builder: &str) {
     let ids: Vec<String> =
         listed(&mut test).iter().map(|b| b["id"].as_str().unwrap_or_default().to_owned()).collect();
     assert!(!ids.contains(&foreign_id), "kiln lists the foreign image as its own: {ids:?}");
-    let dry = test.args(&["clean", "--dry-run", "--json"]).run().success();
+    let dry = test.args(&["clean", "--dry-run", "--json"]).run();
     assert!(!dry.stdout.contains(&foreign_id), "clean would remove the foreign image: {}", dry.stdout);
     // `base` cannot go while the user's image is built on it; the user's image stays.
-    let clean = test.args(&["clean"]).run().status(1);
+    let clean = test.args(&["clean"]).expect(1).run();
     assert!(
         clean.stderr.contains("cannot remove base") && clean.stderr.contains("dependent child images"),
         "{}",
@@ -205,7 +205,7 @@ fn no_cache_builds_every_step_again() {
         assert_eq!(status, 0, "{stderr}");
         let output = test
             .args(&["build", "--network", "none", "--progress", "json", "--builder", builder, "--no-cache"])
-            .run();
+            .run_unchecked();
         assert_eq!(output.status, 0, "{}", output.stderr);
         let events: Vec<Value> = output.stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
         let run_step = events
@@ -251,7 +251,7 @@ fn a_second_engine_sharing_the_registry_builds_nothing() {
             all.extend(["--host", host]);
         }
         all.extend_from_slice(args);
-        let output = test.args(&all).run();
+        let output = test.args(&all).run_unchecked();
         assert_eq!(output.status, 0, "{}", output.stderr);
         finished_events(&output.stdout)
     };
@@ -298,9 +298,7 @@ fn a_cold_engine_reuses_the_registry_cache_of_a_changed_image() {
     );
     let mut test = Test::new().manifest(&manifest).file("a.txt", "one\n");
     let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
-    test.args(&["build", "--network", "none", "--progress", "plain", "--push", "--cache-to", "inline"])
-        .run()
-        .success();
+    test.args(&["build", "--network", "none", "--progress", "plain", "--push", "--cache-to", "inline"]).run();
     // One file changes: the second engine, which has never built this, rebuilds only
     // what comes after it.
     let mut test = test.file("a.txt", "two\n");
@@ -316,8 +314,7 @@ fn a_cold_engine_reuses_the_registry_cache_of_a_changed_image() {
             "--cache-from",
             "latest",
         ])
-        .run()
-        .success();
+        .run();
     let steps: Vec<Value> = output
         .stdout
         .lines()
@@ -341,7 +338,7 @@ fn explain_says_why_an_image_is_built_again() {
     let explain = |test: &mut Test, args: &[&str]| -> Value {
         let mut all = vec!["explain", "app", "--json"];
         all.extend_from_slice(args);
-        serde_json::from_str(&test.args(&all).run().success().stdout).expect("JSON")
+        serde_json::from_str(&test.args(&all).run().stdout).expect("JSON")
     };
     assert_eq!(explain(&mut test, &[])["status"], "never-built");
     let (status, built, stderr) = build(&mut test, &[]);
@@ -368,7 +365,7 @@ fn explain_says_why_an_image_is_built_again() {
             "context file `src/c.txt` added",
         ]
     );
-    let text = test.args(&["explain", "app", "--label", "team=shop"]).run().success().stdout;
+    let text = test.args(&["explain", "app", "--label", "team=shop"]).run().stdout;
     assert!(
         text.starts_with("app will be built: its inputs changed since its last build\ncompared with "),
         "{text}"

@@ -10,7 +10,7 @@ use crate::engine::{self, BUSYBOX, Cleanup, Registry, docker, docker_try, image_
 use crate::harness::Test;
 
 fn json(test: &mut Test, args: &[&str]) -> Value {
-    let output = test.args(args).run();
+    let output = test.args(args).run_unchecked();
     assert!(output.status == 0, "kiln {args:?} failed:\n{}", output.stderr);
     serde_json::from_str(&output.stdout)
         .unwrap_or_else(|e| panic!("kiln {args:?}: not JSON ({e}): {}", output.stdout))
@@ -19,7 +19,7 @@ fn json(test: &mut Test, args: &[&str]) -> Value {
 fn build(test: &mut Test, args: &[&str]) {
     let mut all = vec!["build", "--network", "none", "--progress", "plain", "-q"];
     all.extend_from_slice(args);
-    let output = test.args(&all).run();
+    let output = test.args(&all).run_unchecked();
     assert_eq!(output.status, 0, "{}", output.stderr);
 }
 
@@ -57,7 +57,7 @@ fn pull_fetches_bases_from_a_registry_by_policy() {
     let mut cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
     cleanup.also(&base);
     // `never` refuses to fetch what is missing.
-    let output = test.args(&["pull", "--policy", "never"]).run();
+    let output = test.args(&["pull", "--policy", "never"]).run_unchecked();
     assert_eq!(output.status, 1);
     assert!(
         output.stderr.contains(&format!("cannot pull `{base}`: not here, and its pull policy is `never`")),
@@ -97,7 +97,7 @@ fn digest_pinned_bases_pull_and_build() {
     let app = format!("{}/digests/app:latest", registry.address);
     assert_eq!(engine::run_image(&app), "on a pinned base\n");
     // The image built on it goes to the same registry, and comes back.
-    test.args(&["push"]).run().success();
+    test.args(&["push"]).run();
     let pushed =
         docker(&["image", "inspect", "--format", "{{index .RepoDigests 0}}", &app]).trim().to_owned();
     docker(&["rmi", &app]);
@@ -117,7 +117,7 @@ fn push_round_trip_keeps_the_image_id() {
     assert_eq!(pushed.as_array().map(Vec::len), Some(3), "{pushed:#}");
     assert!(pushed.as_array().expect("list").iter().all(|p| p["status"] == "pushed"), "{pushed:#}");
     // Remove locally, pull back: the same image.
-    test.args(&["clean"]).run().success();
+    test.args(&["clean"]).run();
     assert!(image_id(&app).is_none());
     let pulled = json(&mut test, &["pull", "--built", "--json"]);
     assert!(pulled.as_array().expect("list").iter().all(|p| p["status"] == "pulled"), "{pulled:#}");
@@ -132,12 +132,12 @@ fn push_refuses_images_that_are_not_ready() {
     let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
     build(&mut test, &["base"]);
     // `app` is not built: with --all-or-nothing nothing goes.
-    let output = test.args(&["push", "--all-or-nothing"]).run();
+    let output = test.args(&["push", "--all-or-nothing"]).run_unchecked();
     assert_eq!(output.status, 1);
     assert!(output.stderr.contains("app: `") && output.stderr.contains("is not built"), "{}", output.stderr);
     assert!(!registry_has(&registry, "notready/base"), "something was pushed");
     // Without it, the ready image goes and the other is reported.
-    let output = test.args(&["push"]).run();
+    let output = test.args(&["push"]).run_unchecked();
     assert_eq!(output.status, 1);
     assert!(registry_has(&registry, "notready/base"));
     assert!(!registry_has(&registry, "notready/app"));
@@ -163,7 +163,7 @@ fn failed_pushes_and_pulls_are_clear_and_change_nothing() {
     build(&mut test, &[]);
     let app = format!("{nowhere}/failing/app:latest");
     let before = image_id(&app);
-    let output = test.args(&["push", "app"]).run();
+    let output = test.args(&["push", "app"]).run_unchecked();
     assert_eq!(output.status, 1);
     assert!(output.stderr.contains(&format!("cannot push `{app}`")), "{}", output.stderr);
     assert!(output.stderr.contains("connection refused"), "{}", output.stderr);
@@ -173,7 +173,7 @@ fn failed_pushes_and_pulls_are_clear_and_change_nothing() {
     let missing = format!("{}/nothing/here:1", registry.address);
     let manifest = format!("image app {{\n    from \"{missing}\"\n}}\n");
     let mut test = Test::new().manifest(&manifest);
-    let output = test.args(&["pull"]).run();
+    let output = test.args(&["pull"]).run_unchecked();
     assert_eq!(output.status, 1);
     assert!(output.stderr.contains(&format!("cannot pull `{missing}`")), "{}", output.stderr);
     assert!(
@@ -192,12 +192,12 @@ fn tag_promotes_and_retags_for_a_registry() {
     assert_eq!(tagged.as_array().map(Vec::len), Some(2));
     assert_eq!(image_id("kiln-it/tagging/app:v1.0"), image_id("kiln-it/tagging/app:latest"));
     let output =
-        test.args(&["tag", "latest", "v1.0", "app", "--registry", "127.0.0.1:5999/team"]).run().success();
+        test.args(&["tag", "latest", "v1.0", "app", "--registry", "127.0.0.1:5999/team"]).run_unchecked();
     assert_eq!(output.stdout, "tagged kiln-it/tagging/app:latest as 127.0.0.1:5999/team/app:v1.0\n");
     cleanup.also("127.0.0.1:5999/team/app:v1.0");
     assert_eq!(image_id("127.0.0.1:5999/team/app:v1.0"), image_id("kiln-it/tagging/app:latest"));
     // A tag that does not exist is reported, and is a failure.
-    let output = test.args(&["tag", "nope", "v2"]).run();
+    let output = test.args(&["tag", "nope", "v2"]).run_unchecked();
     assert_eq!(output.status, 1);
     assert!(output.stderr.contains("no `kiln-it/tagging/base:nope` here"), "{}", output.stderr);
 }
@@ -211,12 +211,12 @@ fn tag_works_on_manifests_with_variants() {
     let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
     build(&mut test, &["api", "api.debug"]);
     // `latest` is `api`'s: `api.debug` is skipped, said so, and the command succeeds.
-    let output = test.args(&["tag", "latest", "v1.0"]).run().success();
+    let output = test.args(&["tag", "latest", "v1.0"]).run();
     assert_eq!(output.stdout, "tagged kiln-it/variants/api:latest as kiln-it/variants/api:v1.0\n");
     insta::assert_snapshot!(output.stderr(), @"api.debug: skipped: `kiln-it/variants/api:latest` is `api`'s build");
     assert_eq!(image_id("kiln-it/variants/api:v1.0"), image_id("kiln-it/variants/api:latest"));
     // The variant's own tag is promoted by naming it.
-    let output = test.args(&["tag", "debug", "v1.0-debug", "api.debug"]).run().success();
+    let output = test.args(&["tag", "debug", "v1.0-debug", "api.debug"]).run();
     assert_eq!(output.stdout, "tagged kiln-it/variants/api:debug as kiln-it/variants/api:v1.0-debug\n");
     assert_eq!(image_id("kiln-it/variants/api:v1.0-debug"), image_id("kiln-it/variants/api:debug"));
     // Skipping is data too.
@@ -245,7 +245,7 @@ fn images_lists_builds_with_sizes() {
     // `--label` changed `base`'s key too (it is selected as a dependency).
     assert_eq!(all.as_array().map(Vec::len), Some(4), "the superseded builds too: {all:#}");
     assert_eq!(all[1]["current"], false);
-    let ids = test.args(&["images", "-q", "app"]).run().success().stdout;
+    let ids = test.args(&["images", "-q", "app"]).run().stdout;
     assert_eq!(ids.lines().count(), 1);
     assert!(image_id("kiln-it/listing/app:latest").is_some_and(|id| id.contains(ids.trim())));
 }
@@ -299,7 +299,7 @@ fn rmi_and_clean_remove_only_this_manifests_images() {
     build(&mut test, &[]);
     docker(&["tag", BUSYBOX, "kiln-it/removing/app:decoy"]);
     cleanup.also("kiln-it/removing/app:decoy");
-    let output = test.args(&["rmi", "app:decoy"]).run();
+    let output = test.args(&["rmi", "app:decoy"]).run_unchecked();
     assert_eq!(output.status, 1);
     assert!(
         output.stderr.contains("was not built from this manifest; kiln leaves it alone"),
@@ -308,22 +308,22 @@ fn rmi_and_clean_remove_only_this_manifests_images() {
     );
     assert!(image_id("kiln-it/removing/app:decoy").is_some());
     // A tag of ours: only that tag goes when the image has others.
-    test.args(&["rmi", "base:1.0"]).run().success();
+    test.args(&["rmi", "base:1.0"]).run();
     assert!(image_id("kiln-it/removing/base:1.0").is_none());
     assert!(image_id("kiln-it/removing/base:latest").is_some());
-    let dry = test.args(&["clean", "--dry-run"]).run().success();
+    let dry = test.args(&["clean", "--dry-run"]).run();
     assert!(
         dry.stdout.contains("would remove app") && dry.stdout.contains("would remove base"),
         "{}",
         dry.stdout
     );
     assert!(image_id("kiln-it/removing/app:latest").is_some());
-    test.args(&["rmi", "app"]).run().success();
+    test.args(&["rmi", "app"]).run();
     assert!(image_id("kiln-it/removing/app:latest").is_none());
-    test.args(&["clean"]).run().success();
+    test.args(&["clean"]).run();
     assert!(image_id("kiln-it/removing/base:latest").is_none());
     assert!(image_id("kiln-it/removing/app:decoy").is_some(), "clean removed an image it did not build");
-    let output = test.args(&["rmi", "ap"]).run();
+    let output = test.args(&["rmi", "ap"]).run_unchecked();
     assert_eq!(output.status, 2);
     assert!(output.stderr.contains("did you mean `app`?"), "{}", output.stderr);
 }
@@ -353,7 +353,7 @@ fn history_maps_layers_to_manifest_lines() {
             "{builder}: the bottom layer is the base image"
         );
         assert!(layers.iter().any(|l| l["largest"] == true));
-        let text = test.args(&["history", "app"]).run().success().stdout;
+        let text = test.args(&["history", "app"]).run().stdout;
         assert!(text.contains("kiln.kdl:12:5 (app)") && text.contains("◀"), "{text}");
     }
 }
@@ -379,7 +379,7 @@ fn inspect_shows_kilns_labels() {
     let app = json(&mut test, &["inspect", "app:latest", "--json"]);
     // A base's version label is not inherited as the image's own.
     assert_eq!(app["labels"]["org.opencontainers.image.version"], "");
-    let output = test.args(&["inspect", "base:nope"]).run();
+    let output = test.args(&["inspect", "base:nope"]).run_unchecked();
     assert_eq!(output.status, 1);
     assert!(output.stderr.contains("there is no `kiln-it/inspecting/base:nope` here"), "{}", output.stderr);
 }
@@ -409,7 +409,7 @@ fn clean_removes_a_classic_chain_in_one_run() {
         parent.trim().clone_into(&mut id);
     }
     assert!(chain.len() >= 4, "{chain:?}");
-    let output = test.args(&["clean"]).run().success();
+    let output = test.args(&["clean"]).run();
     assert!(!output.stderr.contains("cannot remove"), "{}", output.stderr);
     let left: Vec<&String> = chain.iter().filter(|id| image_id(id).is_some()).collect();
     assert!(left.is_empty(), "left behind: {left:?}");

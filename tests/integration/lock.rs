@@ -8,7 +8,7 @@ use crate::harness::Test;
 fn build(test: &mut Test, args: &[&str]) -> String {
     let mut all = vec!["build", "--network", "none", "--progress", "plain"];
     all.extend_from_slice(args);
-    test.args(&all).run().success().stderr
+    test.args(&all).run().stderr
 }
 
 fn builds_stay_on_the_locked_base_until_it_is_locked_again() {
@@ -24,7 +24,7 @@ fn builds_stay_on_the_locked_base_until_it_is_locked_again() {
     let mut cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
     cleanup.also(&base);
 
-    let output = test.args(&["lock", "--json"]).run().success();
+    let output = test.args(&["lock", "--json"]).run_unchecked();
     let entries: serde_json::Value = serde_json::from_str(&output.stdout).expect("JSON");
     let entry =
         |image: &str| entries.as_array().expect("a list").iter().find(|e| e["image"] == image).cloned();
@@ -35,7 +35,7 @@ fn builds_stay_on_the_locked_base_until_it_is_locked_again() {
     assert_eq!(local["kind"], "id", "no registry has it: its image ID");
     assert_eq!(local["value"].as_str(), image_id(BUSYBOX).as_deref());
     assert!(test.read("kiln.lock").contains(&format!("image \"{base}\" digest=\"{first_digest}\"")));
-    test.args(&["lock", "--check"]).run().success();
+    test.args(&["lock", "--check"]).run();
     build(&mut test, &["--locked"]);
     assert_eq!(engine::run_image("kiln-it/locking/app:latest"), "1\n");
 
@@ -53,7 +53,7 @@ fn builds_stay_on_the_locked_base_until_it_is_locked_again() {
     assert_eq!(engine::run_image("kiln-it/locking/app:latest"), "1\n");
 
     // Locked again: the app is rebuilt on the new base.
-    let output = test.args(&["lock", "--update", &base]).run().success();
+    let output = test.args(&["lock", "--update", &base]).run();
     assert!(output.stdout.starts_with(&format!("updated {base} (digest sha256:")), "{}", output.stdout);
     assert!(!test.read("kiln.lock").contains(&first_digest));
     let stderr = build(&mut test, &[]);
@@ -63,7 +63,7 @@ fn builds_stay_on_the_locked_base_until_it_is_locked_again() {
     // `pin-bases` writes the locked digest into the committed Dockerfile.
     let test = test.manifest(&format!("pin-bases #true\n{manifest}"));
     let mut test = test;
-    let output = test.args(&["emit"]).run().success();
+    let output = test.args(&["emit"]).run();
     assert!(output.stderr.contains("warning[unpinnable-base]"), "{}", output.stderr);
     let dockerfile = test.read("dockerfiles/app.Dockerfile");
     let digest = test
@@ -79,7 +79,7 @@ fn builds_stay_on_the_locked_base_until_it_is_locked_again() {
 fn a_lock_that_does_not_match_the_manifest_is_stale() {
     let mut test = Test::new().manifest("image app {\n    from \"kiln-test/busybox:2\"\n}\n");
     // No lock at all.
-    let output = test.args(&["build", "--locked", "--dry-run"]).run().status(1);
+    let output = test.args(&["build", "--locked", "--dry-run"]).expect(1).run();
     insta::assert_snapshot!(output.stderr(), @r"
     error: --locked, but there is no `kiln.lock`
 
@@ -89,7 +89,7 @@ fn a_lock_that_does_not_match_the_manifest_is_stale() {
     let sha = "sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
     let mut test =
         test.file("kiln.lock", &format!("version 1\nimage \"kiln-test/busybox:1\" id=\"{sha}\"\n"));
-    let output = test.args(&["lock", "--check"]).run().status(1);
+    let output = test.args(&["lock", "--check"]).expect(1).run();
     insta::assert_snapshot!(output.stderr(), @r#"
       ⚠ warning[stale-lock]: `kiln-test/busybox:2` is not in `kiln.lock`
        ╭─[kiln.kdl:2:10]
@@ -113,7 +113,7 @@ fn a_lock_that_does_not_match_the_manifest_is_stale() {
 
     hint: `kiln lock` updates it
     "#);
-    let output = test.args(&["build", "--locked", "--dry-run"]).run().status(1);
+    let output = test.args(&["build", "--locked", "--dry-run"]).expect(1).run();
     insta::assert_snapshot!(output.stderr(), @r#"
       ⚠ warning[stale-lock]: `kiln-test/busybox:2` is not in `kiln.lock`
        ╭─[kiln.kdl:2:10]

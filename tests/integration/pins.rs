@@ -33,7 +33,7 @@ fn manifest(namespace: &str) -> String {
 fn build(test: &mut Test, args: &[&str]) {
     let mut all = vec!["build", "--network", "none", "--progress", "plain", "-q"];
     all.extend_from_slice(args);
-    test.args(&all).run().success();
+    test.args(&all).run();
 }
 
 fn clean_never_removes_what_a_running_build_uses() {
@@ -94,23 +94,23 @@ fn a_live_pin_keeps_an_image_from_rmi_clean_and_prune() {
     // The superseded build is pinned by a run on another machine, started an hour ago.
     let pin = pin_of_another_machine("base", 3600);
     docker(&["tag", &old, &pin]);
-    let dry = test.args(&["prune", "--dry-run", "--json"]).run().success();
+    let dry = test.args(&["prune", "--dry-run", "--json"]).run();
     let listed: Value = serde_json::from_str(&dry.stdout).expect("JSON");
     assert!(
         listed[0]["in_use_by"].as_str().is_some_and(|s| s.starts_with("a running `kiln build`")),
         "{listed:#}"
     );
-    let prune = test.args(&["prune"]).run().success();
+    let prune = test.args(&["prune"]).run();
     assert!(
         prune.stderr.contains("kept base") && prune.stderr.contains("on another machine"),
         "{}",
         prune.stderr
     );
     assert!(image_id(&old).is_some(), "prune removed a pinned build");
-    let rmi = test.args(&["rmi", "base"]).run().status(1);
+    let rmi = test.args(&["rmi", "base"]).expect(1).run();
     assert!(rmi.stderr.contains("cannot remove base") && rmi.stderr.contains("uses it"), "{}", rmi.stderr);
     assert!(image_id(&old).is_some(), "rmi removed a pinned build");
-    let clean = test.args(&["clean"]).run().status(1);
+    let clean = test.args(&["clean"]).expect(1).run();
     assert!(clean.stderr.contains("cannot remove base"), "{}", clean.stderr);
     assert!(image_id(&old).is_some(), "clean removed a pinned build");
     assert!(image_id("kiln-it/leased/base:latest").is_none(), "clean kept the build nobody uses");
@@ -132,8 +132,7 @@ fn pins_of_runs_that_are_gone_are_removed() {
     let remote = pin_of_another_machine("base", 2 * 86_400);
     docker(&["tag", &id, &remote]);
     let dry: Value =
-        serde_json::from_str(&test.args(&["prune", "--dry-run", "--json"]).run().success().stdout)
-            .expect("JSON");
+        serde_json::from_str(&test.args(&["prune", "--dry-run", "--json"]).run().stdout).expect("JSON");
     assert!(
         dry.as_array()
             .expect("a list")
@@ -142,7 +141,7 @@ fn pins_of_runs_that_are_gone_are_removed() {
         "{dry:#}"
     );
     assert!(image_id(&remote).is_some(), "--dry-run removed a pin");
-    let prune = test.args(&["prune"]).run().success();
+    let prune = test.args(&["prune"]).run();
     assert!(prune.stdout.contains(&format!("removed tag {remote}")), "{}", prune.stdout);
     assert!(image_id(&remote).is_none());
     // A run that builds removes them too (a run that builds nothing leaves the engine
@@ -193,7 +192,7 @@ fn classic_builds_survive_images_removed_meanwhile() {
     for args in [&["--builder", "classic"][..], &["--builder", "classic", "--rebuild"]] {
         let mut all = vec!["build", "--network", "none", "--progress", "plain"];
         all.extend_from_slice(args);
-        let output = test.args(&all).run();
+        let output = test.args(&all).run_unchecked();
         if output.status != 0 {
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
         }
@@ -238,8 +237,9 @@ fn an_engine_killed_mid_build_leaves_no_pin_after_the_next_run() {
         listing.lines().filter(|l| l.starts_with("kiln.local/")).map(str::to_owned).collect::<Vec<_>>()
     };
     assert!(!pins(&second).is_empty(), "the killed run left no pin: nothing to test");
-    let output =
-        test.args(&["build", "--network", "none", "--progress", "plain", "--host", &second.host]).run();
+    let output = test
+        .args(&["build", "--network", "none", "--progress", "plain", "--host", &second.host])
+        .run_unchecked();
     assert_eq!(output.status, 0, "{}", output.stderr);
     assert_eq!(pins(&second), Vec::<String>::new(), "pins left behind");
     let (ok, out) = second.docker_try(&[

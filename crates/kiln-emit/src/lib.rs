@@ -71,7 +71,7 @@ pub fn check_line_lengths(project: &Project, graph: &Graph, diags: &mut Diagnost
                 project.images[index].name,
                 line.len()
             );
-            let mut diagnostic = Diagnostic::error(Code::Unexpressible, message)
+            let mut diagnostic = Diagnostic::new(Code::Unexpressible, message)
                 .help("shorten the value, or split it (several `copy` or `env` nodes)");
             if let Some(span) = origin {
                 diagnostic = diagnostic.label(*span, "this instruction's line is too long");

@@ -244,7 +244,7 @@ impl Graph {
         chain.push(names[0]);
         let mut diagnostic = if within_image {
             let Node::Stage { image, .. } = self.graph[cycle[0].0] else { unreachable!() };
-            Diagnostic::error(
+            Diagnostic::new(
                 Code::Cycle,
                 format!(
                     "stages of image `{}` depend on each other in a cycle: {}",
@@ -254,10 +254,10 @@ impl Graph {
             )
             .help("a stage can only use stages that do not use it back")
         } else if links.len() == 1 {
-            Diagnostic::error(Code::Cycle, format!("image `{}` depends on itself", names[0]))
+            Diagnostic::new(Code::Cycle, format!("image `{}` depends on itself", names[0]))
                 .help("an image cannot be built from itself; build on an outside image or another image of the manifest")
         } else {
-            Diagnostic::error(
+            Diagnostic::new(
                 Code::Cycle,
                 format!("images depend on each other in a cycle: {}", chain.join(" -> ")),
             )

@@ -36,7 +36,7 @@ pub(crate) fn check_stage(
                 check_line(path, "a path", diags);
                 if !(path.value.starts_with('/') || path.value.starts_with('$')) {
                     diags.push(
-                        Diagnostic::error(
+                        Diagnostic::new(
                             Code::RelativeWorkdir,
                             format!("`workdir` must be absolute, got `{}`", path.value),
                         )
@@ -76,12 +76,12 @@ pub(crate) fn check_stage(
                     check_line(path, "a path", diags);
                     if !path.value.starts_with('/') {
                         diags.push(
-                            Diagnostic::error(Code::InvalidValue, "a volume must be an absolute path")
+                            Diagnostic::new(Code::InvalidValue, "a volume must be an absolute path")
                                 .label(path.span, "relative path"),
                         );
                     } else if path.value.ends_with(char::is_whitespace) {
                         diags.push(
-                            Diagnostic::error(Code::Unexpressible, "a volume path cannot end with a blank")
+                            Diagnostic::new(Code::Unexpressible, "a volume path cannot end with a blank")
                                 .label(path.span, "Docker trims blanks around a VOLUME path"),
                         );
                     }
@@ -91,7 +91,7 @@ pub(crate) fn check_stage(
                 let name = instruction.value.node_name();
                 if let Some((_, first)) = seen_single.iter().find(|(n, _)| *n == name) {
                     diags.push(
-                        Diagnostic::warning(
+                        Diagnostic::new(
                             Code::DuplicateInstruction,
                             format!("`{name}` is set twice in one stage; only the last counts"),
                         )
@@ -114,7 +114,7 @@ pub(crate) fn check_stage(
                             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '+' || c == '-'));
                 if !ok {
                     diags.push(
-                        Diagnostic::error(Code::InvalidValue, format!("`{}` is not a signal", signal.value))
+                        Diagnostic::new(Code::InvalidValue, format!("`{}` is not a signal", signal.value))
                             .label(signal.span, "expected a name like `SIGTERM` or a number")
                             .help("write `stopsignal \"SIGTERM\"`"),
                     );
@@ -158,7 +158,7 @@ fn dependency_order(
     let name = instruction.value.node_name();
     if let Some(copy) = copied_whole_context {
         diags.push(
-            Diagnostic::warning(Code::CacheOrder, format!("`{name}` comes after the sources are copied"))
+            Diagnostic::new(Code::CacheOrder, format!("`{name}` comes after the sources are copied"))
                 .label(instruction.span, "dependencies reinstall whenever any source file changes")
                 .label(copy.span, "sources copied here")
                 .help(format!("move `{name}` before the `copy` of the sources, so its layer stays cached")),
@@ -166,7 +166,7 @@ fn dependency_order(
     }
     if !has_workdir {
         diags.push(
-            Diagnostic::warning(
+            Diagnostic::new(
                 Code::MissingWorkdir,
                 format!("`{name}` copies files into the working directory, but this stage sets none"),
             )
@@ -190,7 +190,7 @@ fn check_copy(copy: &Copy, ctx: &StageContext<'_>, diags: &mut Diagnostics) {
     }
     if copy.sources.len() > 1 && !copy.dest.value.ends_with('/') {
         diags.push(
-            Diagnostic::error(
+            Diagnostic::new(
                 Code::InvalidValue,
                 "copying several sources needs a destination folder ending in `/`",
             )
@@ -202,7 +202,7 @@ fn check_copy(copy: &Copy, ctx: &StageContext<'_>, diags: &mut Diagnostics) {
         && !is_user_spec(&chown.value)
     {
         diags.push(
-            Diagnostic::error(Code::InvalidValue, format!("`{}` is not a valid owner", chown.value))
+            Diagnostic::new(Code::InvalidValue, format!("`{}` is not a valid owner", chown.value))
                 .label(chown.span, "expected `user`, `user:group`, `uid` or `uid:gid`"),
         );
     }
@@ -211,13 +211,13 @@ fn check_copy(copy: &Copy, ctx: &StageContext<'_>, diags: &mut Diagnostics) {
             (3..=4).contains(&chmod.value.len()) && chmod.value.chars().all(|c| ('0'..='7').contains(&c));
         if !octal {
             diags.push(
-                Diagnostic::error(Code::InvalidValue, format!("`{}` is not an octal mode", chmod.value))
+                Diagnostic::new(Code::InvalidValue, format!("`{}` is not an octal mode", chmod.value))
                     .label(chmod.span, "expected 3 or 4 octal digits, such as `0755`")
                     .help("quote the mode so that KDL keeps its leading zero: `chmod=\"0755\"`"),
             );
         } else if !ctx.level.copy_chmod() {
             diags.push(
-                Diagnostic::error(Code::UnsupportedAtLevel, "`chmod` needs `dockerfile-level \"1.2\"` or later")
+                Diagnostic::new(Code::UnsupportedAtLevel, "`chmod` needs `dockerfile-level \"1.2\"` or later")
                     .label(chmod.span, "COPY --chmod is not available at the `classic` level")
                     .help("set `dockerfile-level \"1.2\"` in the root manifest (builds then need BuildKit), or drop `chmod`"),
             );
@@ -230,7 +230,7 @@ pub(crate) fn check_context_path(source: &Text, ctx: &StageContext<'_>, diags: &
     let value = &source.value;
     if value.starts_with('/') {
         diags.push(
-            Diagnostic::error(Code::PathOutsideContext, format!("`{value}` is an absolute path, outside the build context"))
+            Diagnostic::new(Code::PathOutsideContext, format!("`{value}` is an absolute path, outside the build context"))
                 .label(source.span, "absolute path")
                 .help("paths copied from the context are relative to it; to copy from a stage or image, add `from=` or `image=`"),
         );
@@ -239,7 +239,7 @@ pub(crate) fn check_context_path(source: &Text, ctx: &StageContext<'_>, diags: &
     let cleaned = kiln_dockerignore::clean_path(value);
     if cleaned == ".." || cleaned.starts_with("../") {
         diags.push(
-            Diagnostic::error(Code::PathOutsideContext, format!("`{value}` leaves the build context"))
+            Diagnostic::new(Code::PathOutsideContext, format!("`{value}` leaves the build context"))
                 .label(source.span, "goes above the context folder")
                 .help("Docker only sends the context folder to the builder; widen the image's `context`, or move the file into it"),
         );
@@ -247,7 +247,7 @@ pub(crate) fn check_context_path(source: &Text, ctx: &StageContext<'_>, diags: &
     }
     if let Some(index) = ctx.ignore.excluded_by(&cleaned) {
         let pattern = ctx.ignore_texts.get(index);
-        let mut diagnostic = Diagnostic::error(
+        let mut diagnostic = Diagnostic::new(
             Code::IgnoredCopySource,
             format!("`{value}` is copied, but the image's ignore patterns exclude it"),
         )
@@ -272,7 +272,7 @@ pub(crate) fn check_context_path(source: &Text, ctx: &StageContext<'_>, diags: &
     };
     if exists && leads_outside(ctx.context_dir, &cleaned) {
         diags.push(
-            Diagnostic::warning(
+            Diagnostic::new(
                 Code::MissingFile,
                 format!("`{value}` leads outside the build context through a symbolic link"),
             )
@@ -284,7 +284,7 @@ pub(crate) fn check_context_path(source: &Text, ctx: &StageContext<'_>, diags: &
     if !exists && ctx.context_dir.is_dir() {
         let siblings = list_siblings(ctx.context_dir, &cleaned);
         diags.push(
-            Diagnostic::warning(Code::MissingFile, format!("`{value}` does not exist in the build context"))
+            Diagnostic::new(Code::MissingFile, format!("`{value}` does not exist in the build context"))
                 .label(source.span, "not found")
                 .help_opt(crate::suggest::did_you_mean(&cleaned, siblings.iter().map(String::as_str)))
                 .help_opt(
@@ -340,7 +340,7 @@ fn check_files_exist(
     if !missing.is_empty() {
         let list = missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(" and ");
         diags.push(
-            Diagnostic::warning(Code::MissingFile, format!("`{node}` needs {list} in the build context"))
+            Diagnostic::new(Code::MissingFile, format!("`{node}` needs {list} in the build context"))
                 .label(span, "not found in the context")
                 .help("the build will fail until the file exists"),
         );
@@ -352,7 +352,7 @@ fn check_pip(pip: &Pip, ctx: &StageContext<'_>, diags: &mut Diagnostics) {
         check_line(package, "a requirement", diags);
         if package.value.starts_with('-') {
             diags.push(
-                Diagnostic::error(
+                Diagnostic::new(
                     Code::InvalidValue,
                     format!("`{}` looks like an option, not a package", package.value),
                 )
@@ -375,13 +375,13 @@ fn check_run(run: &Run, level: Level, diags: &mut Diagnostics) {
         check_line(cache, "a path", diags);
         if !cache.value.starts_with('/') {
             diags.push(
-                Diagnostic::error(Code::InvalidValue, "a cache directory must be an absolute path")
+                Diagnostic::new(Code::InvalidValue, "a cache directory must be an absolute path")
                     .label(cache.span, "relative path"),
             );
         }
         if cache.value.chars().any(|c| matches!(c, ',' | '"' | '\'' | '=') || c.is_whitespace()) {
             diags.push(
-                Diagnostic::error(
+                Diagnostic::new(
                     Code::Unexpressible,
                     "a cache directory cannot contain blanks, quotes, `,` or `=`",
                 )
@@ -398,7 +398,7 @@ fn check_run(run: &Run, level: Level, diags: &mut Diagnostics) {
 fn check_run_command(command: &Text, level: Level, diags: &mut Diagnostics) {
     let value = &command.value;
     let mut error = |message: &str, label: &str, help: &str| {
-        diags.push(Diagnostic::error(Code::Unexpressible, message).label(command.span, label).help(help));
+        diags.push(Diagnostic::new(Code::Unexpressible, message).label(command.span, label).help(help));
     };
     if let Some(c) = value.chars().find(|c| hidden_in_review(*c)) {
         let message =
@@ -528,7 +528,7 @@ fn check_pairs(pairs: &[KeyValue], what: &str, valid_key: fn(&str) -> bool, diag
 fn check_key(key: &Text, what: &str, valid: fn(&str) -> bool, diags: &mut Diagnostics) {
     if !valid(&key.value) {
         diags.push(
-            Diagnostic::error(Code::InvalidName, format!("`{}` is not a valid {what} name", key.value))
+            Diagnostic::new(Code::InvalidName, format!("`{}` is not a valid {what} name", key.value))
                 .label(key.span, "invalid name")
                 .help(if what == "label" {
                     "label keys start with a letter or digit and use letters, digits, `.`, `-`, `_` and `/`, such as `org.opencontainers.image.title`"
@@ -560,7 +560,7 @@ fn check_secrets<'a>(keys: impl Iterator<Item = &'a Text>, diags: &mut Diagnosti
         let parts: Vec<&str> = lower.split('_').collect();
         if parts.iter().any(|p| SECRET.contains(p)) && !parts.iter().any(|p| HARMLESS.contains(p)) {
             diags.push(
-                Diagnostic::warning(
+                Diagnostic::new(
                     Code::SecretInEnv,
                     format!("`{}` looks like a secret, and would be stored in the image", key.value),
                 )
@@ -583,7 +583,7 @@ fn check_user(user: &User, diags: &mut Diagnostics) {
             && user.name.value.len() <= 32;
         if !valid {
             diags.push(
-                Diagnostic::error(
+                Diagnostic::new(
                     Code::InvalidName,
                     format!("`{}` is not a valid name for a new user", user.name.value),
                 )
@@ -594,13 +594,13 @@ fn check_user(user: &User, diags: &mut Diagnostics) {
             && let Some(gid) = &user.gid
         {
             diags.push(
-                Diagnostic::error(Code::MissingValue, "creating a user needs `uid=` as well as `gid=`")
+                Diagnostic::new(Code::MissingValue, "creating a user needs `uid=` as well as `gid=`")
                     .label(gid.span, "`gid=` alone"),
             );
         }
     } else if !is_user_spec(&user.name.value) {
         diags.push(
-            Diagnostic::error(Code::InvalidValue, format!("`{}` is not a valid user", user.name.value))
+            Diagnostic::new(Code::InvalidValue, format!("`{}` is not a valid user", user.name.value))
                 .label(user.name.span, "expected `user`, `user:group`, `uid` or `uid:gid`"),
         );
     }
@@ -629,10 +629,11 @@ fn check_port(port: &Text, diags: &mut Diagnostics) {
     };
     let protocol_ok = protocol.is_none_or(|p| matches!(p, "tcp" | "udp" | "sctp"));
     if !numbers_ok || !protocol_ok {
-        diags.push(
-            Diagnostic::error(Code::InvalidValue, format!("`{}` is not a valid port", port.value))
-                .label(port.span, "expected a port from 1 to 65535, a range `8000-8010`, optionally with `/tcp`, `/udp` or `/sctp`"),
-        );
+        diags
+            .push(Diagnostic::new(Code::InvalidValue, format!("`{}` is not a valid port", port.value)).label(
+            port.span,
+            "expected a port from 1 to 65535, a range `8000-8010`, optionally with `/tcp`, `/udp` or `/sctp`",
+        ));
     }
 }
 
@@ -641,7 +642,7 @@ fn check_healthcheck(check: &Healthcheck, diags: &mut Diagnostics) {
     for duration in [&check.interval, &check.timeout, &check.start_period].into_iter().flatten() {
         if !is_duration(&duration.value) {
             diags.push(
-                Diagnostic::error(Code::InvalidValue, format!("`{}` is not a duration", duration.value))
+                Diagnostic::new(Code::InvalidValue, format!("`{}` is not a duration", duration.value))
                     .label(duration.span, "expected a duration such as `30s`, `1m30s` or `500ms`"),
             );
         }
@@ -678,7 +679,7 @@ fn check_package(package: &Text, diags: &mut Diagnostics) {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | ':' | '=' | '~' | '_' | '-' | '/'));
     if !ok {
         diags.push(
-            Diagnostic::error(Code::InvalidValue, format!("`{value}` is not a valid package name"))
+            Diagnostic::new(Code::InvalidValue, format!("`{value}` is not a valid package name"))
                 .label(package.span, "expected letters, digits and `+.:=~_-/`")
                 .help("one package per argument: `apt curl ca-certificates`"),
         );
@@ -691,7 +692,7 @@ fn check_package(package: &Text, diags: &mut Diagnostics) {
 pub(crate) fn check_line(text: &Text, what: &str, diags: &mut Diagnostics) {
     if text.value.contains(['\n', '\r']) {
         diags.push(
-            Diagnostic::error(Code::Unexpressible, format!("{what} cannot contain a line break"))
+            Diagnostic::new(Code::Unexpressible, format!("{what} cannot contain a line break"))
                 .label(text.span, "a Dockerfile cannot express this line break")
                 .help("Dockerfile values are written on one line; remove the line break"),
         );
@@ -703,7 +704,7 @@ pub(crate) fn check_line(text: &Text, what: &str, diags: &mut Diagnostics) {
 fn check_visible(text: &Text, what: &str, diags: &mut Diagnostics) {
     if let Some(c) = text.value.chars().find(|c| hidden_in_review(*c)) {
         diags.push(
-            Diagnostic::error(
+            Diagnostic::new(
                 Code::Unexpressible,
                 format!("{what} cannot contain the invisible character U+{:04X}", u32::from(c)),
             )

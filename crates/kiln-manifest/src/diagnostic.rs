@@ -24,63 +24,70 @@ pub enum Severity {
 }
 
 macro_rules! codes {
-    ($($variant:ident => $name:literal,)*) => {
+    ($($variant:ident => $name:literal, $severity:ident,)*) => {
         /// A stable identifier for each kind of diagnostic, shown as `error[name]`.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Code { $($variant,)* }
 
         impl Code {
+            /// Every code, in the table's order (the corpus test checks each has a
+            /// fixture).
             pub const ALL: &[Code] = &[$(Code::$variant,)*];
 
             pub fn name(self) -> &'static str {
                 match self { $(Code::$variant => $name,)* }
+            }
+
+            /// Whether a diagnostic of this code is an error or a warning.
+            pub fn severity(self) -> Severity {
+                match self { $(Code::$variant => Severity::$severity,)* }
             }
         }
     };
 }
 
 codes! {
-    Io => "io",
-    KdlSyntax => "kdl-syntax",
-    UnknownNode => "unknown-node",
-    UnknownProperty => "unknown-property",
-    MisplacedNode => "misplaced-node",
-    ArgumentCount => "argument-count",
-    ArgumentType => "argument-type",
-    MissingValue => "missing-value",
-    ConflictingValues => "conflicting-values",
-    DuplicateName => "duplicate-name",
-    InvalidName => "invalid-name",
-    UnknownReference => "unknown-reference",
-    Cycle => "cycle",
-    IncludeNotFound => "include-not-found",
-    UndefinedVariable => "undefined-variable",
-    VariableNotAllowed => "variable-not-allowed",
-    InvalidReference => "invalid-reference",
-    InvalidTag => "invalid-tag",
-    TagCollision => "tag-collision",
-    RelativeWorkdir => "relative-workdir",
-    PathOutsideContext => "path-outside-context",
-    MissingContext => "missing-context",
-    IgnoredCopySource => "ignored-copy-source",
-    InvalidIgnorePattern => "invalid-ignore-pattern",
-    InvalidValue => "invalid-value",
-    Unexpressible => "unexpressible",
-    UnsupportedAtLevel => "unsupported-at-level",
-    MissingBase => "missing-base",
-    MissingFile => "missing-file",
-    UnusedStage => "unused-stage",
-    UndeclaredBuildArg => "undeclared-build-arg",
-    BaseNotPinned => "base-not-pinned",
-    DuplicateInstruction => "duplicate-instruction",
-    CacheOrder => "cache-order",
-    SecretInEnv => "secret-in-env",
-    MissingWorkdir => "missing-workdir",
-    BuildFailed => "build-failed",
-    InvalidLock => "invalid-lock",
-    StaleLock => "stale-lock",
-    UnpinnableBase => "unpinnable-base",
-    InvalidUtf8 => "invalid-utf8",
+    Io => "io", Error,
+    KdlSyntax => "kdl-syntax", Error,
+    UnknownNode => "unknown-node", Error,
+    UnknownProperty => "unknown-property", Error,
+    MisplacedNode => "misplaced-node", Error,
+    ArgumentCount => "argument-count", Error,
+    ArgumentType => "argument-type", Error,
+    MissingValue => "missing-value", Error,
+    ConflictingValues => "conflicting-values", Error,
+    DuplicateName => "duplicate-name", Error,
+    InvalidName => "invalid-name", Error,
+    UnknownReference => "unknown-reference", Error,
+    Cycle => "cycle", Error,
+    IncludeNotFound => "include-not-found", Error,
+    UndefinedVariable => "undefined-variable", Error,
+    VariableNotAllowed => "variable-not-allowed", Error,
+    InvalidReference => "invalid-reference", Error,
+    InvalidTag => "invalid-tag", Error,
+    TagCollision => "tag-collision", Error,
+    RelativeWorkdir => "relative-workdir", Error,
+    PathOutsideContext => "path-outside-context", Error,
+    MissingContext => "missing-context", Error,
+    IgnoredCopySource => "ignored-copy-source", Error,
+    InvalidIgnorePattern => "invalid-ignore-pattern", Error,
+    InvalidValue => "invalid-value", Error,
+    Unexpressible => "unexpressible", Error,
+    UnsupportedAtLevel => "unsupported-at-level", Error,
+    MissingBase => "missing-base", Error,
+    MissingFile => "missing-file", Warning,
+    UnusedStage => "unused-stage", Warning,
+    UndeclaredBuildArg => "undeclared-build-arg", Warning,
+    BaseNotPinned => "base-not-pinned", Warning,
+    DuplicateInstruction => "duplicate-instruction", Warning,
+    CacheOrder => "cache-order", Warning,
+    SecretInEnv => "secret-in-env", Warning,
+    MissingWorkdir => "missing-workdir", Warning,
+    BuildFailed => "build-failed", Error,
+    InvalidLock => "invalid-lock", Error,
+    StaleLock => "stale-lock", Warning,
+    UnpinnableBase => "unpinnable-base", Warning,
+    InvalidUtf8 => "invalid-utf8", Error,
 }
 
 impl fmt::Display for Code {
@@ -108,12 +115,9 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(code: Code, message: impl Into<String>) -> Self {
-        Self { severity: Severity::Error, code, message: message.into(), labels: Vec::new(), help: None }
-    }
-
-    pub fn warning(code: Code, message: impl Into<String>) -> Self {
-        Self { severity: Severity::Warning, ..Self::error(code, message) }
+    /// A diagnostic of `code`, with the severity the code table gives it.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self { severity: code.severity(), code, message: message.into(), labels: Vec::new(), help: None }
     }
 
     #[must_use]
@@ -136,7 +140,7 @@ impl Diagnostic {
 
     /// "`what` `name` is declared twice", pointing at both declarations.
     pub fn duplicate(what: &str, name: &str, again: Span, first: Span) -> Self {
-        Self::error(Code::DuplicateName, format!("{what} `{name}` is declared twice"))
+        Self::new(Code::DuplicateName, format!("{what} `{name}` is declared twice"))
             .label(again, "declared again here")
             .label(first, "first declared here")
     }

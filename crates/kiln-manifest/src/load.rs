@@ -116,7 +116,7 @@ impl Loader<'_> {
         let text = match parsed.text {
             Read::Text(text) => text,
             Read::Failed(err) => {
-                let mut diagnostic = Diagnostic::error(Code::Io, err.to_string());
+                let mut diagnostic = Diagnostic::new(Code::Io, err.to_string());
                 if let Some(include) = included_by {
                     diagnostic = diagnostic.label(include.span, "included here");
                 }
@@ -126,7 +126,7 @@ impl Loader<'_> {
             Read::NotUtf8 { text, valid } => {
                 let file = self.sources.add(parsed.path, name.clone(), text);
                 self.diags.push(
-                    Diagnostic::error(Code::InvalidUtf8, format!("`{name}` is not valid UTF-8"))
+                    Diagnostic::new(Code::InvalidUtf8, format!("`{name}` is not valid UTF-8"))
                         .label(Span::new(file, valid, 1), "this byte is not UTF-8")
                         .help("manifests are UTF-8 text; save the file as UTF-8"),
                 );
@@ -135,7 +135,7 @@ impl Loader<'_> {
             Read::TooDeep { text, offset } => {
                 let file = self.sources.add(parsed.path, name, text);
                 self.diags.push(
-                    Diagnostic::error(
+                    Diagnostic::new(
                         Code::KdlSyntax,
                         format!("blocks nest more than {} levels deep", crate::syntax::MAX_NESTING),
                     )
@@ -190,7 +190,7 @@ fn expand_include(include: &Text, dir: &Path, diags: &mut Diagnostics) -> Vec<Pa
         Ok(paths) => paths.filter_map(Result::ok).filter(|p| p.is_file()).map(|p| normalize(&p)).collect(),
         Err(err) => {
             diags.push(
-                Diagnostic::error(Code::InvalidValue, format!("invalid include pattern: {}", err.msg))
+                Diagnostic::new(Code::InvalidValue, format!("invalid include pattern: {}", err.msg))
                     .label(include.span, "in this pattern"),
             );
             return Vec::new();
@@ -204,7 +204,7 @@ fn expand_include(include: &Text, dir: &Path, diags: &mut Diagnostics) -> Vec<Pa
             format!("included file `{pattern_text}` does not exist")
         };
         diags.push(
-            Diagnostic::error(Code::IncludeNotFound, message)
+            Diagnostic::new(Code::IncludeNotFound, message)
                 .label(include.span, "nothing found")
                 .help("include paths are relative to the file that includes them"),
         );

@@ -69,7 +69,7 @@ impl Lock {
                 for d in err.diagnostics {
                     let span = Span::new(file, d.span.offset(), d.span.len());
                     diags.push(
-                        Diagnostic::error(Code::InvalidLock, "`kiln.lock` is not valid KDL")
+                        Diagnostic::new(Code::InvalidLock, "`kiln.lock` is not valid KDL")
                             .label(span, d.message.unwrap_or_else(|| "here".to_owned()))
                             .help("run `kiln lock --update` to write it again"),
                     );
@@ -80,7 +80,7 @@ impl Lock {
         let span_of = |node: &kdl::KdlNode| Span::new(file, node.span().offset(), node.span().len());
         let mut invalid = |span: Span, what: &str| {
             diags.push(
-                Diagnostic::error(Code::InvalidLock, format!("`kiln.lock` has {what}"))
+                Diagnostic::new(Code::InvalidLock, format!("`kiln.lock` has {what}"))
                     .label(span, "here")
                     .help("`kiln lock --update` writes it again"),
             );
@@ -164,7 +164,7 @@ pub(crate) fn check(
             && !used.is_empty()
         {
             diags.push(
-                Diagnostic::warning(
+                Diagnostic::new(
                     Code::StaleLock,
                     "`pin-bases` is set, but there is no `kiln.lock` to pin from",
                 )
@@ -177,12 +177,12 @@ pub(crate) fn check(
     for (reference, span) in &used {
         match lock.get(reference) {
             None => diags.push(
-                Diagnostic::warning(Code::StaleLock, format!("`{reference}` is not in `kiln.lock`"))
+                Diagnostic::new(Code::StaleLock, format!("`{reference}` is not in `kiln.lock`"))
                     .label(*span, "not locked")
                     .help("run `kiln lock` to add it"),
             ),
             Some(Locked::Id(_)) if pin_bases.is_some() => diags.push(
-                Diagnostic::warning(
+                Diagnostic::new(
                     Code::UnpinnableBase,
                     format!("`{reference}` is locked to a local image ID, which a `FROM` line cannot name"),
                 )
@@ -195,7 +195,7 @@ pub(crate) fn check(
     for (reference, (_, span)) in &lock.entries {
         if !used.contains_key(reference.as_str()) {
             diags.push(
-                Diagnostic::warning(
+                Diagnostic::new(
                     Code::StaleLock,
                     format!("`kiln.lock` locks `{reference}`, which no image uses"),
                 )

@@ -126,7 +126,7 @@ impl Lowerer<'_> {
         if ROOT_ONLY.contains(&name) && !is_root {
             let span = self.name_span(node);
             self.error(
-                Diagnostic::error(
+                Diagnostic::new(
                     Code::MisplacedNode,
                     format!("`{name}` can only be set in the root manifest"),
                 )
@@ -201,7 +201,7 @@ impl Lowerer<'_> {
             let previous = previous.span;
             let name = node.name().value();
             self.error(
-                Diagnostic::error(Code::DuplicateName, format!("`{name}` is set twice"))
+                Diagnostic::new(Code::DuplicateName, format!("`{name}` is set twice"))
                     .label(value.span, "set again here")
                     .label(previous, "first set here"),
             );
@@ -283,12 +283,11 @@ impl Lowerer<'_> {
                 "extends" | "context" | "repository" | "variant" => {
                     let span = self.name_span(child);
                     self.error(
-                        Diagnostic::error(
-                            Code::MisplacedNode,
-                            format!("`{name}` cannot be set in a variant"),
-                        )
-                        .label(span, "not allowed here")
-                        .help("a variant shares its image's context and repository; set them on the image"),
+                        Diagnostic::new(Code::MisplacedNode, format!("`{name}` cannot be set in a variant"))
+                            .label(span, "not allowed here")
+                            .help(
+                                "a variant shares its image's context and repository; set them on the image",
+                            ),
                     );
                 }
                 _ if INSTRUCTIONS.contains(&name) => {
@@ -323,7 +322,7 @@ impl Lowerer<'_> {
             } else if IMAGE_SETTINGS.contains(&name) {
                 let span = self.name_span(child);
                 self.error(
-                    Diagnostic::error(
+                    Diagnostic::new(
                         Code::MisplacedNode,
                         format!("`{name}` is an image setting, not a stage instruction"),
                     )
@@ -357,7 +356,7 @@ impl Lowerer<'_> {
             1 => given.remove(0),
             0 => {
                 self.error(
-                    Diagnostic::error(Code::MissingValue, "`from` needs a base")
+                    Diagnostic::new(Code::MissingValue, "`from` needs a base")
                         .label(node_span, "no base given")
                         .help("write `from \"python:3.11-slim\"`, `from stage=NAME` or `from image=NAME`"),
                 );
@@ -365,7 +364,7 @@ impl Lowerer<'_> {
             }
             _ => {
                 self.error(
-                    Diagnostic::error(Code::ConflictingValues, "`from` takes exactly one base")
+                    Diagnostic::new(Code::ConflictingValues, "`from` takes exactly one base")
                         .label(node_span, "several bases given")
                         .help("use one of an image reference, `stage=` or `image=`"),
                 );
@@ -374,7 +373,7 @@ impl Lowerer<'_> {
         };
         if let Some(previous) = &body.from {
             self.error(
-                Diagnostic::error(Code::DuplicateName, "a stage has one `from`")
+                Diagnostic::new(Code::DuplicateName, "a stage has one `from`")
                     .label(node_span, "second `from`")
                     .label(previous.span, "first `from`")
                     .help("start another stage with `stage NAME { from ... }`"),
@@ -441,7 +440,7 @@ impl Lowerer<'_> {
                 if packages.is_empty() && requirements.is_none() {
                     let span = n.node_span();
                     self.error(
-                        Diagnostic::error(Code::MissingValue, "`pip` needs packages or `requirements=`")
+                        Diagnostic::new(Code::MissingValue, "`pip` needs packages or `requirements=`")
                             .label(span, "nothing to install")
                             .help("write `pip requirements=\"requirements.txt\"` or `pip flask gunicorn`"),
                     );
@@ -500,7 +499,7 @@ impl Lowerer<'_> {
         sources.extend(reference.map(CopyFrom::External));
         if sources.len() > 1 {
             self.error(
-                Diagnostic::error(Code::ConflictingValues, "`copy` takes files from one place")
+                Diagnostic::new(Code::ConflictingValues, "`copy` takes files from one place")
                     .label(node_span, "several of `from=`, `image=` and `ref=`")
                     .help("use `from=` for a stage of this image, `image=` for another image of the manifest, `ref=` for an outside image"),
             );
@@ -542,7 +541,7 @@ impl Lowerer<'_> {
         if commands.is_empty() {
             let span = self.span(node.span());
             self.error(
-                Diagnostic::error(Code::MissingValue, "`run` has no command")
+                Diagnostic::new(Code::MissingValue, "`run` has no command")
                     .label(span, "only blank or comment lines"),
             );
             return None;
@@ -601,7 +600,7 @@ impl Lowerer<'_> {
                 || retries.is_some()
             {
                 self.error(
-                    Diagnostic::error(Code::ConflictingValues, "`healthcheck none=#true` takes nothing else")
+                    Diagnostic::new(Code::ConflictingValues, "`healthcheck none=#true` takes nothing else")
                         .label(span, "a command or option beside `none=#true`"),
                 );
                 return None;
@@ -610,7 +609,7 @@ impl Lowerer<'_> {
         }
         if command.is_empty() {
             self.error(
-                Diagnostic::error(Code::MissingValue, "`healthcheck` needs a command")
+                Diagnostic::new(Code::MissingValue, "`healthcheck` needs a command")
                     .label(span, "no command")
                     .help("write `healthcheck curl \"-f\" \"http://localhost/\"`, or `healthcheck none=#true` to disable an inherited check"),
             );
@@ -634,7 +633,7 @@ impl Lowerer<'_> {
             let span = n.node_span();
             let name = node.name().value();
             self.error(
-                Diagnostic::error(Code::MissingValue, format!("`{name}` needs at least one `KEY=\"value\"`"))
+                Diagnostic::new(Code::MissingValue, format!("`{name}` needs at least one `KEY=\"value\"`"))
                     .label(span, "nothing set"),
             );
         }
@@ -644,7 +643,7 @@ impl Lowerer<'_> {
     fn unknown_node(&mut self, node: &KdlNode, candidates: &[&str], place: &str) {
         let name = node.name().value();
         let span = self.name_span(node);
-        let mut diagnostic = Diagnostic::error(Code::UnknownNode, format!("unknown node `{name}` {place}"))
+        let mut diagnostic = Diagnostic::new(Code::UnknownNode, format!("unknown node `{name}` {place}"))
             .label(span, "not a kiln node here");
         let elsewhere = TOP_LEVEL.iter().chain(IMAGE_SETTINGS).chain(INSTRUCTIONS).any(|n| *n == name);
         if elsewhere {
@@ -667,7 +666,7 @@ impl Lowerer<'_> {
         for ty in node.ty().into_iter().chain(node.entries().iter().filter_map(|entry| entry.ty())) {
             let span = self.span(ty.span());
             self.error(
-                Diagnostic::error(Code::ArgumentType, "type annotations are not used by kiln")
+                Diagnostic::new(Code::ArgumentType, "type annotations are not used by kiln")
                     .label(span, "remove this annotation"),
             );
             ok = false;
@@ -686,7 +685,7 @@ impl Lowerer<'_> {
             let span = reader.span(children.span());
             let name = node.name().value();
             reader.error(
-                Diagnostic::error(Code::MisplacedNode, format!("`{name}` takes no block"))
+                Diagnostic::new(Code::MisplacedNode, format!("`{name}` takes no block"))
                     .label(span, "unexpected `{ ... }`"),
             );
         }
@@ -753,7 +752,7 @@ impl<'n> NodeReader<'n> {
                 let first = *first;
                 let node_name = self.node.name().value();
                 self.error(
-                    Diagnostic::error(
+                    Diagnostic::new(
                         Code::DuplicateName,
                         format!("property `{key}` is given twice on `{node_name}`"),
                     )
@@ -765,7 +764,7 @@ impl<'n> NodeReader<'n> {
             seen.insert(key, span);
             if allowed != PropsAny::ANY && !allowed.contains(&key) {
                 let node_name = self.node.name().value().to_owned();
-                let mut diagnostic = Diagnostic::error(
+                let mut diagnostic = Diagnostic::new(
                     Code::UnknownProperty,
                     format!("unknown property `{key}` on `{node_name}`"),
                 )
@@ -808,7 +807,7 @@ impl<'n> NodeReader<'n> {
         };
         let label = if count < min { "missing arguments" } else { "extra argument" };
         self.error(
-            Diagnostic::error(Code::ArgumentCount, format!("`{name}` takes {expected}, got {count}"))
+            Diagnostic::new(Code::ArgumentCount, format!("`{name}` takes {expected}, got {count}"))
                 .label(span, label),
         );
         false
@@ -844,7 +843,7 @@ impl<'n> NodeReader<'n> {
         }
         let found = describe(entry.value());
         self.error(
-            Diagnostic::error(Code::ArgumentType, format!("expected {what}, found {found}"))
+            Diagnostic::new(Code::ArgumentType, format!("expected {what}, found {found}"))
                 .label(span, "not a string")
                 .help_opt(
                     matches!(entry.value(), KdlValue::Integer(_) | KdlValue::Float(_))
@@ -865,7 +864,7 @@ impl<'n> NodeReader<'n> {
             KdlValue::Bool(b) => Some(Spanned::new(b.to_string(), span)),
             KdlValue::Null => {
                 self.error(
-                    Diagnostic::error(Code::ArgumentType, format!("expected {what}, found `#null`"))
+                    Diagnostic::new(Code::ArgumentType, format!("expected {what}, found `#null`"))
                         .label(span, "no value"),
                 );
                 None
@@ -878,7 +877,7 @@ impl<'n> NodeReader<'n> {
     fn string(&mut self, value: &str, span: Span) -> Text {
         if value.contains('\0') {
             self.error(
-                Diagnostic::error(Code::Unexpressible, "a value cannot contain a NUL character (`\\u{0}`)")
+                Diagnostic::new(Code::Unexpressible, "a value cannot contain a NUL character (`\\u{0}`)")
                     .label(span, "Docker cannot carry this character"),
             );
         }
@@ -943,7 +942,7 @@ impl<'n> NodeReader<'n> {
         let span = self.value_span(entry);
         let found = describe(entry.value());
         self.error(
-            Diagnostic::error(
+            Diagnostic::new(
                 Code::ArgumentType,
                 format!("expected `#true` or `#false` for `{key}=`, found {found}"),
             )
@@ -963,7 +962,7 @@ impl<'n> NodeReader<'n> {
         }
         let found = describe(entry.value());
         self.error(
-            Diagnostic::error(
+            Diagnostic::new(
                 Code::ArgumentType,
                 format!("expected a whole number for `{key}=`, found {found}"),
             )

@@ -60,7 +60,7 @@ pub(crate) fn resolve_settings(
             Ok(()) => Some(trimmed.to_owned()),
             Err(err) => {
                 diags.push(
-                    Diagnostic::error(Code::InvalidReference, format!("`{}` is not a valid registry: {err}", registry.value))
+                    Diagnostic::new(Code::InvalidReference, format!("`{}` is not a valid registry: {err}", registry.value))
                         .label(registry.span, "invalid registry")
                         .help("a registry is a host with an optional port and namespace, such as `registry.example.com/shop`"),
                 );
@@ -81,7 +81,7 @@ pub(crate) fn resolve_settings(
         None => Level::Classic,
         Some(text) => Level::parse(&text.value).unwrap_or_else(|| {
             diags.push(
-                Diagnostic::error(Code::InvalidValue, format!("unknown dockerfile level `{}`", text.value))
+                Diagnostic::new(Code::InvalidValue, format!("unknown dockerfile level `{}`", text.value))
                     .label(text.span, "not a level")
                     .help(format!(
                         "use one of {}",
@@ -97,7 +97,7 @@ pub(crate) fn resolve_settings(
             Ok(_) => Some(value.value),
             Err(err) => {
                 diags.push(
-                    Diagnostic::error(
+                    Diagnostic::new(
                         Code::InvalidReference,
                         format!("`{}` is not a valid frontend image: {err}", value.value),
                     )
@@ -120,12 +120,9 @@ pub(crate) fn resolve_settings(
             Some(value.value)
         } else {
             diags.push(
-                Diagnostic::error(
-                    Code::InvalidValue,
-                    format!("`{}` is not a valid project name", value.value),
-                )
-                .label(value.span, "invalid project name")
-                .help("use up to 128 letters, digits, `.`, `_`, `-` and `/`, such as `acme/shop`"),
+                Diagnostic::new(Code::InvalidValue, format!("`{}` is not a valid project name", value.value))
+                    .label(value.span, "invalid project name")
+                    .help("use up to 128 letters, digits, `.`, `_`, `-` and `/`, such as `acme/shop`"),
             );
             None
         }
@@ -135,7 +132,7 @@ pub(crate) fn resolve_settings(
         "false" => false,
         _ => {
             diags.push(
-                Diagnostic::error(
+                Diagnostic::new(
                     Code::InvalidValue,
                     format!("`pin-bases` takes `#true` or `#false`, not `{}`", text.value),
                 )
@@ -164,7 +161,7 @@ impl Resolver<'_> {
         for (name, decl) in &templates {
             if let Some(image) = images.get(name) {
                 self.diags.push(
-                    Diagnostic::error(
+                    Diagnostic::new(
                         Code::DuplicateName,
                         format!("`{name}` is both a template and an image"),
                     )
@@ -251,7 +248,7 @@ impl Resolver<'_> {
     fn invalid_name(&mut self, name: &Text, kind: &str) {
         let suggestion = name.value.to_ascii_lowercase().replace(['.', ' '], "-");
         self.diags.push(
-            Diagnostic::error(Code::InvalidName, format!("`{}` is not a valid {kind} name", name.value))
+            Diagnostic::new(Code::InvalidName, format!("`{}` is not a valid {kind} name", name.value))
                 .label(name.span, "invalid name")
                 .help_opt(Some(format!(
                     "use lowercase letters, digits, `-` and `_`, starting with a letter or digit{}",
@@ -298,7 +295,7 @@ impl Resolver<'_> {
         }
         if let Some(from) = &overlay.implicit.from {
             self.diags.push(
-                Diagnostic::error(
+                Diagnostic::new(
                     Code::MisplacedNode,
                     "a variant of an image with stages cannot set `from` directly",
                 )
@@ -375,7 +372,7 @@ impl Resolver<'_> {
         if !context_dir.is_dir() {
             let shown = display_name(self.root_dir, &context_dir);
             let diagnostic =
-                Diagnostic::error(Code::MissingContext, format!("build context `{shown}` is not a folder"))
+                Diagnostic::new(Code::MissingContext, format!("build context `{shown}` is not a folder"))
                     .label(context_span.unwrap_or(decl.name.span), "context set here")
                     .help("`context` is relative to the file that declares the image");
             self.diags.push(diagnostic);
@@ -387,7 +384,7 @@ impl Resolver<'_> {
             Some(text) => {
                 if let Err(err) = validate_repository(&text.value) {
                     self.diags.push(
-                        Diagnostic::error(
+                        Diagnostic::new(
                             Code::InvalidReference,
                             format!("`{}` is not a valid repository: {err}", text.value),
                         )
@@ -408,7 +405,7 @@ impl Resolver<'_> {
         for pair in &body.build_args {
             if !crate::check::is_env_key(&pair.key.value) {
                 self.diags.push(
-                    Diagnostic::error(
+                    Diagnostic::new(
                         Code::InvalidName,
                         format!("`{}` is not a valid build argument name", pair.key.value),
                     )
@@ -426,7 +423,7 @@ impl Resolver<'_> {
         let pull_policy = body.pull_policy.as_ref().map_or(crate::model::PullPolicy::Missing, |text| {
             crate::model::PullPolicy::parse(&text.value).unwrap_or_else(|| {
                 self.diags.push(
-                    Diagnostic::error(Code::InvalidValue, format!("unknown pull policy `{}`", text.value))
+                    Diagnostic::new(Code::InvalidValue, format!("unknown pull policy `{}`", text.value))
                         .label(text.span, "not a pull policy")
                         .help("use `always`, `missing` or `never`"),
                 );
@@ -443,7 +440,7 @@ impl Resolver<'_> {
                 } else {
                     let candidates = stages.iter().map(|s| s.name.as_str());
                     self.diags.push(
-                        Diagnostic::error(
+                        Diagnostic::new(
                             Code::UnknownReference,
                             format!("image `{name}` has no stage `{}`", text.value),
                         )
@@ -506,7 +503,7 @@ impl Resolver<'_> {
         for tag in &tags {
             if let Err(err) = validate_tag(&tag.value) {
                 self.diags.push(
-                    Diagnostic::error(Code::InvalidTag, format!("`{}` is not a valid tag: {err}", tag.value))
+                    Diagnostic::new(Code::InvalidTag, format!("`{}` is not a valid tag: {err}", tag.value))
                         .label(tag.span, "invalid tag")
                         .help("a tag is up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"),
                 );
@@ -534,7 +531,7 @@ impl Resolver<'_> {
             });
         if !ok {
             self.diags.push(
-                Diagnostic::error(Code::InvalidValue, format!("`{}` is not a platform", platform.value))
+                Diagnostic::new(Code::InvalidValue, format!("`{}` is not a platform", platform.value))
                     .label(platform.span, "expected `os/arch` or `os/arch/variant`")
                     .help("for example `linux/amd64` or `linux/arm64/v8`"),
             );
@@ -548,11 +545,11 @@ impl Resolver<'_> {
             match kiln_dockerignore::Pattern::new(&pattern.value) {
                 Ok(Some(_)) => valid.push(pattern.clone()),
                 Ok(None) => self.diags.push(
-                    Diagnostic::error(Code::InvalidIgnorePattern, "an ignore pattern cannot be empty")
+                    Diagnostic::new(Code::InvalidIgnorePattern, "an ignore pattern cannot be empty")
                         .label(pattern.span, "empty pattern"),
                 ),
                 Err(err) => self.diags.push(
-                    Diagnostic::error(
+                    Diagnostic::new(
                         Code::InvalidIgnorePattern,
                         format!("invalid ignore pattern `{}`: {err}", pattern.value),
                     )
@@ -567,7 +564,7 @@ impl Resolver<'_> {
     fn stages(&mut self, body: &ImageBody, image: &str, name_span: Span) -> Vec<Stage> {
         let missing_from = |diags: &mut Diagnostics, span: Span, what: String| {
             diags.push(
-                Diagnostic::error(Code::MissingBase, format!("{what} has no `from`"))
+                Diagnostic::new(Code::MissingBase, format!("{what} has no `from`"))
                     .label(span, "no base image")
                     .help("add `from \"IMAGE:TAG\"`, `from stage=NAME` or `from image=NAME`"),
             );
@@ -595,7 +592,7 @@ impl Resolver<'_> {
             .or_else(|| body.implicit.instructions.first().map(|i| i.span))
         {
             self.diags.push(
-                Diagnostic::error(
+                Diagnostic::new(
                     Code::MisplacedNode,
                     format!("image `{image}` has `stage` blocks, so this belongs in one of them"),
                 )
@@ -611,13 +608,13 @@ impl Resolver<'_> {
                     && name.value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
                 if !valid {
                     self.diags.push(
-                        Diagnostic::error(Code::InvalidName, format!("`{}` is not a valid stage name", name.value))
+                        Diagnostic::new(Code::InvalidName, format!("`{}` is not a valid stage name", name.value))
                             .label(name.span, "invalid name")
                             .help("stage names start with a lowercase letter, then lowercase letters, digits, `-`, `_` or `.`"),
                     );
                 } else if RESERVED_STAGE_NAMES.contains(&name.value.as_str()) {
                     self.diags.push(
-                        Diagnostic::error(Code::InvalidName, format!("`{}` is reserved by Docker and cannot name a stage", name.value))
+                        Diagnostic::new(Code::InvalidName, format!("`{}` is reserved by Docker and cannot name a stage", name.value))
                             .label(name.span, "reserved name"),
                     );
                 }
@@ -645,11 +642,11 @@ impl Resolver<'_> {
                 crate::model::StageInput::Stage(name, span) => {
                     if name == stage.name {
                         self.diags.push(
-                            Diagnostic::error(Code::Cycle, format!("stage `{name}` cannot use itself"))
+                            Diagnostic::new(Code::Cycle, format!("stage `{name}` cannot use itself"))
                                 .label(span, "refers to its own stage"),
                         );
                     } else if !stage_names.iter().any(|s| s == name) {
-                        let mut diagnostic = Diagnostic::error(
+                        let mut diagnostic = Diagnostic::new(
                             Code::UnknownReference,
                             format!("image `{image}` has no stage `{name}`"),
                         )
@@ -665,7 +662,7 @@ impl Resolver<'_> {
                 crate::model::StageInput::Image(name, span) => {
                     if !names.images.contains(name) {
                         let mut diagnostic =
-                            Diagnostic::error(Code::UnknownReference, format!("unknown image `{name}`"))
+                            Diagnostic::new(Code::UnknownReference, format!("unknown image `{name}`"))
                                 .label(span, "no image of this name in the manifest");
                         diagnostic = if stage_names.iter().any(|s| s == name) {
                             diagnostic.help(format!("`{name}` is a stage of this image: use `stage={name}` in `from`, or `from={name}` in `copy`"))
@@ -685,7 +682,7 @@ impl Resolver<'_> {
                     }
                     match ImageRef::parse(reference) {
                         Err(err) => self.diags.push(
-                            Diagnostic::error(
+                            Diagnostic::new(
                                 Code::InvalidReference,
                                 format!("`{reference}` is not a valid image reference: {err}"),
                             )
@@ -707,7 +704,7 @@ impl Resolver<'_> {
                                 } else {
                                     "no tag, so it means `latest`, which moves"
                                 };
-                                let mut diagnostic = Diagnostic::warning(Code::BaseNotPinned, format!("base image `{reference}` has {shown}"))
+                                let mut diagnostic = Diagnostic::new(Code::BaseNotPinned, format!("base image `{reference}` has {shown}"))
                                     .label(span, "not pinned")
                                     .help("pin a version, such as `python:3.11-slim`, so that builds are repeatable");
                                 if names.images.contains(parsed.path.as_str()) && parsed.domain.is_none() {
@@ -734,7 +731,7 @@ impl Resolver<'_> {
                 .any(|i| matches!(&i.value, Instruction::Arg { name, .. } if name.value == pair.key.value));
             if !declared {
                 self.diags.push(
-                    Diagnostic::warning(
+                    Diagnostic::new(
                         Code::UndeclaredBuildArg,
                         format!("build argument `{}` is not declared by any `arg`", pair.key.value),
                     )
@@ -753,7 +750,7 @@ impl Resolver<'_> {
                 match owners.get(&reference) {
                     Some((owner, span)) if *owner != image.name => {
                         self.diags.push(
-                            Diagnostic::error(
+                            Diagnostic::new(
                                 Code::TagCollision,
                                 format!(
                                     "images `{owner}` and `{}` are both tagged `{reference}`",
@@ -791,7 +788,7 @@ impl Resolver<'_> {
         for (owner, stage, span) in order {
             if !used[&(owner, stage)] {
                 self.diags.push(
-                    Diagnostic::warning(
+                    Diagnostic::new(
                         Code::UnusedStage,
                         format!("stage `{stage}` of image `{owner}` is never used"),
                     )
@@ -814,7 +811,7 @@ impl Resolver<'_> {
             }
             if names.images.contains(decl.name.value.as_str()) {
                 self.diags.push(
-                    Diagnostic::error(
+                    Diagnostic::new(
                         Code::DuplicateName,
                         format!("`{}` is both a group and an image", decl.name.value),
                     )
@@ -856,7 +853,7 @@ impl Resolver<'_> {
             if start == 0 && first.is_some_and(|f| f == name) {
                 let mut cycle: Vec<&str> = stack[start..].iter().map(String::as_str).collect();
                 cycle.push(name);
-                let mut diagnostic = Diagnostic::error(
+                let mut diagnostic = Diagnostic::new(
                     Code::Cycle,
                     format!("groups contain each other: {}", cycle.join(" -> ")),
                 );
@@ -882,7 +879,7 @@ impl Resolver<'_> {
                 let candidates =
                     names.image_list.iter().map(String::as_str).chain(groups.keys().map(String::as_str));
                 self.diags.push(
-                    Diagnostic::error(
+                    Diagnostic::new(
                         Code::UnknownReference,
                         format!("group `{name}` lists unknown image `{}`", member.value),
                     )
@@ -915,7 +912,7 @@ impl Flattener<'_> {
         for parent in &decl.body.extends {
             let Some(template) = self.templates.get(&parent.value).copied() else {
                 let mut diagnostic =
-                    Diagnostic::error(Code::UnknownReference, format!("unknown template `{}`", parent.value))
+                    Diagnostic::new(Code::UnknownReference, format!("unknown template `{}`", parent.value))
                         .label(parent.span, "no template of this name");
                 diagnostic = if self.images.contains_key(&parent.value) {
                     diagnostic.help(format!("`{}` is an image; only templates can be extended (use `from image={}` to build on it)", parent.value, parent.value))
@@ -929,7 +926,7 @@ impl Flattener<'_> {
             if let Some(start) = stack.iter().position(|t| *t == parent.value) {
                 let mut cycle: Vec<&str> = stack[start..].iter().map(String::as_str).collect();
                 cycle.push(&parent.value);
-                let mut diagnostic = Diagnostic::error(
+                let mut diagnostic = Diagnostic::new(
                     Code::Cycle,
                     format!("templates extend each other: {}", cycle.join(" -> ")),
                 )

@@ -41,7 +41,7 @@ pub(crate) fn errors(file: FileId, text: &str, found: &[kdl::KdlDiagnostic]) -> 
         let span = Span::new(file, offset, len);
         if matches!(word, "true" | "false" | "null" | "inf" | "nan") && spelled.len() == word.len() {
             out.push(
-                Diagnostic::error(Code::KdlSyntax, format!("`{word}` is a KDL v1 keyword"))
+                Diagnostic::new(Code::KdlSyntax, format!("`{word}` is a KDL v1 keyword"))
                     .label(span, "a bare word KDL v2 does not accept")
                     .help(format!("KDL v2 writes it `#{word}`")),
             );
@@ -49,7 +49,7 @@ pub(crate) fn errors(file: FileId, text: &str, found: &[kdl::KdlDiagnostic]) -> 
         }
         if is_raw_v1(d) {
             out.push(
-                Diagnostic::error(Code::KdlSyntax, "`r\"…\"` is a KDL v1 raw string")
+                Diagnostic::new(Code::KdlSyntax, "`r\"…\"` is a KDL v1 raw string")
                     .label(span, "a KDL v1 raw string")
                     .help("KDL v2 writes raw strings `#\"…\"#` (more `#` when the text holds `\"#`)"),
             );
@@ -59,7 +59,7 @@ pub(crate) fn errors(file: FileId, text: &str, found: &[kdl::KdlDiagnostic]) -> 
             && let Some((at, escape)) = bad_escape(spelled)
         {
             out.push(
-                Diagnostic::error(Code::KdlSyntax, format!("`{escape}` is not an escape KDL knows"))
+                Diagnostic::new(Code::KdlSyntax, format!("`{escape}` is not an escape KDL knows"))
                     .label(Span::new(file, offset + at, escape.len()), "unknown escape")
                     .help("write `\\\\` for a backslash, or use a raw string: `#\"a\\b\"#` keeps every `\\` as written"),
             );
@@ -69,7 +69,7 @@ pub(crate) fn errors(file: FileId, text: &str, found: &[kdl::KdlDiagnostic]) -> 
             && let Some(open) = unclosed_comment(text)
         {
             out.push(
-                Diagnostic::error(Code::KdlSyntax, "this `/*` comment is never closed")
+                Diagnostic::new(Code::KdlSyntax, "this `/*` comment is never closed")
                     .label(Span::new(file, open, 2), "opened here")
                     .help("close it with `*/` (comments nest: each `/*` needs its own `*/`)"),
             );
@@ -154,9 +154,7 @@ fn plain(file: FileId, d: &kdl::KdlDiagnostic) -> Diagnostic {
     let message = d.message.as_deref().map_or_else(|| "invalid KDL".to_owned(), tidy_message);
     let span = Span::new(file, d.span.offset(), d.span.len());
     let label = d.label.as_deref().map_or_else(|| "here".to_owned(), tidy_message);
-    Diagnostic::error(Code::KdlSyntax, message)
-        .label(span, label)
-        .help_opt(d.help.as_deref().map(tidy_message))
+    Diagnostic::new(Code::KdlSyntax, message).label(span, label).help_opt(d.help.as_deref().map(tidy_message))
 }
 
 /// kdl's messages are sentences ("Expected valid value."); ours are lower-case phrases.
@@ -190,7 +188,7 @@ impl Unclosed {
             }
             None => "add its `}`".to_owned(),
         };
-        Diagnostic::error(Code::KdlSyntax, format!("`{}` is not closed", self.name))
+        Diagnostic::new(Code::KdlSyntax, format!("`{}` is not closed", self.name))
             .label(Span::new(file, self.brace, 1), "this block has no `}`")
             .help(help)
     }

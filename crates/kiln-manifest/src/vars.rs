@@ -77,7 +77,7 @@ impl Variables {
         for decl in decls {
             if !is_var_name(&decl.name.value) {
                 diags.push(
-                    Diagnostic::error(
+                    Diagnostic::new(
                         Code::InvalidName,
                         format!("`{}` is not a valid variable name", decl.name.value),
                     )
@@ -156,7 +156,7 @@ impl Variables {
         if let Some(start) = stack.iter().position(|n| n == name) {
             let mut cycle: Vec<&str> = stack[start..].iter().map(String::as_str).collect();
             cycle.push(name);
-            let mut diagnostic = Diagnostic::error(
+            let mut diagnostic = Diagnostic::new(
                 Code::Cycle,
                 format!("variables refer to each other in a cycle: {}", cycle.join(" -> ")),
             );
@@ -244,7 +244,7 @@ impl Variables {
                         if role == StringRole::Generated {
                             let span = narrow(sources, text, name);
                             diags.push(
-                                Diagnostic::error(
+                                Diagnostic::new(
                                     Code::VariableNotAllowed,
                                     format!("`{{{name}}}` can only be used in `tags` and `build-arg` values"),
                                 )
@@ -271,7 +271,7 @@ impl Variables {
         let span = narrow(sources, text, name);
         let candidates = self.vars.keys().map(String::as_str).chain(BUILTINS.iter().copied());
         diags.push(
-            Diagnostic::error(Code::UndefinedVariable, format!("undefined variable `{name}`"))
+            Diagnostic::new(Code::UndefinedVariable, format!("undefined variable `{name}`"))
                 .label(span, "not declared with `var`")
                 .help_opt(did_you_mean(name, candidates).or_else(|| {
                     Some(format!(
@@ -287,7 +287,7 @@ impl Variables {
         }
         let Some(git) = self.git.get_or_init(|| read_git(&self.git_dir)) else {
             diags.push(
-                Diagnostic::error(Code::UndefinedVariable, format!("`{{{name}}}` needs a git repository"))
+                Diagnostic::new(Code::UndefinedVariable, format!("`{{{name}}}` needs a git repository"))
                     .label(span, "used here")
                     .help(format!("run kiln inside a git checkout with at least one commit, or pass `--set {name}=VALUE`")),
             );
@@ -301,7 +301,7 @@ impl Variables {
                     Some(sanitize_branch(branch))
                 } else {
                     diags.push(
-                        Diagnostic::error(
+                        Diagnostic::new(
                             Code::UndefinedVariable,
                             "`{git.branch}` is not set: HEAD is detached",
                         )

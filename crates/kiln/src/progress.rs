@@ -193,7 +193,7 @@ impl<'a> Display<'a> {
             let _ = writeln!(out, "---");
         }
         let mut diagnostic =
-            Diagnostic::error(Code::BuildFailed, format!("image `{image}` failed: {}", error.trim()));
+            Diagnostic::new(Code::BuildFailed, format!("image `{image}` failed: {}", error.trim()));
         if let Some(span) = span {
             diagnostic = diagnostic.label(span, "this instruction failed");
         }
