@@ -58,7 +58,57 @@ fn build_events_schema_is_current_and_followed() {
 }
 
 /// This module's tests, for the harness (`main.rs`).
+/// One vocabulary: `kiln manifest` names every instruction by its KDL node name (a
+/// stage holding one node of each kind), and follows the schema.
+fn instructions_are_named_as_in_the_manifest() {
+    use kiln_manifest::ast::InstructionKind;
+    // A node of each kind, with the values it needs.
+    let node = |name: &str| -> String {
+        let values = match name {
+            "workdir" => r#""/app""#,
+            "copy" => r#""a" "./""#,
+            "run" | "entrypoint" | "cmd" | "shell" | "healthcheck" => r#""true""#,
+            "env" | "label" => r#"A="1""#,
+            "arg" => "B",
+            "user" => r#""1000""#,
+            "expose" => "80",
+            "volume" => r#""/data""#,
+            "stopsignal" => r#""SIGTERM""#,
+            "apt" | "apk" | "pip" => r#""curl""#,
+            _ => "",
+        };
+        format!("    {name} {values}\n")
+    };
+    let nodes: String = InstructionKind::ALL.iter().map(|kind| node(kind.name())).collect();
+    let manifest = format!("image app {{\n    from \"python:3.12-slim\"\n{nodes}}}\n");
+    let mut test = Test::new().manifest(&manifest);
+    for file in ["a", "package.json", "package-lock.json", "go.mod", "go.sum", "Cargo.toml", "Cargo.lock"] {
+        test = test.file(file, "");
+    }
+    let output = test.args(&["manifest"]).run().stdout;
+    validate(&check_committed("manifest"), &output, "the manifest with every instruction");
+    let json: serde_json::Value = serde_json::from_str(&output).expect("JSON");
+    let names: Vec<String> = json["images"][0]["stages"][0]["instructions"]
+        .as_array()
+        .expect("instructions")
+        .iter()
+        .map(|i| {
+            i.as_object()
+                .and_then(|o| o.keys().next().cloned())
+                .or_else(|| i.as_str().map(str::to_owned))
+                .expect("a name")
+        })
+        .collect();
+    // `label` nodes of a stage are kept with the image's labels, at the end.
+    let expected: Vec<&str> =
+        InstructionKind::ALL.iter().map(|k| k.name()).filter(|n| *n != "label").collect();
+    let mut got: Vec<&str> = names.iter().map(String::as_str).filter(|n| *n != "label").collect();
+    got.dedup();
+    assert_eq!(got, expected, "{output}");
+}
+
 pub(crate) const TESTS: &[Case] = &[
+    Case::plain("instructions_are_named_as_in_the_manifest", instructions_are_named_as_in_the_manifest),
     Case::plain("plan_schema_is_current_and_followed", plan_schema_is_current_and_followed),
     Case::plain("manifest_schema_is_current_and_followed", manifest_schema_is_current_and_followed),
     Case::engine("build_events_schema_is_current_and_followed", build_events_schema_is_current_and_followed),

@@ -258,10 +258,7 @@ fn expand_stage(
             }
             Instruction::Pip(pip) => pip_steps(pip, span, rendering, &mut steps),
             Instruction::Npm { production } => {
-                steps.push(Step::Other(
-                    manifest_copy(rendering, &["package.json", "package-lock.json"]),
-                    span,
-                ));
+                steps.push(Step::Other(manifest_copy(rendering, &instruction.value), span));
                 let ci = if *production { "npm ci --omit=dev" } else { "npm ci" };
                 steps.push(Step::Run {
                     commands: vec![ci.to_owned(), "npm cache clean --force".to_owned()],
@@ -271,7 +268,7 @@ fn expand_stage(
                 });
             }
             Instruction::GoMod => {
-                steps.push(Step::Other(manifest_copy(rendering, &["go.mod", "go.sum"]), span));
+                steps.push(Step::Other(manifest_copy(rendering, &instruction.value), span));
                 steps.push(Step::Run {
                     commands: vec!["go mod download".to_owned()],
                     caches: Vec::new(),
@@ -280,7 +277,7 @@ fn expand_stage(
                 });
             }
             Instruction::CargoFetch => {
-                steps.push(Step::Other(manifest_copy(rendering, &["Cargo.toml", "Cargo.lock"]), span));
+                steps.push(Step::Other(manifest_copy(rendering, &instruction.value), span));
                 // cargo needs a target to read the manifest; a placeholder stands in for
                 // the sources, which are copied later.
                 steps.push(Step::Run {
@@ -361,8 +358,8 @@ fn apk_command(packages: &[&str]) -> String {
 
 /// `deps-before-sources`: a package manager's manifest files, copied into the working
 /// directory on their own.
-fn manifest_copy(rendering: Rendering<'_>, files: &[&str]) -> String {
-    let sources: Vec<String> = files.iter().map(|f| rendering.context_path(f)).collect();
+fn manifest_copy(rendering: Rendering<'_>, node: &Instruction) -> String {
+    let sources: Vec<String> = node.dependency_files().iter().map(|f| rendering.context_path(f)).collect();
     format!("COPY {}", encode::copy_paths(&sources, "./"))
 }
 

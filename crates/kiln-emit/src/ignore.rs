@@ -63,12 +63,7 @@ pub fn copied_paths(image: &Image) -> Vec<String> {
                 Instruction::Pip(pip) => {
                     paths.extend(pip.requirements.iter().map(|r| kiln_dockerignore::clean_path(&r.value)));
                 }
-                Instruction::Npm { .. } => {
-                    paths.extend(["package.json".to_owned(), "package-lock.json".to_owned()]);
-                }
-                Instruction::GoMod => paths.extend(["go.mod".to_owned(), "go.sum".to_owned()]),
-                Instruction::CargoFetch => paths.extend(["Cargo.toml".to_owned(), "Cargo.lock".to_owned()]),
-                _ => {}
+                other => paths.extend(other.dependency_files().iter().map(|f| (*f).to_owned())),
             }
         }
     }

@@ -121,6 +121,52 @@ pub enum CopyFrom {
     External(Text),
 }
 
+macro_rules! instruction_kinds {
+    ($($kind:ident => $name:literal,)*) => {
+        /// The instruction nodes of a stage: the one list of their names, which the
+        /// lowering dispatches on and suggests from, and messages and JSON use.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum InstructionKind { $($kind,)* }
+
+        impl InstructionKind {
+            pub const ALL: &[InstructionKind] = &[$(Self::$kind,)*];
+
+            /// The KDL node name.
+            pub fn name(self) -> &'static str {
+                match self { $(Self::$kind => $name,)* }
+            }
+
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name { $($name => Some(Self::$kind),)* _ => None }
+            }
+        }
+    };
+}
+
+instruction_kinds! {
+    Workdir => "workdir",
+    Copy => "copy",
+    Run => "run",
+    Env => "env",
+    Arg => "arg",
+    Label => "label",
+    User => "user",
+    Expose => "expose",
+    Volume => "volume",
+    Entrypoint => "entrypoint",
+    Cmd => "cmd",
+    Healthcheck => "healthcheck",
+    Shell => "shell",
+    StopSignal => "stopsignal",
+    Apt => "apt",
+    Apk => "apk",
+    Pip => "pip",
+    Npm => "npm",
+    GoMod => "go-mod",
+    CargoFetch => "cargo-fetch",
+}
+
+/// An instruction node, lowered. Serialized under its node name (`InstructionKind`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Instruction {
@@ -128,7 +174,10 @@ pub enum Instruction {
     Copy(Copy),
     Run(Run),
     Env(Vec<KeyValue>),
-    Arg { name: Text, default: Option<Text> },
+    Arg {
+        name: Text,
+        default: Option<Text>,
+    },
     Label(Vec<KeyValue>),
     User(User),
     Expose(Vec<Text>),
@@ -137,39 +186,57 @@ pub enum Instruction {
     Cmd(Vec<Text>),
     Healthcheck(Option<Healthcheck>),
     Shell(Vec<Text>),
+    #[serde(rename = "stopsignal")]
     StopSignal(Text),
     Apt(Vec<Text>),
     Apk(Vec<Text>),
     Pip(Pip),
-    Npm { production: bool },
+    Npm {
+        production: bool,
+    },
     GoMod,
     CargoFetch,
 }
 
 impl Instruction {
+    pub fn kind(&self) -> InstructionKind {
+        match self {
+            Self::Workdir(_) => InstructionKind::Workdir,
+            Self::Copy(_) => InstructionKind::Copy,
+            Self::Run(_) => InstructionKind::Run,
+            Self::Env(_) => InstructionKind::Env,
+            Self::Arg { .. } => InstructionKind::Arg,
+            Self::Label(_) => InstructionKind::Label,
+            Self::User(_) => InstructionKind::User,
+            Self::Expose(_) => InstructionKind::Expose,
+            Self::Volume(_) => InstructionKind::Volume,
+            Self::Entrypoint(_) => InstructionKind::Entrypoint,
+            Self::Cmd(_) => InstructionKind::Cmd,
+            Self::Healthcheck(_) => InstructionKind::Healthcheck,
+            Self::Shell(_) => InstructionKind::Shell,
+            Self::StopSignal(_) => InstructionKind::StopSignal,
+            Self::Apt(_) => InstructionKind::Apt,
+            Self::Apk(_) => InstructionKind::Apk,
+            Self::Pip(_) => InstructionKind::Pip,
+            Self::Npm { .. } => InstructionKind::Npm,
+            Self::GoMod => InstructionKind::GoMod,
+            Self::CargoFetch => InstructionKind::CargoFetch,
+        }
+    }
+
     /// The manifest node name, for messages.
     pub fn node_name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// The files a package-manager node copies from the context before the sources,
+    /// so that its install layer stays cached (`pip` copies its `requirements=` file).
+    pub fn dependency_files(&self) -> &'static [&'static str] {
         match self {
-            Self::Workdir(_) => "workdir",
-            Self::Copy(_) => "copy",
-            Self::Run(_) => "run",
-            Self::Env(_) => "env",
-            Self::Arg { .. } => "arg",
-            Self::Label(_) => "label",
-            Self::User(_) => "user",
-            Self::Expose(_) => "expose",
-            Self::Volume(_) => "volume",
-            Self::Entrypoint(_) => "entrypoint",
-            Self::Cmd(_) => "cmd",
-            Self::Healthcheck(_) => "healthcheck",
-            Self::Shell(_) => "shell",
-            Self::StopSignal(_) => "stopsignal",
-            Self::Apt(_) => "apt",
-            Self::Apk(_) => "apk",
-            Self::Pip(_) => "pip",
-            Self::Npm { .. } => "npm",
-            Self::GoMod => "go-mod",
-            Self::CargoFetch => "cargo-fetch",
+            Self::Npm { .. } => &["package.json", "package-lock.json"],
+            Self::GoMod => &["go.mod", "go.sum"],
+            Self::CargoFetch => &["Cargo.toml", "Cargo.lock"],
+            _ => &[],
         }
     }
 }

@@ -131,16 +131,9 @@ pub(crate) fn check_stage(
                     dependency_order(instruction, copied_whole_context.as_ref(), has_workdir, diags);
                 }
             }
-            Instruction::Npm { .. } => {
-                check_files_exist(ctx, &["package.json", "package-lock.json"], span, "npm", diags);
-                dependency_order(instruction, copied_whole_context.as_ref(), has_workdir, diags);
-            }
-            Instruction::GoMod => {
-                check_files_exist(ctx, &["go.mod", "go.sum"], span, "go-mod", diags);
-                dependency_order(instruction, copied_whole_context.as_ref(), has_workdir, diags);
-            }
-            Instruction::CargoFetch => {
-                check_files_exist(ctx, &["Cargo.toml", "Cargo.lock"], span, "cargo-fetch", diags);
+            Instruction::Npm { .. } | Instruction::GoMod | Instruction::CargoFetch => {
+                let files = instruction.value.dependency_files();
+                check_files_exist(ctx, files, span, instruction.value.node_name(), diags);
                 dependency_order(instruction, copied_whole_context.as_ref(), has_workdir, diags);
             }
         }

@@ -7,8 +7,8 @@
 use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 
 use crate::ast::{
-    Copy, CopyFrom, Declarations, From, GroupDecl, Healthcheck, ImageBody, ImageDecl, Instruction, KeyValue,
-    Pip, Run, StageBody, StageDecl, Text, User, VarDecl, VariantDecl,
+    Copy, CopyFrom, Declarations, From, GroupDecl, Healthcheck, ImageBody, ImageDecl, Instruction,
+    InstructionKind, KeyValue, Pip, Run, StageBody, StageDecl, Text, User, VarDecl, VariantDecl,
 };
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
 use crate::source::{FileId, Span, Spanned};
@@ -45,28 +45,11 @@ const IMAGE_SETTINGS: &[&str] = &[
     "variant",
     "from",
 ];
-const INSTRUCTIONS: &[&str] = &[
-    "workdir",
-    "copy",
-    "run",
-    "env",
-    "arg",
-    "label",
-    "user",
-    "expose",
-    "volume",
-    "entrypoint",
-    "cmd",
-    "healthcheck",
-    "shell",
-    "stopsignal",
-    "apt",
-    "apk",
-    "pip",
-    "npm",
-    "go-mod",
-    "cargo-fetch",
-];
+
+/// Every instruction node name, for did-you-mean.
+fn instruction_names() -> impl Iterator<Item = &'static str> {
+    InstructionKind::ALL.iter().map(|k| k.name())
+}
 
 /// What kind of block an image-like body is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,13 +273,14 @@ impl Lowerer<'_> {
                             ),
                     );
                 }
-                _ if INSTRUCTIONS.contains(&name) => {
-                    if let Some(instruction) = self.instruction(child) {
+                _ if let Some(kind) = InstructionKind::from_name(name) => {
+                    if let Some(instruction) = self.instruction(child, kind) {
                         body.implicit.instructions.push(instruction);
                     }
                 }
                 _ => {
-                    let candidates: Vec<&str> = IMAGE_SETTINGS.iter().chain(INSTRUCTIONS).copied().collect();
+                    let candidates: Vec<&str> =
+                        IMAGE_SETTINGS.iter().copied().chain(instruction_names()).collect();
                     let place = match kind {
                         BodyKind::Image => "in an image",
                         BodyKind::Template => "in a template",
@@ -315,8 +299,8 @@ impl Lowerer<'_> {
             let name = child.name().value();
             if name == "from" {
                 self.from(child, &mut body);
-            } else if INSTRUCTIONS.contains(&name) {
-                if let Some(instruction) = self.instruction(child) {
+            } else if let Some(kind) = InstructionKind::from_name(name) {
+                if let Some(instruction) = self.instruction(child, kind) {
                     body.instructions.push(instruction);
                 }
             } else if IMAGE_SETTINGS.contains(&name) {
@@ -330,8 +314,7 @@ impl Lowerer<'_> {
                     .help(format!("move `{name}` to the image block")),
                 );
             } else {
-                let mut candidates: Vec<&str> = INSTRUCTIONS.to_vec();
-                candidates.push("from");
+                let candidates: Vec<&str> = instruction_names().chain(["from"]).collect();
                 self.unknown_node(child, &candidates, "in a stage");
             }
         }
@@ -385,33 +368,33 @@ impl Lowerer<'_> {
 
     /// Lowers an instruction node. A node with shape errors is dropped, so that later
     /// checks do not report consequences of the same mistake.
-    fn instruction(&mut self, node: &KdlNode) -> Option<Spanned<Instruction>> {
+    fn instruction(&mut self, node: &KdlNode, kind: InstructionKind) -> Option<Spanned<Instruction>> {
         let errors_before = self.diags.error_count();
-        let instruction = self.instruction_inner(node)?;
+        let instruction = self.instruction_inner(node, kind)?;
         (self.diags.error_count() == errors_before).then_some(instruction)
     }
 
-    fn instruction_inner(&mut self, node: &KdlNode) -> Option<Spanned<Instruction>> {
+    fn instruction_inner(&mut self, node: &KdlNode, kind: InstructionKind) -> Option<Spanned<Instruction>> {
+        use InstructionKind as K;
         let span = self.span(node.span());
-        let name = node.name().value();
-        let instruction = match name {
-            "workdir" => {
+        let instruction = match kind {
+            K::Workdir => {
                 let mut n = self.node(node, &[], false);
                 n.arg_count(1, Some(1));
                 Instruction::Workdir(n.arg_text(0, "a path")?)
             }
-            "copy" => self.copy(node)?,
-            "run" => self.run(node)?,
-            "env" => Instruction::Env(self.key_values(node)),
-            "label" => Instruction::Label(self.key_values(node)),
-            "arg" => {
+            K::Copy => self.copy(node)?,
+            K::Run => self.run(node)?,
+            K::Env => Instruction::Env(self.key_values(node)),
+            K::Label => Instruction::Label(self.key_values(node)),
+            K::Arg => {
                 let mut n = self.node(node, &[], false);
                 n.arg_count(1, Some(2));
                 let name = n.arg_text(0, "an argument name")?;
                 let default = n.arg_scalar(1, "a default value");
                 Instruction::Arg { name, default }
             }
-            "user" => {
+            K::User => {
                 let mut n = self.node(node, &["uid", "gid"], false);
                 n.arg_count(1, Some(1));
                 let name = n.arg_scalar(0, "a user name or uid")?;
@@ -419,20 +402,20 @@ impl Lowerer<'_> {
                 let gid = n.prop_u32("gid");
                 Instruction::User(User { name, uid, gid })
             }
-            "expose" => self.list(node, "a port", Instruction::Expose)?,
-            "volume" => self.list(node, "a path", Instruction::Volume)?,
-            "entrypoint" => self.list(node, "a program or argument", Instruction::Entrypoint)?,
-            "cmd" => self.list(node, "a program or argument", Instruction::Cmd)?,
-            "shell" => self.list(node, "a program or argument", Instruction::Shell)?,
-            "apt" => self.list(node, "a package name", Instruction::Apt)?,
-            "apk" => self.list(node, "a package name", Instruction::Apk)?,
-            "stopsignal" => {
+            K::Expose => self.list(node, "a port", Instruction::Expose)?,
+            K::Volume => self.list(node, "a path", Instruction::Volume)?,
+            K::Entrypoint => self.list(node, "a program or argument", Instruction::Entrypoint)?,
+            K::Cmd => self.list(node, "a program or argument", Instruction::Cmd)?,
+            K::Shell => self.list(node, "a program or argument", Instruction::Shell)?,
+            K::Apt => self.list(node, "a package name", Instruction::Apt)?,
+            K::Apk => self.list(node, "a package name", Instruction::Apk)?,
+            K::StopSignal => {
                 let mut n = self.node(node, &[], false);
                 n.arg_count(1, Some(1));
                 Instruction::StopSignal(n.arg_scalar(0, "a signal")?)
             }
-            "healthcheck" => self.healthcheck(node)?,
-            "pip" => {
+            K::Healthcheck => self.healthcheck(node)?,
+            K::Pip => {
                 let mut n = self.node(node, &["requirements", "user"], false);
                 let packages = n.arg_texts(0, "a package requirement");
                 let requirements = n.prop_text("requirements");
@@ -448,20 +431,19 @@ impl Lowerer<'_> {
                 }
                 Instruction::Pip(Pip { packages, requirements, user })
             }
-            "npm" => {
+            K::Npm => {
                 let mut n = self.node(node, &["production"], false);
                 n.arg_count(0, Some(0));
                 Instruction::Npm { production: n.prop_bool("production").unwrap_or(false) }
             }
-            "go-mod" => {
+            K::GoMod => {
                 self.node(node, &[], false).arg_count(0, Some(0));
                 Instruction::GoMod
             }
-            "cargo-fetch" => {
+            K::CargoFetch => {
                 self.node(node, &[], false).arg_count(0, Some(0));
                 Instruction::CargoFetch
             }
-            _ => unreachable!("instruction names are checked by the caller"),
         };
         Some(Spanned::new(instruction, span))
     }
@@ -645,7 +627,8 @@ impl Lowerer<'_> {
         let span = self.name_span(node);
         let mut diagnostic = Diagnostic::new(Code::UnknownNode, format!("unknown node `{name}` {place}"))
             .label(span, "not a kiln node here");
-        let elsewhere = TOP_LEVEL.iter().chain(IMAGE_SETTINGS).chain(INSTRUCTIONS).any(|n| *n == name);
+        let elsewhere = TOP_LEVEL.iter().chain(IMAGE_SETTINGS).any(|n| *n == name)
+            || InstructionKind::from_name(name).is_some();
         if elsewhere {
             diagnostic = diagnostic.help(format!("`{name}` is valid elsewhere, not {place}"));
         } else {
