@@ -38,11 +38,19 @@ fn unknown_command_line_values_exit_2() {
     Test::new().manifest(MINIMAL).args(&["frobnicate"]).expect(2).run();
     Test::new().manifest(MINIMAL).args(&["graph", "--format", "png"]).expect(2).run();
     let output = Test::new().manifest(MINIMAL).args(&["--level", "2.0", "check"]).expect(2).run();
-    insta::assert_snapshot!(output.stderr(), @"error: unknown level `2.0`: use one of `classic`, `1.2`, `1.4`\n");
+    insta::assert_snapshot!(output.stderr(), @r"
+    error: invalid value '2.0' for '--level <LEVEL>': use one of `classic`, `1.2`, `1.4`
+
+    For more information, try '--help'.
+    ");
     let output = Test::new().manifest(MINIMAL).args(&["--set", "VERSON=2", "check"]).expect(2).run();
     insta::assert_snapshot!(output.stderr(), @"error: `--set VERSON`: the manifest declares no variable `VERSON`\n");
     let output = Test::new().manifest(MINIMAL).args(&["--set", "novalue", "check"]).expect(2).run();
-    insta::assert_snapshot!(output.stderr(), @"error: `--set novalue` needs the form `NAME=VALUE`\n");
+    insta::assert_snapshot!(output.stderr(), @r"
+    error: invalid value 'novalue' for '--set <NAME=VALUE>': needs the form `NAME=VALUE`
+
+    For more information, try '--help'.
+    ");
     let output = Test::new().manifest(MINIMAL).args(&["plan", "ap"]).expect(2).run();
     insta::assert_snapshot!(output.stderr(), @r"
     error: no image or group named `ap`

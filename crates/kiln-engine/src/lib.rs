@@ -30,13 +30,23 @@ pub enum EngineError {
     Unreachable { endpoint: String, reason: String },
     #[error("{0}")]
     Config(String),
-    #[error("{0}")]
-    Api(String),
+    /// The engine refused or failed a request; `source` is bollard's error, when the
+    /// request went through bollard.
+    #[error("{message}")]
+    Api {
+        message: String,
+        #[source]
+        source: Option<bollard::errors::Error>,
+    },
 }
 
 impl EngineError {
-    fn api(err: &bollard::errors::Error) -> Self {
-        Self::Api(describe(err))
+    fn api(err: bollard::errors::Error) -> Self {
+        Self::Api { message: describe(&err), source: Some(err) }
+    }
+
+    fn message(message: String) -> Self {
+        Self::Api { message, source: None }
     }
 }
 
@@ -156,18 +166,14 @@ impl Engine {
             .repo(&reference.repository())
             .tag(reference.tag_or_latest())
             .build();
-        self.docker.tag_image(image, Some(options)).await.map_err(|e| EngineError::api(&e))
+        self.docker.tag_image(image, Some(options)).await.map_err(EngineError::api)
     }
 
     /// Removes a tag or an image. `force` also removes an image used by stopped
     /// containers; `prune` removes untagged parents.
     pub async fn remove(&self, reference: &str, force: bool, prune: bool) -> Result<(), EngineError> {
         let options = RemoveImageOptionsBuilder::default().force(force).noprune(!prune).build();
-        self.docker
-            .remove_image(reference, Some(options), None)
-            .await
-            .map(|_| ())
-            .map_err(|e| EngineError::api(&e))
+        self.docker.remove_image(reference, Some(options), None).await.map(|_| ()).map_err(EngineError::api)
     }
 
     /// The image a reference or ID names, if any.
@@ -193,7 +199,7 @@ impl Engine {
                 }))
             }
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
-            Err(e) => Err(EngineError::api(&e)),
+            Err(e) => Err(EngineError::api(e)),
         }
     }
 
@@ -203,7 +209,7 @@ impl Engine {
         let filters =
             if filter.is_empty() { HashMap::new() } else { HashMap::from([("label".to_owned(), filter)]) };
         let options = ListImagesOptionsBuilder::default().all(false).filters(&filters).build();
-        let images = self.docker.list_images(Some(options)).await.map_err(|e| EngineError::api(&e))?;
+        let images = self.docker.list_images(Some(options)).await.map_err(EngineError::api)?;
         Ok(images
             .into_iter()
             .map(|image| ImageInfo {
@@ -229,7 +235,7 @@ impl Engine {
     /// Every tag that starts with `prefix`, with the ID of the image it points at.
     pub async fn tags_starting_with(&self, prefix: &str) -> Result<Vec<(String, String)>, EngineError> {
         let options = ListImagesOptionsBuilder::default().all(false).build();
-        let images = self.docker.list_images(Some(options)).await.map_err(|e| EngineError::api(&e))?;
+        let images = self.docker.list_images(Some(options)).await.map_err(EngineError::api)?;
         Ok(images
             .into_iter()
             .flat_map(|image| {
@@ -241,7 +247,7 @@ impl Engine {
 
     /// An image's history, newest first.
     pub async fn history(&self, reference: &str) -> Result<Vec<HistoryEntry>, EngineError> {
-        let items = self.docker.image_history(reference).await.map_err(|e| EngineError::api(&e))?;
+        let items = self.docker.image_history(reference).await.map_err(EngineError::api)?;
         Ok(items
             .into_iter()
             .map(|item| HistoryEntry {
@@ -257,8 +263,7 @@ impl Engine {
     /// IDs of all containers, running or not (to check that builds leave none behind).
     pub async fn container_ids(&self) -> Result<Vec<String>, EngineError> {
         let options = ListContainersOptionsBuilder::default().all(true).build();
-        let containers =
-            self.docker.list_containers(Some(options)).await.map_err(|e| EngineError::api(&e))?;
+        let containers = self.docker.list_containers(Some(options)).await.map_err(EngineError::api)?;
         Ok(containers.into_iter().filter_map(|c| c.id).collect())
     }
 }

@@ -5,7 +5,7 @@ use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{CreateImageOptionsBuilder, PushImageOptionsBuilder};
 use futures_util::TryStreamExt;
 
-use crate::{Engine, EngineError, describe, parse, parse_tagged};
+use crate::{Engine, EngineError, parse, parse_tagged};
 
 /// Progress of a pull or push: the engine's status lines, per layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,14 +58,14 @@ async fn drain<T>(
             Ok(Some(item)) => {
                 let (error, status, layer) = parts(item);
                 if let Some(message) = error {
-                    return Err(EngineError::Api(message));
+                    return Err(EngineError::message(message));
                 }
                 if let Some(status) = status {
                     emit(TransferEvent { layer, status });
                 }
             }
             Ok(None) => return Ok(()),
-            Err(err) => return Err(EngineError::Api(describe(&err))),
+            Err(err) => return Err(EngineError::api(err)),
         }
     }
 }

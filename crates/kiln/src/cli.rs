@@ -1,9 +1,11 @@
-//! The command line, as close to the flags as possible; `settings` turns it into
-//! checked values.
+//! The command line, as close to the flags as possible. Values with a form of their own
+//! (`--set NAME=VALUE`, `--label`, `--level`, `--output`) are checked and typed here, by
+//! clap's value parsers, so that a mistake is a usage error before anything runs.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use kiln_manifest::Level;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,16 +31,16 @@ pub struct GlobalArgs {
     pub file: Option<PathBuf>,
 
     /// Override a manifest variable (repeatable); also `KILN_VAR_NAME=VALUE` in the environment
-    #[arg(long = "set", global = true, value_name = "NAME=VALUE")]
-    pub set: Vec<String>,
+    #[arg(long = "set", global = true, value_name = "NAME=VALUE", value_parser = key_value)]
+    pub set: Vec<(String, String)>,
 
     /// Folder for generated files [default: the manifest's `output`, else `dockerfiles`]
-    #[arg(short = 'o', long = "output", global = true, value_name = "DIR")]
+    #[arg(short = 'o', long = "output", global = true, value_name = "DIR", value_parser = output_folder)]
     pub output: Option<PathBuf>,
 
     /// Dockerfile feature level: `classic`, `1.2` or `1.4` [default: the manifest's, else `classic`]
-    #[arg(long = "level", global = true, value_name = "LEVEL")]
-    pub level: Option<String>,
+    #[arg(long = "level", global = true, value_name = "LEVEL", value_parser = level)]
+    pub level: Option<Level>,
 
     /// When to color diagnostics
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
@@ -183,8 +185,8 @@ pub struct BuildArgs {
     pub no_cache: bool,
 
     /// Add a label to every image (repeatable)
-    #[arg(long = "label", value_name = "KEY=VALUE")]
-    pub labels: Vec<String>,
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub labels: Vec<(String, String)>,
 
     /// Push every selected image, built or up to date, with its content tag; an image
     /// whose content tag is already in its registry is only tagged there, not pulled
@@ -405,8 +407,8 @@ pub struct ExplainArgs {
     pub builder: BuilderChoice,
 
     /// Labels the build would add (inputs of the key; repeatable)
-    #[arg(long = "label", value_name = "KEY=VALUE")]
-    pub labels: Vec<String>,
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub labels: Vec<(String, String)>,
 
     /// Do not ask the image's registry whether it has the image
     #[arg(long)]
@@ -466,4 +468,24 @@ pub enum SchemaKind {
     Manifest,
     /// `kiln build --progress json`
     BuildEvents,
+}
+
+/// `NAME=VALUE` (`--set`, `--label`).
+fn key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .ok_or_else(|| "needs the form `NAME=VALUE`".to_owned())
+}
+
+fn level(text: &str) -> Result<Level, String> {
+    Level::parse(text).ok_or_else(|| "use one of `classic`, `1.2`, `1.4`".to_owned())
+}
+
+/// The output folder's path is written into `.dockerignore` files (when it is inside a
+/// context), one pattern per line: no line break or control character.
+fn output_folder(text: &str) -> Result<PathBuf, String> {
+    if text.chars().any(|c| c == '\n' || kiln_manifest::hidden_in_review(c)) {
+        return Err("cannot hold a line break or a control character: the path is written into `.dockerignore` files, one pattern per line".to_owned());
+    }
+    Ok(PathBuf::from(text))
 }

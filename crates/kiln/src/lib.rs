@@ -14,6 +14,7 @@ macro_rules! errp {
 
 mod cli;
 mod commands;
+mod error;
 mod progress;
 mod session;
 mod term;
@@ -23,10 +24,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub use cli::Cli;
+pub(crate) use error::CliError;
 
 /// kiln's exit statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub enum ExitStatus {
     Success = 0,
     /// A check failed: stale generated files.
     Failure = 1,
@@ -36,8 +38,8 @@ pub enum Status {
     Interrupted = 130,
 }
 
-impl From<Status> for ExitCode {
-    fn from(status: Status) -> Self {
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> Self {
         ExitCode::from(status as u8)
     }
 }
@@ -60,6 +62,6 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let term = term::Term::new(&cli.global);
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commands::run(&cli, &term)))
-        .unwrap_or(Status::Failure)
+        .unwrap_or(ExitStatus::Failure)
         .into()
 }

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use kiln_graph::{Graph, UnknownSelection};
-use kiln_manifest::{Diagnostic, Level, LoadOptions, MANIFEST_FILE, Project, find_manifest};
+use kiln_manifest::{Diagnostic, LoadOptions, MANIFEST_FILE, Project, find_manifest};
 
-use crate::Status;
+use crate::CliError;
 use crate::cli::GlobalArgs;
 use crate::term::Term;
 
@@ -28,68 +28,43 @@ impl Session {
     }
 }
 
-/// Loads the project; usage problems are printed and returned as `Status::Invalid`.
-/// Diagnostics are returned, not printed, so that commands choose how to show them.
-pub(crate) fn load(global: &GlobalArgs, term: &Term) -> Result<Session, Status> {
-    let cwd = std::env::current_dir().map_err(|e| {
-        term.error(&format!("cannot read the current folder: {e}"));
-        Status::Invalid
-    })?;
+/// Loads the project. Diagnostics are returned, not printed, so that commands choose
+/// how to show them.
+pub(crate) fn load(global: &GlobalArgs) -> Result<Session, CliError> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| CliError::invalid(format!("cannot read the current folder: {e}")))?;
     let manifest = match &global.file {
         Some(file) => {
             let path = absolute(&cwd, file);
             if !path.is_file() {
-                term.error(&format!("manifest `{}` does not exist", file.display()));
-                return Err(Status::Invalid);
+                return Err(CliError::invalid(format!("manifest `{}` does not exist", file.display())));
             }
             path
         }
         None => find_manifest(&cwd).ok_or_else(|| {
-            term.error(&format!("no `{MANIFEST_FILE}` in `{}` or any parent folder", cwd.display()));
-            errln!("\nhint: create one, or point at it with `-f PATH`");
-            Status::Invalid
+            CliError::invalid(format!("no `{MANIFEST_FILE}` in `{}` or any parent folder", cwd.display()))
+                .hint("create one, or point at it with `-f PATH`")
         })?,
     };
-    let level = match &global.level {
-        None => None,
-        Some(text) => Some(Level::parse(text).ok_or_else(|| {
-            term.error(&format!("unknown level `{text}`: use one of `classic`, `1.2`, `1.4`"));
-            Status::Invalid
-        })?),
-    };
-    let mut sets = Vec::new();
-    for set in &global.set {
-        let Some((name, value)) = set.split_once('=') else {
-            term.error(&format!("`--set {set}` needs the form `NAME=VALUE`"));
-            return Err(Status::Invalid);
-        };
-        sets.push((name.to_owned(), value.to_owned()));
-    }
-    // The output folder's path is written into `.dockerignore` files (when it is inside
-    // a context), one pattern per line.
-    if let Some(output) = &global.output
-        && output.to_string_lossy().chars().any(|c| c == '\n' || kiln_manifest::hidden_in_review(c))
-    {
-        term.error("`--output` cannot hold a line break or a control character");
-        errln!("\nhint: the path is written into `.dockerignore` files, one pattern per line");
-        return Err(Status::Invalid);
-    }
     let options = LoadOptions {
         manifest,
         env: std::env::vars().collect(),
-        sets,
+        sets: global.set.clone(),
         output: global.output.as_ref().map(|o| absolute(&cwd, o)),
-        level,
+        level: global.level,
     };
-    let loaded = kiln_manifest::load_project(&options);
-    let (project, mut diags) = loaded.map_err(|unknown| {
-        for u in unknown {
-            term.error(&format!("`--set {}`: the manifest declares no variable `{}`", u.name, u.name));
-            if let Some(suggestion) = u.suggestion {
-                errln!("\nhint: {suggestion}");
-            }
-        }
-        Status::Invalid
+    let (project, mut diags) = kiln_manifest::load_project(&options).map_err(|unknown| {
+        unknown
+            .into_iter()
+            .map(|u| {
+                CliError::invalid(format!(
+                    "`--set {}`: the manifest declares no variable `{}`",
+                    u.name, u.name
+                ))
+                .hint_opt(u.suggestion)
+            })
+            .reduce(CliError::and)
+            .unwrap_or_else(|| CliError::invalid("unknown `--set` variables"))
     })?;
     let graph = Graph::build(&project, &mut diags);
     if !diags.has_errors() {
@@ -98,8 +73,8 @@ pub(crate) fn load(global: &GlobalArgs, term: &Term) -> Result<Session, Status> 
     Ok(Session { options, project, graph, diagnostics: diags.into_sorted() })
 }
 
-/// Prints the diagnostics; `Err(Status::Invalid)` when there are errors, with a summary.
-pub(crate) fn report(session: &Session, term: &Term) -> Result<(), Status> {
+/// Prints the diagnostics; an error, with a summary, when some are errors.
+pub(crate) fn report(session: &Session, term: &Term) -> Result<(), CliError> {
     for diagnostic in &session.diagnostics {
         term.diagnostic(diagnostic, &session.project.sources);
     }
@@ -110,22 +85,18 @@ pub(crate) fn report(session: &Session, term: &Term) -> Result<(), Status> {
         if warnings > 0 && !term.quiet {
             summary.push_str(&format!(" and {}", count(warnings, "warning")));
         }
-        term.error(&summary);
-        return Err(Status::Invalid);
+        return Err(CliError::invalid(summary));
     }
     Ok(())
 }
 
-/// Reports names on the command line that are neither an image nor a group: a usage
-/// error.
-pub(crate) fn unknown_names(term: &Term, unknown: Vec<UnknownSelection>) -> Status {
-    for u in unknown {
-        term.error(&format!("no image or group named `{}`", u.name));
-        if let Some(suggestion) = u.suggestion {
-            errln!("\nhint: {suggestion}");
-        }
-    }
-    Status::Invalid
+/// Names on the command line that are neither an image nor a group: a usage error.
+pub(crate) fn unknown_names(unknown: Vec<UnknownSelection>) -> CliError {
+    unknown
+        .into_iter()
+        .map(|u| CliError::invalid(format!("no image or group named `{}`", u.name)).hint_opt(u.suggestion))
+        .reduce(CliError::and)
+        .unwrap_or_else(|| CliError::invalid("unknown names"))
 }
 
 pub(crate) fn count(n: usize, word: &str) -> String {
@@ -138,21 +109,16 @@ fn absolute(cwd: &Path, path: &Path) -> PathBuf {
 
 /// `--changed-since REF`: the selected images (all of them when `targets` is empty)
 /// whose inputs changed since `REF`, or that are built on one that did. Errors (no git,
-/// no such commit) are printed.
+/// no such commit) end the command.
 pub(crate) fn changed_since(
     session: &Session,
     targets: &[String],
     reference: &str,
-    term: &Term,
-) -> Result<Vec<String>, Status> {
+) -> Result<Vec<String>, CliError> {
     let project = &session.project;
-    let selected =
-        kiln_graph::select(project, &session.graph, targets).map_err(|u| unknown_names(term, u))?;
+    let selected = kiln_graph::select(project, &session.graph, targets).map_err(unknown_names)?;
     let changed = kiln_build::changed::changed_since(project, &session.graph, &session.options, reference)
-        .map_err(|err| {
-            term.error(&err);
-            Status::Failure
-        })?;
+        .map_err(CliError::failure)?;
     Ok(project
         .images
         .iter()

@@ -10,16 +10,16 @@ use kiln_emit::Rendering;
 use tokio_util::sync::CancellationToken;
 
 use super::engine_session;
-use crate::Status as Exit;
 use crate::cli::{BuildArgs, CacheTo, GlobalArgs, ProgressMode};
 use crate::progress::{Display, human_duration};
 use crate::session::{self, Session};
 use crate::term::Term;
+use crate::{CliError, ExitStatus};
 
-pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<Exit, Exit> {
-    let session = session::load(global, term)?;
+pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<ExitStatus, CliError> {
+    let session = session::load(global)?;
     session::report(&session, term)?;
-    let labels = parse_labels(&args.labels, term)?;
+    let labels = args.labels.clone();
     let project = &session.project;
     let targets = if args.targets.is_empty() && project.groups.contains_key("default") {
         vec!["default".to_owned()]
@@ -28,24 +28,23 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
     };
     let targets = match &args.changed_since {
         Some(reference) => {
-            let changed = session::changed_since(&session, &targets, reference, term)?;
+            let changed = session::changed_since(&session, &targets, reference)?;
             if changed.is_empty() {
                 term.info(&format!("nothing changed since `{reference}`: nothing to build"));
-                return Ok(Exit::Success);
+                return Ok(ExitStatus::Success);
             }
             changed
         }
         None => targets,
     };
-    let selected = kiln_graph::select(project, &session.graph, &targets)
-        .map_err(|unknown| session::unknown_names(term, unknown))?;
+    let selected = kiln_graph::select(project, &session.graph, &targets).map_err(session::unknown_names)?;
     if args.locked {
-        check_locked(&session, term)?;
+        check_locked(&session)?;
     }
     if args.push {
-        check_pushable(project, &selected, term)?;
+        check_pushable(project, &selected)?;
     }
-    check_context_files(project, &selected, term)?;
+    check_context_files(project, &selected)?;
     let steps = step_counts(&session);
     let durations_file = history::durations_file(session.project.manifest_path());
     let durations = history::load(durations_file.as_deref());
@@ -58,14 +57,14 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
         } else {
             term.out(&dry_run_text(&session, &schedule, jobs, &durations));
         }
-        return Ok(Exit::Success);
+        return Ok(ExitStatus::Success);
     }
 
-    let runtime = engine_session::runtime(term)?;
+    let runtime = engine_session::runtime()?;
     let Session { project, graph, .. } = session;
     let (project, graph) = (Arc::new(project), Arc::new(graph));
     runtime.block_on(async move {
-        let engine = engine_session::engine(global, term).await?;
+        let engine = engine_session::engine(global).await?;
         // `--pull` refreshes the outside bases first, so that every build uses them.
         if args.pull {
             let targets = kiln_images::pull_targets(
@@ -74,15 +73,13 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
                 Some(kiln_manifest::PullPolicy::Always),
             );
             let pulled = super::pull::pull(&engine, targets, 4, term.quiet).await;
-            let failed: Vec<_> = pulled.iter().filter(|(_, r)| r.is_err()).collect();
-            if !failed.is_empty() {
-                for (reference, result) in failed {
-                    term.error(&format!(
-                        "cannot pull `{reference}`: {}",
-                        result.as_ref().err().map_or("", String::as_str)
-                    ));
-                }
-                return Err(Exit::Failure);
+            let failed = pulled
+                .iter()
+                .filter_map(|(reference, result)| result.as_ref().err().map(|e| (reference, e)))
+                .map(|(reference, error)| CliError::failure(format!("cannot pull `{reference}`: {error}")))
+                .reduce(CliError::and);
+            if let Some(error) = failed {
+                return Err(error);
             }
         }
         let mode = match args.progress {
@@ -121,44 +118,38 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
         while let Some(event) = receiver.recv().await {
             display.event(&event);
         }
-        let summary = scheduler.await.map_err(|e| {
-            term.error(&format!("the scheduler stopped: {e}"));
-            Exit::Failure
-        })?;
+        let summary =
+            scheduler.await.map_err(|e| CliError::failure(format!("the scheduler stopped: {e}")))?;
         display.finish(&summary);
         record_durations(durations_file.as_deref(), &project, &summary);
         Ok(if summary.interrupted {
-            Exit::Interrupted
+            ExitStatus::Interrupted
         } else if summary.all_built() {
-            Exit::Success
+            ExitStatus::Success
         } else {
-            Exit::Failure
+            ExitStatus::Failure
         })
     })
 }
 
 /// `--locked`: the lock must exist and lock exactly the outside images the manifest uses
 /// (the `stale-lock` warnings, printed already, say where it does not).
-fn check_locked(session: &Session, term: &Term) -> Result<(), Exit> {
+fn check_locked(session: &Session) -> Result<(), CliError> {
+    let lock_file = kiln_manifest::lock::LOCK_FILE;
     if session.project.lock.is_none() {
-        term.error(&format!("--locked, but there is no `{}`", kiln_manifest::lock::LOCK_FILE));
-        errln!("\nhint: `kiln lock` writes it");
-        return Err(Exit::Failure);
+        return Err(CliError::failure(format!("--locked, but there is no `{lock_file}`"))
+            .hint("`kiln lock` writes it"));
     }
     if session.diagnostics.iter().any(|d| d.code == kiln_manifest::Code::StaleLock) {
-        term.error(&format!(
-            "--locked, but `{}` does not match the manifest",
-            kiln_manifest::lock::LOCK_FILE
-        ));
-        errln!("\nhint: `kiln lock` updates it");
-        return Err(Exit::Failure);
+        return Err(CliError::failure(format!("--locked, but `{lock_file}` does not match the manifest"))
+            .hint("`kiln lock` updates it"));
     }
     Ok(())
 }
 
 /// A file a selected image copies from its context is missing: the build would fail
 /// at that COPY, after other images were built and tagged. Refuse before starting.
-fn check_context_files(project: &kiln_manifest::Project, selected: &[bool], term: &Term) -> Result<(), Exit> {
+fn check_context_files(project: &kiln_manifest::Project, selected: &[bool]) -> Result<(), CliError> {
     let mut missing = Vec::new();
     for (image, _) in project.images.iter().zip(selected).filter(|(_, s)| **s) {
         let needed = image.needed_stages();
@@ -174,30 +165,37 @@ fn check_context_files(project: &kiln_manifest::Project, selected: &[bool], term
     } else {
         format!("{} copied files are", missing.len())
     };
-    term.error(&format!("cannot build: {what} not in the build context"));
+    let mut message = format!("cannot build: {what} not in the build context");
     for (image, span) in missing {
-        errln!("  image `{}`, at {}", image.name, project.sources.location(span));
+        let _ = write!(message, "\n  image `{}`, at {}", image.name, project.sources.location(span));
     }
-    errln!("\nhint: add what is missing to the context, or fix the paths (see the `missing-file` warnings)");
-    Err(Exit::Failure)
+    Err(CliError::failure(message)
+        .hint("add what is missing to the context, or fix the paths (see the `missing-file` warnings)"))
 }
 
 /// `--push`: every image to build must name the registry it goes to.
-fn check_pushable(project: &kiln_manifest::Project, selected: &[bool], term: &Term) -> Result<(), Exit> {
-    let mut fine = true;
-    for (image, _) in project.images.iter().zip(selected).filter(|(_, s)| **s) {
-        if kiln_reference::ImageRef::parse(&image.repository).is_ok_and(|r| r.domain.is_none()) {
-            term.error(&format!(
+fn check_pushable(project: &kiln_manifest::Project, selected: &[bool]) -> Result<(), CliError> {
+    let unpushable = project
+        .images
+        .iter()
+        .zip(selected)
+        .filter(|(image, selected)| {
+            **selected && kiln_reference::ImageRef::parse(&image.repository).is_ok_and(|r| r.domain.is_none())
+        })
+        .map(|(image, _)| {
+            CliError::invalid(format!(
                 "--push: `{}` goes to `{}`, which names no registry (it would go to Docker Hub)",
                 image.name, image.repository
-            ));
-            fine = false;
+            ))
+        })
+        .reduce(CliError::and);
+    match unpushable {
+        Some(error) => {
+            Err(error
+                .hint("set `registry` in the manifest, such as `registry \"registry.example.com/shop\"`"))
         }
+        None => Ok(()),
     }
-    if !fine {
-        errln!("\nhint: set `registry` in the manifest, such as `registry \"registry.example.com/shop\"`");
-    }
-    fine.then_some(()).ok_or(Exit::Invalid)
 }
 
 /// Ctrl-C and SIGTERM cancel the run.
@@ -222,17 +220,6 @@ fn watch_signals(cancel: CancellationToken) {
 
 fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
-}
-
-pub(crate) fn parse_labels(raw: &[String], term: &Term) -> Result<Vec<(String, String)>, Exit> {
-    raw.iter()
-        .map(|label| {
-            label.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| {
-                term.error(&format!("`--label {label}` needs the form `KEY=VALUE`"));
-                Exit::Invalid
-            })
-        })
-        .collect()
 }
 
 /// Each image's number of Dockerfile steps, the cost used before any run is recorded.

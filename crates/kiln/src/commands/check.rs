@@ -2,10 +2,10 @@
 
 use serde::Serialize;
 
-use crate::Status;
 use crate::cli::{CheckArgs, GlobalArgs};
 use crate::session::{self, count};
 use crate::term::Term;
+use crate::{CliError, ExitStatus};
 
 #[derive(Serialize)]
 struct JsonReport {
@@ -31,8 +31,8 @@ struct JsonLabel {
     message: String,
 }
 
-pub(crate) fn run(global: &GlobalArgs, args: &CheckArgs, term: &Term) -> Result<Status, Status> {
-    let session = session::load(global, term)?;
+pub(crate) fn run(global: &GlobalArgs, args: &CheckArgs, term: &Term) -> Result<ExitStatus, CliError> {
+    let session = session::load(global)?;
     let errors = session.error_count();
     if args.json {
         let sources = &session.project.sources;
@@ -57,7 +57,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &CheckArgs, term: &Term) -> Result<
                 .collect(),
         };
         term.json(&report);
-        return Ok(if errors > 0 { Status::Invalid } else { Status::Success });
+        return Ok(if errors > 0 { ExitStatus::Invalid } else { ExitStatus::Success });
     }
     session::report(&session, term)?;
     let project = &session.project;
@@ -74,5 +74,5 @@ pub(crate) fn run(global: &GlobalArgs, args: &CheckArgs, term: &Term) -> Result<
         summary.push_str(", no problems");
     }
     term.info(&summary);
-    Ok(Status::Success)
+    Ok(ExitStatus::Success)
 }

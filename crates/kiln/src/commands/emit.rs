@@ -5,10 +5,10 @@ use std::path::Path;
 use kiln_emit::{Change, PlannedChange, apply_changes, diff, output_files, plan_changes};
 use serde::Serialize;
 
-use crate::Status;
 use crate::cli::{EmitArgs, GlobalArgs};
 use crate::session::{self, count};
 use crate::term::Term;
+use crate::{CliError, ExitStatus};
 
 #[derive(Serialize)]
 struct JsonChange<'a> {
@@ -25,18 +25,19 @@ fn change_name(change: &Change) -> &'static str {
     }
 }
 
-pub(crate) fn run(global: &GlobalArgs, args: &EmitArgs, term: &Term) -> Result<Status, Status> {
-    let session = session::load(global, term)?;
+pub(crate) fn run(global: &GlobalArgs, args: &EmitArgs, term: &Term) -> Result<ExitStatus, CliError> {
+    let session = session::load(global)?;
     session::report(&session, term)?;
     let project = &session.project;
     let files = output_files(project, &session.graph);
     let display = |path: &Path| kiln_manifest::display_name(&project.root_dir, path);
     let changes = plan_changes(&files, &project.output_dir, &display, args.force).map_err(|errors| {
-        for error in &errors {
-            term.error(&error.to_string());
-        }
-        errln!("\nhint: move the file away, or pass `--force` to let kiln replace it");
-        Status::Invalid
+        errors
+            .iter()
+            .map(|error| CliError::invalid(error.to_string()))
+            .reduce(CliError::and)
+            .unwrap_or_else(|| CliError::invalid("cannot write the generated files"))
+            .hint("move the file away, or pass `--force` to let kiln replace it")
     })?;
     let stale: Vec<&PlannedChange> = changes.iter().filter(|c| c.change != Change::Unchanged).collect();
 
@@ -60,20 +61,16 @@ pub(crate) fn run(global: &GlobalArgs, args: &EmitArgs, term: &Term) -> Result<S
                 count(files.len(), "generated file"),
                 project.output
             ));
-            return Ok(Status::Success);
+            return Ok(ExitStatus::Success);
         }
-        term.error(&format!(
+        return Err(CliError::failure(format!(
             "{} out of date in `{}`; run `kiln emit` and commit the result",
             count(stale.len(), "generated file"),
             project.output
-        ));
-        return Ok(Status::Failure);
+        )));
     }
 
-    apply_changes(&changes).map_err(|error| {
-        term.error(&error.to_string());
-        Status::Failure
-    })?;
+    apply_changes(&changes).map_err(|error| CliError::failure(error.to_string()))?;
     if !args.json {
         for change in &stale {
             term.info(&format!("{:>9} {}", change_name(&change.change), change.display));
@@ -90,5 +87,5 @@ pub(crate) fn run(global: &GlobalArgs, args: &EmitArgs, term: &Term) -> Result<S
         tally("removed"),
         tally("unchanged"),
     ));
-    Ok(Status::Success)
+    Ok(ExitStatus::Success)
 }

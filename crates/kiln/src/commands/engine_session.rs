@@ -9,7 +9,7 @@ use kiln_engine::Engine;
 use kiln_images::{Build, Scope};
 use kiln_reference::ImageRef;
 
-use crate::Status;
+use crate::CliError;
 use crate::cli::GlobalArgs;
 use crate::progress::{Transfers, human_duration};
 use crate::session::{self, Session};
@@ -23,27 +23,24 @@ pub(crate) struct Connected {
 
 /// Loads the project (a manifest with errors stops here, exit 2) and connects to the
 /// engine (unreachable: exit 1).
-pub(crate) fn connect(global: &GlobalArgs, term: &Term) -> Result<Connected, Status> {
-    let session = session::load(global, term)?;
+pub(crate) fn connect(global: &GlobalArgs, term: &Term) -> Result<Connected, CliError> {
+    let session = session::load(global)?;
     session::report(&session, term)?;
-    let runtime = runtime(term)?;
-    let engine = runtime.block_on(engine(global, term))?;
+    let runtime = runtime()?;
+    let engine = runtime.block_on(engine(global))?;
     Ok(Connected { session, runtime, engine })
 }
 
-pub(crate) fn runtime(term: &Term) -> Result<tokio::runtime::Runtime, Status> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
-        term.error(&format!("cannot start the async runtime: {e}"));
-        Status::Failure
-    })
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))
 }
 
-/// Connects to the engine `--host` names (or the default one); the error is printed.
-pub(crate) async fn engine(global: &GlobalArgs, term: &Term) -> Result<Engine, Status> {
-    Engine::connect(global.host.as_deref()).await.map_err(|err| {
-        term.error(&err.to_string());
-        Status::Failure
-    })
+/// Connects to the engine `--host` names (or the default one).
+pub(crate) async fn engine(global: &GlobalArgs) -> Result<Engine, CliError> {
+    Ok(Engine::connect(global.host.as_deref()).await?)
 }
 
 impl Connected {
@@ -52,13 +49,9 @@ impl Connected {
         Scope::new(&self.session.project, &self.session.graph, &self.engine)
     }
 
-    /// Every build of the manifest's images (see `Scope::builds`); an engine error is
-    /// printed.
-    pub(crate) fn builds(&self, scope: &Scope<'_>, term: &Term) -> Result<Vec<Build>, Status> {
-        self.runtime.block_on(scope.builds()).map_err(|e| {
-            term.error(&e.to_string());
-            Status::Failure
-        })
+    /// Every build of the manifest's images (see `Scope::builds`).
+    pub(crate) fn builds(&self, scope: &Scope<'_>) -> Result<Vec<Build>, CliError> {
+        Ok(self.runtime.block_on(scope.builds())?)
     }
 }
 

@@ -9,10 +9,10 @@ use kiln_build::labels;
 use serde::Serialize;
 
 use super::engine_session;
-use crate::Status;
 use crate::cli::{ExplainArgs, GlobalArgs};
 use crate::session::unknown_names;
 use crate::term::Term;
+use crate::{CliError, ExitStatus};
 
 #[derive(Serialize)]
 struct Explained {
@@ -36,26 +36,23 @@ struct Compared {
     tags: Vec<String>,
 }
 
-pub(crate) fn run(global: &GlobalArgs, args: &ExplainArgs, term: &Term) -> Result<Status, Status> {
-    let extra_labels = super::build::parse_labels(&args.labels, term)?;
+pub(crate) fn run(global: &GlobalArgs, args: &ExplainArgs, term: &Term) -> Result<ExitStatus, CliError> {
+    let extra_labels = args.labels.clone();
     let connected = engine_session::connect(global, term)?;
     let scope = connected.scope();
     let project = &connected.session.project;
     let index = project
         .image_index(&args.image)
-        .ok_or_else(|| unknown_names(term, vec![kiln_graph::UnknownSelection::new(project, &args.image)]))?;
+        .ok_or_else(|| unknown_names(vec![kiln_graph::UnknownSelection::new(project, &args.image)]))?;
     let image = &project.images[index];
     let settings = explain::Settings { builder: args.builder.builder(), labels: &extra_labels };
     let prepared = connected
         .runtime
         .block_on(explain::inputs(project, &connected.session.graph, &connected.engine, &settings, index))
-        .map_err(|err| {
-            term.error(&err);
-            Status::Failure
-        })?;
+        .map_err(CliError::failure)?;
     let now = &prepared[&index];
     let content = identity::content_tag(&image.repository, &now.key);
-    let builds = connected.builds(&scope, term)?;
+    let builds = connected.builds(&scope)?;
     let here = builds.iter().find(|b| b.info.tags.contains(&content));
     let in_registry = here.is_none() && !args.offline && in_registry(&connected, &content);
     // The build to compare with: the one the image's first tag names, else its newest.
@@ -102,7 +99,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &ExplainArgs, term: &Term) -> Resul
     } else {
         term.out(&text(&explained, &content));
     }
-    Ok(Status::Success)
+    Ok(ExitStatus::Success)
 }
 
 /// Whether the image's registry has its content tag (a registry that cannot answer is

@@ -1,17 +1,17 @@
 //! `kiln graph [IMAGE|GROUP...]`: the dependency graph, or the part of it the named
 //! images need (and, with `--dependents`, what is built on them), in several formats.
 
-use crate::Status;
 use crate::cli::{GlobalArgs, GraphArgs, GraphFormat};
 use crate::session;
 use crate::term::Term;
+use crate::{CliError, ExitStatus};
 
-pub(crate) fn run(global: &GlobalArgs, args: &GraphArgs, term: &Term) -> Result<Status, Status> {
-    let session = session::load(global, term)?;
+pub(crate) fn run(global: &GlobalArgs, args: &GraphArgs, term: &Term) -> Result<ExitStatus, CliError> {
+    let session = session::load(global)?;
     session::report(&session, term)?;
     let (project, graph) = (&session.project, &session.graph);
-    let shown = kiln_graph::shown(project, graph, &args.targets, args.dependents)
-        .map_err(|unknown| session::unknown_names(term, unknown))?;
+    let shown =
+        kiln_graph::shown(project, graph, &args.targets, args.dependents).map_err(session::unknown_names)?;
     let text = match args.format {
         GraphFormat::Text => kiln_graph::render_text(project, graph, &shown),
         GraphFormat::Dot => kiln_graph::render_dot(project, graph, &shown),
@@ -19,5 +19,5 @@ pub(crate) fn run(global: &GlobalArgs, args: &GraphArgs, term: &Term) -> Result<
         GraphFormat::Json => kiln_graph::render_json(project, graph, &shown),
     };
     term.out(&text);
-    Ok(Status::Success)
+    Ok(ExitStatus::Success)
 }

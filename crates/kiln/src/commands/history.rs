@@ -7,23 +7,23 @@ use kiln_graph::UnknownSelection;
 use kiln_images::{LayerOrigin, Scope, history};
 
 use super::engine_session;
-use crate::Status;
 use crate::cli::{GlobalArgs, HistoryArgs};
 use crate::progress::human_size;
-use crate::session::unknown_names;
+use crate::session;
 use crate::term::Term;
+use crate::{CliError, ExitStatus};
 
-pub(crate) fn run(global: &GlobalArgs, args: &HistoryArgs, term: &Term) -> Result<Status, Status> {
+pub(crate) fn run(global: &GlobalArgs, args: &HistoryArgs, term: &Term) -> Result<ExitStatus, CliError> {
     let connected = engine_session::connect(global, term)?;
     let scope = connected.scope();
-    let (index, reference) = resolve(&scope, &args.image).map_err(|u| unknown_names(term, vec![u]))?;
-    let layers = connected.runtime.block_on(history(&scope, index, &reference)).map_err(|err| {
-        term.error(&format!("cannot read the history of `{reference}`: {err}"));
-        Status::Failure
-    })?;
+    let (index, reference) = resolve(&scope, &args.image).map_err(|u| session::unknown_names(vec![u]))?;
+    let layers = connected
+        .runtime
+        .block_on(history(&scope, index, &reference))
+        .map_err(|err| CliError::failure(format!("cannot read the history of `{reference}`: {err}")))?;
     if args.json {
         term.json(&layers);
-        return Ok(Status::Success);
+        return Ok(ExitStatus::Success);
     }
     let mut out = format!("{reference}: {} layers, newest first\n\n", layers.len());
     let rows: Vec<[String; 3]> = layers
@@ -54,7 +54,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &HistoryArgs, term: &Term) -> Resul
     }
     out.push_str("\n◀ one of the three largest layers\n");
     term.out(&out);
-    Ok(Status::Success)
+    Ok(ExitStatus::Success)
 }
 
 /// `api` (its first tag) or `api:tag`, as an image index and the reference to read.

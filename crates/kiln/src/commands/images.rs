@@ -4,11 +4,11 @@ use kiln_images::{Build, LayerOrigin, history};
 use serde::Serialize;
 
 use super::engine_session;
-use crate::Status;
 use crate::cli::{GlobalArgs, ImagesArgs};
 use crate::progress::{columns, human_size, short_id};
-use crate::session::unknown_names;
+use crate::session;
 use crate::term::Term;
+use crate::{CliError, ExitStatus};
 
 #[derive(Serialize)]
 struct Listed {
@@ -27,13 +27,13 @@ struct Listed {
     key: Option<String>,
 }
 
-pub(crate) fn run(global: &GlobalArgs, args: &ImagesArgs, term: &Term) -> Result<Status, Status> {
+pub(crate) fn run(global: &GlobalArgs, args: &ImagesArgs, term: &Term) -> Result<ExitStatus, CliError> {
     let connected = engine_session::connect(global, term)?;
     let project = &connected.session.project;
     let scope = connected.scope();
-    let selected = scope.select(&args.targets, false).map_err(|u| unknown_names(term, u))?;
+    let selected = scope.select(&args.targets, false).map_err(session::unknown_names)?;
     let names: Vec<&str> = selected.images.iter().map(|&i| project.images[i].name.as_str()).collect();
-    let builds = connected.builds(&scope, term)?;
+    let builds = connected.builds(&scope)?;
     let builds: Vec<&Build> = builds
         .iter()
         .filter(|b| args.targets.is_empty() || names.contains(&b.image.as_str()))
@@ -44,7 +44,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &ImagesArgs, term: &Term) -> Result
         ids.dedup();
         let lines: Vec<&str> = ids.iter().map(|id| short_id(id)).collect();
         term.out(&(lines.join("\n") + if lines.is_empty() { "" } else { "\n" }));
-        return Ok(Status::Success);
+        return Ok(ExitStatus::Success);
     }
     let listed: Vec<Listed> = builds
         .iter()
@@ -74,10 +74,10 @@ pub(crate) fn run(global: &GlobalArgs, args: &ImagesArgs, term: &Term) -> Result
         .collect();
     if args.json {
         term.json(&listed);
-        return Ok(Status::Success);
+        return Ok(ExitStatus::Success);
     }
     term.out(&table(&listed));
-    Ok(Status::Success)
+    Ok(ExitStatus::Success)
 }
 
 fn table(listed: &[Listed]) -> String {

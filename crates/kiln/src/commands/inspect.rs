@@ -6,11 +6,11 @@ use kiln_build::labels;
 use serde::Serialize;
 
 use super::engine_session;
-use crate::Status;
 use crate::cli::{GlobalArgs, InspectArgs};
 use crate::progress::human_size;
-use crate::session::unknown_names;
+use crate::session;
 use crate::term::Term;
+use crate::{CliError, ExitStatus};
 
 #[derive(Serialize)]
 struct Inspected {
@@ -32,25 +32,21 @@ struct Inspected {
     labels: std::collections::BTreeMap<String, String>,
 }
 
-pub(crate) fn run(global: &GlobalArgs, args: &InspectArgs, term: &Term) -> Result<Status, Status> {
+pub(crate) fn run(global: &GlobalArgs, args: &InspectArgs, term: &Term) -> Result<ExitStatus, CliError> {
     let connected = engine_session::connect(global, term)?;
     let (project, engine) = (&connected.session.project, &connected.engine);
     let scope = connected.scope();
     let (index, reference) =
-        super::history::resolve(&scope, &args.image).map_err(|u| unknown_names(term, vec![u]))?;
+        super::history::resolve(&scope, &args.image).map_err(|u| session::unknown_names(vec![u]))?;
     let info = match connected.runtime.block_on(engine.inspect(&reference)) {
         Ok(Some(info)) => info,
         Ok(None) => {
-            term.error(&format!(
+            return Err(CliError::failure(format!(
                 "there is no `{reference}` here (build it with `kiln build {}`)",
                 project.images[index].name
-            ));
-            return Ok(Status::Failure);
+            )));
         }
-        Err(err) => {
-            term.error(&err.to_string());
-            return Ok(Status::Failure);
-        }
+        Err(err) => return Err(err.into()),
     };
     let inspected = Inspected {
         image: project.images[index].name.clone(),
@@ -68,7 +64,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &InspectArgs, term: &Term) -> Resul
     };
     if args.json {
         term.json(&inspected);
-        return Ok(Status::Success);
+        return Ok(ExitStatus::Success);
     }
     let mut out = String::new();
     let mut field = |name: &str, value: &str| {
@@ -93,5 +89,5 @@ pub(crate) fn run(global: &GlobalArgs, args: &InspectArgs, term: &Term) -> Resul
         field(if i == 0 { "labels" } else { "" }, &format!("{key}={value}"));
     }
     term.out(&out);
-    Ok(Status::Success)
+    Ok(ExitStatus::Success)
 }

@@ -10,10 +10,10 @@ use kiln_manifest::{Code, StageInput};
 use serde::Serialize;
 
 use super::engine_session;
-use crate::Status;
 use crate::cli::{GlobalArgs, LockArgs};
 use crate::session;
 use crate::term::Term;
+use crate::{CliError, ExitStatus};
 
 #[derive(Serialize)]
 struct Entry {
@@ -25,8 +25,8 @@ struct Entry {
     change: &'static str,
 }
 
-pub(crate) fn run(global: &GlobalArgs, args: &LockArgs, term: &Term) -> Result<Status, Status> {
-    let session = session::load(global, term)?;
+pub(crate) fn run(global: &GlobalArgs, args: &LockArgs, term: &Term) -> Result<ExitStatus, CliError> {
+    let session = session::load(global)?;
     // A broken or stale lock is what this command repairs (and, with `--check`, what it
     // reports): only the manifest's own errors stop it.
     let about_the_lock =
@@ -35,8 +35,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &LockArgs, term: &Term) -> Result<S
         term.diagnostic(diagnostic, &session.project.sources);
     }
     if session.diagnostics.iter().any(|d| d.is_error() && d.code != Code::InvalidLock) {
-        term.error(&format!("`{}` has errors; fix them first", session.project.manifest));
-        return Err(Status::Invalid);
+        return Err(CliError::invalid(format!("`{}` has errors; fix them first", session.project.manifest)));
     }
     let project = &session.project;
     let used: BTreeSet<String> = project
@@ -56,12 +55,9 @@ pub(crate) fn run(global: &GlobalArgs, args: &LockArgs, term: &Term) -> Result<S
     let to_resolve: Vec<String> = match &args.update {
         Some(names) if !names.is_empty() => {
             if let Some(name) = names.iter().find(|n| !used.contains(*n)) {
-                term.error(&format!("no image of the manifest builds on `{name}`"));
                 let candidates: Vec<&str> = used.iter().map(String::as_str).collect();
-                if let Some(suggestion) = kiln_manifest::suggest::did_you_mean(name, candidates) {
-                    errln!("\nhint: {suggestion}");
-                }
-                return Err(Status::Invalid);
+                return Err(CliError::invalid(format!("no image of the manifest builds on `{name}`"))
+                    .hint_opt(kiln_manifest::suggest::did_you_mean(name, candidates)));
             }
             names.clone()
         }
@@ -75,33 +71,35 @@ pub(crate) fn run(global: &GlobalArgs, args: &LockArgs, term: &Term) -> Result<S
         let stale = !to_resolve.is_empty() || current.keys().any(|r| !used.contains(r));
         let written = before.as_deref() == Some(lock::render(&current).as_str());
         if stale || !written {
-            term.error(&format!("`{LOCK_FILE}` is not up to date with the manifest"));
-            errln!("\nhint: `kiln lock` updates it");
-            return Ok(Status::Failure);
+            return Err(CliError::failure(format!("`{LOCK_FILE}` is not up to date with the manifest"))
+                .hint("`kiln lock` updates it"));
         }
         term.info(&format!("`{LOCK_FILE}` is up to date ({})", session::count(current.len(), "image")));
-        return Ok(Status::Success);
+        return Ok(ExitStatus::Success);
     }
 
     let mut resolved: BTreeMap<String, Locked> = BTreeMap::new();
     if !to_resolve.is_empty() {
-        let runtime = engine_session::runtime(term)?;
+        let runtime = engine_session::runtime()?;
         let outcome = runtime.block_on(async {
-            let engine = engine_session::engine(global, term).await?;
+            let engine = engine_session::engine(global).await?;
             let registry = Arc::new(kiln_registry::Client::new(engine.insecure_registries().await));
-            let mut failed = false;
+            let mut failed: Option<CliError> = None;
             for reference in &to_resolve {
                 match kiln_build::bases::lock_entry(&engine, &registry, reference).await {
                     Ok(locked) => {
                         resolved.insert(reference.clone(), locked);
                     }
                     Err(err) => {
-                        term.error(&format!("cannot lock `{reference}`: {err}"));
-                        failed = true;
+                        let error = CliError::failure(format!("cannot lock `{reference}`: {err}"));
+                        failed = Some(match failed {
+                            Some(earlier) => earlier.and(error),
+                            None => error,
+                        });
                     }
                 }
             }
-            if failed { Err(Status::Failure) } else { Ok(()) }
+            failed.map_or(Ok(()), Err)
         });
         outcome?;
     }
@@ -124,10 +122,8 @@ pub(crate) fn run(global: &GlobalArgs, args: &LockArgs, term: &Term) -> Result<S
     }
     let text = lock::render(&entries);
     if before.as_deref() != Some(text.as_str()) {
-        kiln_emit::write_atomically(&path, &text).map_err(|err| {
-            term.error(&format!("cannot write `{LOCK_FILE}`: {err}"));
-            Status::Failure
-        })?;
+        kiln_emit::write_atomically(&path, &text)
+            .map_err(|err| CliError::failure(format!("cannot write `{LOCK_FILE}`: {err}")))?;
     }
     if args.json {
         term.json(&report);
@@ -141,7 +137,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &LockArgs, term: &Term) -> Result<S
             session::count(entries.len(), "outside image")
         ));
     }
-    Ok(Status::Success)
+    Ok(ExitStatus::Success)
 }
 
 fn entry(reference: &str, locked: &Locked, change: &'static str) -> Entry {

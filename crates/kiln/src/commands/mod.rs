@@ -20,11 +20,12 @@ mod tag;
 
 pub(crate) use build::summary_event;
 
-use crate::Status;
+use crate::ExitStatus;
 use crate::cli::{Cli, Command};
 use crate::term::Term;
 
-pub(crate) fn run(cli: &Cli, term: &Term) -> Status {
+/// Runs the command; an error is printed here, in one format, and gives the exit status.
+pub(crate) fn run(cli: &Cli, term: &Term) -> ExitStatus {
     let result = match &cli.command {
         Command::Check(args) => check::run(&cli.global, args, term),
         Command::Emit(args) => emit::run(&cli.global, args, term),
@@ -45,5 +46,8 @@ pub(crate) fn run(cli: &Cli, term: &Term) -> Status {
         Command::Manifest => manifest::run(&cli.global, term),
         Command::Schema(args) => Ok(schema::run(args, term)),
     };
-    result.unwrap_or_else(|status| status)
+    result.unwrap_or_else(|error| {
+        error.print(term);
+        error.status()
+    })
 }

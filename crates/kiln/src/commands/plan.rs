@@ -4,17 +4,17 @@ use std::fmt::Write;
 
 use kiln_graph::Plan;
 
-use crate::Status;
 use crate::cli::{GlobalArgs, PlanArgs};
 use crate::session::{self, count};
 use crate::term::Term;
+use crate::{CliError, ExitStatus};
 
-pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, term: &Term) -> Result<Status, Status> {
-    let session = session::load(global, term)?;
+pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, term: &Term) -> Result<ExitStatus, CliError> {
+    let session = session::load(global)?;
     session::report(&session, term)?;
     let targets = match &args.changed_since {
         Some(reference) => {
-            let changed = session::changed_since(&session, &args.targets, reference, term)?;
+            let changed = session::changed_since(&session, &args.targets, reference)?;
             if changed.is_empty() {
                 term.info(&format!("nothing changed since `{reference}`"));
             }
@@ -25,15 +25,14 @@ pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, term: &Term) -> Result<S
     let plan = if args.changed_since.is_some() && targets.is_empty() {
         Plan::empty(&session.project)
     } else {
-        Plan::new(&session.project, &session.graph, &targets)
-            .map_err(|unknown| session::unknown_names(term, unknown))?
+        Plan::new(&session.project, &session.graph, &targets).map_err(session::unknown_names)?
     };
     if args.json {
         term.json(&plan);
     } else {
         term.out(&render(&plan));
     }
-    Ok(Status::Success)
+    Ok(ExitStatus::Success)
 }
 
 fn render(plan: &Plan) -> String {

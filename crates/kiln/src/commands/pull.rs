@@ -6,10 +6,10 @@ use kiln_manifest::PullPolicy;
 use serde::Serialize;
 
 use super::engine_session::{self, Direction, transfer_all};
-use crate::Status;
 use crate::cli::{GlobalArgs, PolicyChoice, PullArgs};
-use crate::session::unknown_names;
+use crate::session;
 use crate::term::Term;
+use crate::{CliError, ExitStatus};
 
 #[derive(Serialize)]
 struct Outcome {
@@ -19,11 +19,11 @@ struct Outcome {
     error: Option<String>,
 }
 
-pub(crate) fn run(global: &GlobalArgs, args: &PullArgs, term: &Term) -> Result<Status, Status> {
+pub(crate) fn run(global: &GlobalArgs, args: &PullArgs, term: &Term) -> Result<ExitStatus, CliError> {
     let connected = engine_session::connect(global, term)?;
     let (project, engine) = (&connected.session.project, &connected.engine);
     let scope = connected.scope();
-    let selected = scope.select(&args.targets, !args.built).map_err(|u| unknown_names(term, u))?;
+    let selected = scope.select(&args.targets, !args.built).map_err(session::unknown_names)?;
     let policy = args.policy.map(|p| match p {
         PolicyChoice::Always => PullPolicy::Always,
         PolicyChoice::Missing => PullPolicy::Missing,
@@ -68,7 +68,7 @@ pub(crate) async fn pull(
     outcomes
 }
 
-fn report(outcomes: &[(String, Result<String, String>)], json: bool, term: &Term) -> Status {
+fn report(outcomes: &[(String, Result<String, String>)], json: bool, term: &Term) -> ExitStatus {
     let failed = outcomes.iter().filter(|(_, r)| r.is_err()).count();
     if json {
         let list: Vec<Outcome> = outcomes
@@ -96,5 +96,5 @@ fn report(outcomes: &[(String, Result<String, String>)], json: bool, term: &Term
             outcomes.len() - present - failed
         ));
     }
-    if failed > 0 { Status::Failure } else { Status::Success }
+    if failed > 0 { ExitStatus::Failure } else { ExitStatus::Success }
 }

@@ -4,10 +4,10 @@
 use serde::Serialize;
 
 use super::engine_session::{self, Direction, transfer_all};
-use crate::Status;
 use crate::cli::{GlobalArgs, PushArgs};
-use crate::session::unknown_names;
+use crate::session;
 use crate::term::Term;
+use crate::{CliError, ExitStatus};
 
 #[derive(Serialize)]
 struct Outcome {
@@ -18,11 +18,11 @@ struct Outcome {
     error: Option<String>,
 }
 
-pub(crate) fn run(global: &GlobalArgs, args: &PushArgs, term: &Term) -> Result<Status, Status> {
+pub(crate) fn run(global: &GlobalArgs, args: &PushArgs, term: &Term) -> Result<ExitStatus, CliError> {
     let connected = engine_session::connect(global, term)?;
     let (project, engine) = (&connected.session.project, &connected.engine);
     let scope = connected.scope();
-    let selected = scope.select(&args.targets, false).map_err(|u| unknown_names(term, u))?;
+    let selected = scope.select(&args.targets, false).map_err(session::unknown_names)?;
 
     // Which images are ready: every tag present, on one build of this manifest.
     let mut ready: Vec<(String, Vec<String>)> = Vec::new();
@@ -75,11 +75,13 @@ pub(crate) fn run(global: &GlobalArgs, args: &PushArgs, term: &Term) -> Result<S
         })
         .collect();
     if args.all_or_nothing && !not_ready.is_empty() {
-        for (image, reason) in &not_ready {
-            term.error(&format!("{image}: {reason}"));
-        }
-        term.error("nothing pushed: --all-or-nothing and not every selected image is ready");
-        return Ok(Status::Failure);
+        let reasons = not_ready.iter().map(|(image, reason)| CliError::failure(format!("{image}: {reason}")));
+        let nothing =
+            CliError::failure("nothing pushed: --all-or-nothing and not every selected image is ready");
+        return Err(match reasons.reduce(CliError::and) {
+            Some(all) => all.and(nothing),
+            None => nothing,
+        });
     }
     let references: Vec<String> = ready.iter().flat_map(|(_, refs)| refs.clone()).collect();
     let pushed =
@@ -112,5 +114,5 @@ pub(crate) fn run(global: &GlobalArgs, args: &PushArgs, term: &Term) -> Result<S
         }
         term.info(&format!("{} pushed, {failed} not", outcomes.len() - failed));
     }
-    Ok(if failed > 0 { Status::Failure } else { Status::Success })
+    Ok(if failed > 0 { ExitStatus::Failure } else { ExitStatus::Success })
 }

@@ -8,11 +8,11 @@ use kiln_images::Build;
 use serde::Serialize;
 
 use super::engine_session::{self, Connected};
-use crate::Status;
 use crate::cli::{GlobalArgs, PruneArgs, RemovalArgs, RmiArgs};
 use crate::progress::short_id;
 use crate::session::unknown_names;
 use crate::term::Term;
+use crate::{CliError, ExitStatus};
 
 #[derive(Debug, Clone, Serialize)]
 struct Removal {
@@ -28,17 +28,17 @@ struct Removal {
     error: Option<String>,
 }
 
-pub(crate) fn rmi(global: &GlobalArgs, args: &RmiArgs, term: &Term) -> Result<Status, Status> {
+pub(crate) fn rmi(global: &GlobalArgs, args: &RmiArgs, term: &Term) -> Result<ExitStatus, CliError> {
     let connected = engine_session::connect(global, term)?;
     let scope = connected.scope();
-    let builds = connected.builds(&scope, term)?;
+    let builds = connected.builds(&scope)?;
     let project = &connected.session.project;
     let mut plan: Vec<Removal> = Vec::new();
     let mut refused: Vec<String> = Vec::new();
     for name in &args.names {
         if let Some((image, tag)) = name.rsplit_once(':') {
             let Some(index) = project.image_index(image) else {
-                return Err(unknown(term, image, project, &builds));
+                return Err(unknown(image, project, &builds));
             };
             let reference = format!("{}:{tag}", project.images[index].repository);
             match connected.runtime.block_on(connected.engine.inspect(&reference)) {
@@ -75,7 +75,7 @@ pub(crate) fn rmi(global: &GlobalArgs, args: &RmiArgs, term: &Term) -> Result<St
         }
         if !matched {
             if project.image_index(name).is_none() && !project.groups.contains_key(name) {
-                return Err(unknown(term, name, project, &builds));
+                return Err(unknown(name, project, &builds));
             }
             term.info(&format!("no build of `{name}` to remove"));
         }
@@ -84,23 +84,23 @@ pub(crate) fn rmi(global: &GlobalArgs, args: &RmiArgs, term: &Term) -> Result<St
         term.error(reason);
     }
     let status = execute(&connected, plan, &args.removal, InUse::Fails, term);
-    Ok(if refused.is_empty() { status } else { Status::Failure })
+    Ok(if refused.is_empty() { status } else { ExitStatus::Failure })
 }
 
-pub(crate) fn clean(global: &GlobalArgs, args: &RemovalArgs, term: &Term) -> Result<Status, Status> {
+pub(crate) fn clean(global: &GlobalArgs, args: &RemovalArgs, term: &Term) -> Result<ExitStatus, CliError> {
     let connected = engine_session::connect(global, term)?;
     let scope = connected.scope();
-    let plan: Vec<Removal> = connected.builds(&scope, term)?.iter().map(whole).collect();
+    let plan: Vec<Removal> = connected.builds(&scope)?.iter().map(whole).collect();
     Ok(execute(&connected, plan, args, InUse::Fails, term))
 }
 
 /// Per image: keep the newest `keep` builds and every build that still has a tag (a pin
 /// is not one); remove the other builds (untagged ones: superseded by later builds, or
 /// dangling). Then the pins that runs which are gone left behind, on any image.
-pub(crate) fn prune(global: &GlobalArgs, args: &PruneArgs, term: &Term) -> Result<Status, Status> {
+pub(crate) fn prune(global: &GlobalArgs, args: &PruneArgs, term: &Term) -> Result<ExitStatus, CliError> {
     let connected = engine_session::connect(global, term)?;
     let scope = connected.scope();
-    let builds = connected.builds(&scope, term)?;
+    let builds = connected.builds(&scope)?;
     let mut plan = Vec::new();
     let mut kept_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     // `builds` lists each image's builds newest first.
@@ -113,10 +113,7 @@ pub(crate) fn prune(global: &GlobalArgs, args: &PruneArgs, term: &Term) -> Resul
         }
         plan.push(whole(build));
     }
-    let pins = connected.runtime.block_on(connected.engine.tags_starting_with(pin::PREFIX)).map_err(|e| {
-        term.error(&e.to_string());
-        Status::Failure
-    })?;
+    let pins = connected.runtime.block_on(connected.engine.tags_starting_with(pin::PREFIX))?;
     for (id, tag) in pins {
         let gone = pin::Run::of_pin(&tag).is_some_and(|run| run.liveness() == Liveness::Gone);
         // A pin on an image removed above goes with it.
@@ -166,9 +163,9 @@ fn whole(build: &Build) -> Removal {
 
 /// Reports a name that is no image or group; built images that left the manifest are
 /// suggested too, since `rmi` can still remove them.
-fn unknown(term: &Term, name: &str, project: &kiln_manifest::Project, builds: &[Build]) -> Status {
+fn unknown(name: &str, project: &kiln_manifest::Project, builds: &[Build]) -> CliError {
     let candidates = builds.iter().map(|b| b.image.as_str());
-    unknown_names(term, vec![UnknownSelection::among(project, name, candidates)])
+    unknown_names(vec![UnknownSelection::among(project, name, candidates)])
 }
 
 /// Removes a build's tags, then (when it goes whole) the image; the error, if any.
@@ -196,7 +193,7 @@ fn execute(
     &RemovalArgs { dry_run, force, json }: &RemovalArgs,
     in_use: InUse,
     term: &Term,
-) -> Status {
+) -> ExitStatus {
     // One entry per image ID: the same build may be named twice.
     plan.dedup_by(|a, b| a.id == b.id && a.whole && b.whole);
     for removal in plan.iter_mut().filter(|r| r.whole) {
@@ -253,5 +250,5 @@ fn execute(
             term.info("nothing to remove");
         }
     }
-    if failed > 0 { Status::Failure } else { Status::Success }
+    if failed > 0 { ExitStatus::Failure } else { ExitStatus::Success }
 }

@@ -1,6 +1,6 @@
 //! `kiln schema`: JSON Schemas of kiln's JSON documents (also committed under `schema/`).
 
-use crate::Status;
+use crate::ExitStatus;
 use crate::cli::{SchemaArgs, SchemaKind};
 use crate::term::Term;
 
@@ -14,7 +14,7 @@ pub(crate) fn schema_text(kind: SchemaKind) -> String {
     serde_json::to_string_pretty(&schema).expect("schemas serialize") + "\n"
 }
 
-pub(crate) fn run(args: &SchemaArgs, term: &Term) -> Status {
+pub(crate) fn run(args: &SchemaArgs, term: &Term) -> ExitStatus {
     term.out(&schema_text(args.which));
-    Status::Success
+    ExitStatus::Success
 }

@@ -7,10 +7,10 @@ use kiln_reference::{validate_repository, validate_tag};
 use serde::Serialize;
 
 use super::engine_session;
-use crate::Status;
 use crate::cli::{GlobalArgs, TagArgs};
-use crate::session::unknown_names;
+use crate::session;
 use crate::term::Term;
+use crate::{CliError, ExitStatus};
 
 #[derive(Serialize)]
 struct Tagged {
@@ -25,21 +25,19 @@ struct Tagged {
     error: Option<String>,
 }
 
-pub(crate) fn run(global: &GlobalArgs, args: &TagArgs, term: &Term) -> Result<Status, Status> {
+pub(crate) fn run(global: &GlobalArgs, args: &TagArgs, term: &Term) -> Result<ExitStatus, CliError> {
     if let Err(err) = validate_tag(&args.to) {
-        term.error(&format!("`{}` is not a valid tag: {err}", args.to));
-        return Err(Status::Invalid);
+        return Err(CliError::invalid(format!("`{}` is not a valid tag: {err}", args.to)));
     }
     if let Some(registry) = &args.registry
         && let Err(err) = validate_repository(&format!("{}/x", registry.trim_end_matches('/')))
     {
-        term.error(&format!("`{registry}` is not a valid registry: {err}"));
-        return Err(Status::Invalid);
+        return Err(CliError::invalid(format!("`{registry}` is not a valid registry: {err}")));
     }
     let connected = engine_session::connect(global, term)?;
     let (project, engine) = (&connected.session.project, &connected.engine);
     let scope = connected.scope();
-    let selected = scope.select(&args.targets, false).map_err(|u| unknown_names(term, u))?;
+    let selected = scope.select(&args.targets, false).map_err(session::unknown_names)?;
     let mut results = Vec::new();
     for &index in &selected.images {
         let image = &project.images[index];
@@ -86,5 +84,5 @@ pub(crate) fn run(global: &GlobalArgs, args: &TagArgs, term: &Term) -> Result<St
             }
         }
     }
-    Ok(if failed > 0 || tagged == 0 { Status::Failure } else { Status::Success })
+    Ok(if failed > 0 || tagged == 0 { ExitStatus::Failure } else { ExitStatus::Success })
 }
