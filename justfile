@@ -1,6 +1,6 @@
 # kiln's everyday commands. `just --list` shows them.
 
-# Run the test suite (what CI runs, with fmt and clippy).
+# Run the test suite (what CI runs besides fmt and clippy: see `lint`).
 test:
     cargo test --workspace
 
