@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use kiln_emit::Rendering;
 use kiln_graph::Graph;
-use kiln_manifest::{LoadOptions, Project};
+use kiln_manifest::{ImageId, LoadOptions, PerImage, Project};
 
 /// Which images changed since `reference`, as a mask over `project.images`, dependents
 /// included.
@@ -20,7 +20,7 @@ pub fn changed_since(
     graph: &Graph,
     options: &LoadOptions,
     reference: &str,
-) -> Result<Vec<bool>, String> {
+) -> Result<PerImage<bool>, String> {
     let git = |args: &[&str]| run_git(&project.root_dir, args);
     let top = PathBuf::from(git(&["rev-parse", "--show-toplevel"])?.trim());
     let commit = git(&["rev-parse", "--verify", "--quiet", &format!("{reference}^{{commit}}")])
@@ -35,11 +35,11 @@ pub fn changed_since(
     }
 
     let before = project_at(project, options, &top, commit)?;
-    let mut changed = vec![false; project.images.len()];
-    for (index, image) in project.images.iter().enumerate() {
+    let mut changed = project.per_image(|_| false);
+    for (index, image) in project.images_with_ids() {
         let old = before
             .as_ref()
-            .and_then(|(old, old_graph)| old.image_index(&image.name).map(|i| (old, old_graph, i)));
+            .and_then(|(old, old_graph)| old.image_id(&image.name).map(|i| (old, old_graph, i)));
         changed[index] = match old {
             None => true,
             Some((old, old_graph, old_index)) => {
@@ -122,9 +122,9 @@ fn project_at(
 /// manifest sits: the Dockerfile (dependencies by name, kiln's header left out), the
 /// ignore file, build arguments, platform, context, and the labels kiln derives from the
 /// manifest (see `labels::image_labels`).
-fn definition(project: &Project, graph: &Graph, index: usize) -> String {
-    let image = &project.images[index];
-    let by_name = |dependency: usize| format!("kiln-image/{}", project.images[dependency].name);
+fn definition(project: &Project, graph: &Graph, index: ImageId) -> String {
+    let image = &project[index];
+    let by_name = |dependency: ImageId| format!("kiln-image/{}", project[dependency].name);
     let dockerfile = kiln_emit::dockerfile(
         project,
         graph,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use kiln_context::HashCache;
 use kiln_engine::{Builder, Engine};
 use kiln_graph::Graph;
-use kiln_manifest::Project;
+use kiln_manifest::{ImageId, Project};
 use serde::Serialize;
 
 use crate::bases::{Bases, Registries};
@@ -28,25 +28,25 @@ pub async fn inputs(
     graph: &Graph,
     engine: &Engine,
     settings: &Settings<'_>,
-    image: usize,
-) -> Result<HashMap<usize, Prepared>, String> {
+    image: ImageId,
+) -> Result<HashMap<ImageId, Prepared>, String> {
     let bases = Bases::new(project.lock.clone(), Arc::new(Registries::new(engine.clone())));
     let hashes = HashCache::load(crate::history::cache_file(project.manifest_path(), "hashes"));
     let project_id = identity::project_id(project);
-    let mut needed = vec![false; project.images.len()];
+    let mut needed = project.per_image(|_| false);
     let mut stack = vec![image];
     while let Some(next) = stack.pop() {
         if !std::mem::replace(&mut needed[next], true) {
             stack.extend(graph.dependencies(next));
         }
     }
-    let mut prepared: HashMap<usize, Prepared> = HashMap::new();
+    let mut prepared: HashMap<ImageId, Prepared> = HashMap::new();
     for &index in graph.order().iter().filter(|i| needed[**i]) {
         let mut identities = HashMap::new();
-        for reference in project.images[index].external_bases() {
+        for reference in project[index].external_bases() {
             identities.insert(reference.to_owned(), bases.identity(engine, reference).await?);
         }
-        let keys: HashMap<usize, String> = graph
+        let keys: HashMap<ImageId, String> = graph
             .dependencies(index)
             .iter()
             .filter_map(|d| prepared.get(d).map(|p| (*d, p.key.clone())))
@@ -60,7 +60,7 @@ pub async fn inputs(
             hashes: &hashes,
         };
         let ready = prepare::prepare(&recipe, index, &keys, &identities)
-            .map_err(|e| format!("cannot read the build context of `{}`: {e}", project.images[index].name))?;
+            .map_err(|e| format!("cannot read the build context of `{}`: {e}", project[index].name))?;
         prepared.insert(index, ready);
     }
     hashes.save();

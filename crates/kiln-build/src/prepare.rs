@@ -9,7 +9,7 @@ use kiln_context::{Context, HashCache};
 use kiln_emit::{GeneratedText, Rendering};
 use kiln_engine::Builder;
 use kiln_graph::Graph;
-use kiln_manifest::Project;
+use kiln_manifest::{ImageId, Project};
 
 use crate::identity::{self, Inputs};
 use crate::labels;
@@ -45,18 +45,18 @@ pub struct Prepared {
 /// hold every one it uses.
 pub fn prepare(
     recipe: &Recipe<'_>,
-    index: usize,
-    dependencies: &HashMap<usize, String>,
+    index: ImageId,
+    dependencies: &HashMap<ImageId, String>,
     bases: &HashMap<String, String>,
 ) -> io::Result<Prepared> {
     let project = recipe.project;
-    let image = &project.images[index];
+    let image = &project[index];
     let ignore = kiln_emit::dockerignore(project, image).text;
     let context = Context::new(&image.context_dir, &ignore)?;
 
     // The key sees dependencies by name here and by key in `dependencies`, and outside
     // images as written (their identities are in `bases`): pins change with every run.
-    let by_name = |dependency: usize| format!("kiln-image/{}", project.images[dependency].name);
+    let by_name = |dependency: ImageId| format!("kiln-image/{}", project[dependency].name);
     let keyed = kiln_emit::dockerfile(
         project,
         recipe.graph,
@@ -80,7 +80,7 @@ pub fn prepare(
         syntax: project.syntax_directive.clone(),
         level: project.dockerfile_level.name().to_owned(),
         builder: builder_name(recipe.builder).to_owned(),
-        target: image.stages[image.target].name.clone(),
+        target: image.target_stage().name.clone(),
         platform: image.platform.as_ref().map(|p| p.value.clone()),
         build_args: image
             .build_args
@@ -104,7 +104,7 @@ pub fn prepare(
     };
     for &dependency in recipe.graph.dependencies(index) {
         let identity = dependencies.get(&dependency).cloned().unwrap_or_default();
-        inputs.dependencies.insert(project.images[dependency].name.clone(), identity);
+        inputs.dependencies.insert(project[dependency].name.clone(), identity);
     }
     let key = inputs.key();
     labels.insert(labels::KEY.to_owned(), key.clone());
@@ -120,12 +120,12 @@ pub fn prepare(
 pub fn render(
     project: &Project,
     graph: &Graph,
-    index: usize,
-    dependencies: &HashMap<usize, String>,
+    index: ImageId,
+    dependencies: &HashMap<ImageId, String>,
     bases: &HashMap<String, String>,
 ) -> GeneratedText {
-    let pinned = |dependency: usize| {
-        dependencies.get(&dependency).cloned().unwrap_or_else(|| project.images[dependency].reference())
+    let pinned = |dependency: ImageId| {
+        dependencies.get(&dependency).cloned().unwrap_or_else(|| project[dependency].reference())
     };
     let outside = |reference: &str| bases.get(reference).cloned().unwrap_or_else(|| reference.to_owned());
     kiln_emit::dockerfile(

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use kiln_graph::Graph;
-use kiln_manifest::Project;
+use kiln_manifest::{ImageId, PerImage, Project};
 
 /// How costs are measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,53 +21,52 @@ pub enum CostUnit {
 #[derive(Debug, Clone)]
 pub struct Schedule {
     /// Selected images, in build order.
-    pub images: Vec<usize>,
-    pub selected: Vec<bool>,
+    pub images: Vec<ImageId>,
+    pub selected: PerImage<bool>,
     /// Each image's own cost.
-    pub cost: Vec<f64>,
+    pub cost: PerImage<f64>,
     /// Each image's cost plus the costliest chain of dependents after it.
-    pub priority: Vec<f64>,
+    pub priority: PerImage<f64>,
     pub unit: CostUnit,
 }
 
 impl Schedule {
-    /// `steps[i]` is image i's number of Dockerfile steps; `durations` are seconds from
+    /// `steps` are the images' numbers of Dockerfile steps; `durations` are seconds from
     /// earlier runs, by image name.
     pub fn new(
         project: &Project,
         graph: &Graph,
-        selected: Vec<bool>,
-        steps: &[usize],
+        selected: PerImage<bool>,
+        steps: &PerImage<usize>,
         durations: &HashMap<String, f64>,
     ) -> Self {
-        let images: Vec<usize> = graph.order().iter().copied().filter(|&i| selected[i]).collect();
-        let recorded: Vec<usize> =
-            images.iter().copied().filter(|&i| durations.contains_key(&project.images[i].name)).collect();
+        let images: Vec<ImageId> = graph.order().iter().copied().filter(|&i| selected[i]).collect();
+        let recorded: Vec<ImageId> =
+            images.iter().copied().filter(|&i| durations.contains_key(&project[i].name)).collect();
         let unit = if recorded.is_empty() { CostUnit::Steps } else { CostUnit::Seconds };
         // Images without a recorded duration are estimated from their step count, at the
         // average seconds per step of the images that have one.
         #[allow(clippy::cast_precision_loss)]
         let seconds_per_step = {
-            let seconds: f64 = recorded.iter().map(|&i| durations[&project.images[i].name]).sum();
-            let steps: usize = recorded.iter().map(|&i| steps.get(i).copied().unwrap_or(1)).sum();
+            let seconds: f64 = recorded.iter().map(|&i| durations[&project[i].name]).sum();
+            let steps: usize = recorded.iter().map(|&i| steps[i]).sum();
             if steps == 0 { 1.0 } else { seconds / steps as f64 }
         };
         #[allow(clippy::cast_precision_loss)]
-        let cost: Vec<f64> = (0..project.images.len())
-            .map(|i| {
-                let step_count = steps.get(i).copied().unwrap_or(1) as f64;
-                match (unit, durations.get(&project.images[i].name)) {
-                    (CostUnit::Seconds, Some(seconds)) => *seconds,
-                    (CostUnit::Seconds, None) => step_count * seconds_per_step,
-                    (CostUnit::Steps, _) => step_count,
-                }
-            })
-            .collect();
-        let mut priority = vec![0.0; project.images.len()];
+        let cost: PerImage<f64> = project.per_image(|i| {
+            let step_count = steps[i] as f64;
+            match (unit, durations.get(&project[i].name)) {
+                (CostUnit::Seconds, Some(seconds)) => *seconds,
+                (CostUnit::Seconds, None) => step_count * seconds_per_step,
+                (CostUnit::Steps, _) => step_count,
+            }
+        });
+        let mut priority = project.per_image(|_| 0.0);
         for &i in images.iter().rev() {
             let after = graph
                 .dependents(i)
-                .into_iter()
+                .iter()
+                .copied()
                 .filter(|&d| selected[d])
                 .map(|d| priority[d])
                 .fold(0.0, f64::max);
@@ -77,8 +76,8 @@ impl Schedule {
     }
 
     /// Waves: images grouped by the length of their longest dependency chain.
-    pub fn waves(&self, graph: &Graph) -> Vec<Vec<usize>> {
-        let mut depth: HashMap<usize, usize> = HashMap::new();
+    pub fn waves(&self, graph: &Graph) -> Vec<Vec<ImageId>> {
+        let mut depth: HashMap<ImageId, usize> = HashMap::new();
         for &i in &self.images {
             let d = graph
                 .dependencies(i)
@@ -99,7 +98,7 @@ impl Schedule {
 
     /// The costliest chain, from a first image to a last one (on ties, the image that
     /// comes first in build order).
-    pub fn critical_path(&self, graph: &Graph) -> Vec<usize> {
+    pub fn critical_path(&self, graph: &Graph) -> Vec<ImageId> {
         let Some(mut current) = self
             .images
             .iter()
@@ -113,7 +112,8 @@ impl Schedule {
         let mut path = vec![current];
         while let Some(next) = graph
             .dependents(current)
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|&d| self.selected[d])
             .rev()
             .max_by(|a, b| self.priority[*a].total_cmp(&self.priority[*b]))
@@ -127,13 +127,13 @@ impl Schedule {
     /// A simulation of the run with `jobs` builds at once, with this schedule's
     /// choices; in the schedule's unit.
     pub fn estimate(&self, graph: &Graph, jobs: usize) -> f64 {
-        let mut waiting: HashMap<usize, usize> = self
+        let mut waiting: HashMap<ImageId, usize> = self
             .images
             .iter()
             .map(|&i| (i, graph.dependencies(i).iter().filter(|d| self.selected[**d]).count()))
             .collect();
-        let mut ready: Vec<usize> = self.images.iter().copied().filter(|i| waiting[i] == 0).collect();
-        let mut running: Vec<(f64, usize)> = Vec::new();
+        let mut ready: Vec<ImageId> = self.images.iter().copied().filter(|i| waiting[i] == 0).collect();
+        let mut running: Vec<(f64, ImageId)> = Vec::new();
         let mut clock = 0.0;
         loop {
             ready.sort_by(|a, b| self.priority[*b].total_cmp(&self.priority[*a]));
@@ -149,10 +149,10 @@ impl Schedule {
             let (end, done) = running.remove(position);
             clock = end;
             for dependent in graph.dependents(done) {
-                if let Some(count) = waiting.get_mut(&dependent) {
+                if let Some(count) = waiting.get_mut(dependent) {
                     *count -= 1;
                     if *count == 0 {
-                        ready.push(dependent);
+                        ready.push(*dependent);
                     }
                 }
             }
@@ -166,7 +166,7 @@ mod tests {
     use std::collections::HashMap;
 
     use kiln_graph::Graph;
-    use kiln_manifest::{LoadOptions, Project};
+    use kiln_manifest::{ImageId, LoadOptions, PerImage, Project};
 
     use super::{CostUnit, Schedule};
 
@@ -190,39 +190,47 @@ mod tests {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
     }
 
+    /// Images by position: `a` is 0, `b` 1, `c` 2, `d` 3.
+    fn ids(positions: &[usize]) -> Vec<ImageId> {
+        positions.iter().copied().map(ImageId::new).collect()
+    }
+
+    fn per_image<T: Copy>(project: &Project, values: &[T]) -> PerImage<T> {
+        project.per_image(|id| values[id.index()])
+    }
+
     #[test]
     fn the_longest_remaining_path_goes_first() {
         let (_dir, project, graph) = project();
-        let steps = vec![1; 4];
         let schedule = Schedule::new(
             &project,
             &graph,
-            vec![true; 4],
-            &steps,
+            project.per_image(|_| true),
+            &project.per_image(|_| 1),
             &durations(&[("a", 1.0), ("b", 5.0), ("c", 1.0), ("d", 1.0)]),
         );
         assert_eq!(schedule.unit, CostUnit::Seconds);
         // a's chain is 3 seconds, b alone is 5: b first.
-        assert_eq!((schedule.priority[0], schedule.priority[1]), (3.0, 5.0));
-        assert_eq!(schedule.critical_path(&graph), [1]);
+        assert_eq!((schedule.priority[ImageId::new(0)], schedule.priority[ImageId::new(1)]), (3.0, 5.0));
+        assert_eq!(schedule.critical_path(&graph), ids(&[1]));
         // Two jobs: b (5 s) beside a, c, d (3 s).
         assert!((schedule.estimate(&graph, 2) - 5.0).abs() < 1e-9);
         assert!((schedule.estimate(&graph, 1) - 8.0).abs() < 1e-9);
-        let waves: Vec<Vec<usize>> = schedule.waves(&graph);
-        assert_eq!(waves, [vec![0, 1], vec![2], vec![3]]);
+        assert_eq!(schedule.waves(&graph), [ids(&[0, 1]), ids(&[2]), ids(&[3])]);
     }
 
     #[test]
     fn step_counts_stand_in_for_missing_durations() {
         let (_dir, project, graph) = project();
-        let steps = vec![2, 1, 2, 2];
-        let none = Schedule::new(&project, &graph, vec![true; 4], &steps, &HashMap::new());
+        let steps = per_image(&project, &[2, 1, 2, 2]);
+        let none = Schedule::new(&project, &graph, project.per_image(|_| true), &steps, &HashMap::new());
         assert_eq!(none.unit, CostUnit::Steps);
-        assert_eq!(none.priority[0], 6.0);
-        assert_eq!(none.critical_path(&graph), [0, 2, 3]);
+        assert_eq!(none.priority[ImageId::new(0)], 6.0);
+        assert_eq!(none.critical_path(&graph), ids(&[0, 2, 3]));
         // Only `a` was built before (4 s for 2 steps): the others cost 2 s per step.
-        let some = Schedule::new(&project, &graph, vec![true; 4], &steps, &durations(&[("a", 4.0)]));
+        let some =
+            Schedule::new(&project, &graph, project.per_image(|_| true), &steps, &durations(&[("a", 4.0)]));
         assert_eq!(some.unit, CostUnit::Seconds);
-        assert_eq!(some.cost, [4.0, 2.0, 4.0, 4.0]);
+        assert_eq!(some.cost, per_image(&project, &[4.0, 2.0, 4.0, 4.0]));
     }
 }

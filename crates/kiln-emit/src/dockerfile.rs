@@ -11,7 +11,7 @@ use crate::encode;
 
 use kiln_graph::Graph;
 use kiln_manifest::ast::{Copy, CopyFrom, From, Healthcheck, Instruction, KeyValue, Pip, Run, Text, User};
-use kiln_manifest::{Image, Level, Project, Span};
+use kiln_manifest::{Image, ImageId, Level, Project, Span};
 
 /// The first words of every generated file; kiln only overwrites or deletes files that
 /// carry them.
@@ -66,7 +66,7 @@ impl GeneratedText {
 
 /// How cross-image references are written. `kiln emit` uses each image's committed tag
 /// (its first tag without a git variable); a build pins the exact image it just built.
-pub type ImageRefs<'a> = &'a dyn Fn(usize) -> String;
+pub type ImageRefs<'a> = &'a dyn Fn(ImageId) -> String;
 
 /// How outside images (registry references) are written: as the manifest writes them
 /// (`None`), or as a build pins them.
@@ -124,9 +124,9 @@ pub fn header(project: &Project, image: &Image) -> String {
     )
 }
 
-pub fn dockerfile(project: &Project, graph: &Graph, index: usize, rendering: Rendering<'_>) -> GeneratedText {
+pub fn dockerfile(project: &Project, graph: &Graph, id: ImageId, rendering: Rendering<'_>) -> GeneratedText {
     let refs = rendering.refs;
-    let image = &project.images[index];
+    let image = &project[id];
     let level = project.dockerfile_level;
     let mut out = GeneratedText::default();
     if let Some(directive) = &project.syntax_directive {
@@ -138,16 +138,16 @@ pub fn dockerfile(project: &Project, graph: &Graph, index: usize, rendering: Ren
             out.line(format!("# {}", sanitize_comment(line)).trim_end(), None);
         }
     }
-    let stages = graph.stage_order(index);
+    let stages = graph.stage_order(id);
     let named = stages.len() > 1;
     for &s in stages {
-        let stage = &image.stages[s];
+        let stage = image.stage(s);
         out.line("", None);
         let base = match &stage.from.value {
             From::External(reference) if reference.value == "scratch" => reference.value.clone(),
             From::External(reference) => rendering.outside_ref(&reference.value),
             From::Stage(name) => name.value.clone(),
-            From::Image(name) => project.image_index(&name.value).map_or_else(|| name.value.clone(), refs),
+            From::Image(name) => project.image_id(&name.value).map_or_else(|| name.value.clone(), refs),
         };
         let mut from = format!("FROM {base}");
         if named {
@@ -419,8 +419,7 @@ fn copy_instruction(project: &Project, copy: &Copy, level: Level, rendering: Ren
             let _ = write!(text, "--from={} ", name.value);
         }
         CopyFrom::Image(name) => {
-            let reference =
-                project.image_index(&name.value).map_or_else(|| name.value.clone(), rendering.refs);
+            let reference = project.image_id(&name.value).map_or_else(|| name.value.clone(), rendering.refs);
             let _ = write!(text, "--from={reference} ");
         }
         CopyFrom::External(reference) => {

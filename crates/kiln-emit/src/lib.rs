@@ -7,7 +7,7 @@ mod ignore;
 mod write;
 
 use kiln_graph::{GeneratedFiles, Graph};
-use kiln_manifest::{Code, Diagnostic, Diagnostics, Project};
+use kiln_manifest::{Code, Diagnostic, Diagnostics, ImageId, Project};
 
 pub use dockerfile::{
     GeneratedText, HEADER_MARK, ImageRefs, OutsideRefs, Rendering, StepOrigin, dockerfile, header,
@@ -22,14 +22,14 @@ pub use write::{
 /// ignore file.
 pub fn output_files(project: &Project, graph: &Graph) -> Vec<OutputFile> {
     let mut files = Vec::with_capacity(project.images.len() * 2);
-    for &index in graph.order() {
-        let image = &project.images[index];
+    for &id in graph.order() {
+        let image = &project[id];
         let paths = GeneratedFiles::of(project, image);
         let (dockerfile_name, ignore_name) = paths.display(project);
         files.push(OutputFile {
             path: paths.dockerfile,
             display: dockerfile_name,
-            contents: committed_dockerfile(project, graph, index).text,
+            contents: committed_dockerfile(project, graph, id).text,
         });
         files.push(OutputFile {
             path: paths.dockerignore,
@@ -42,15 +42,15 @@ pub fn output_files(project: &Project, graph: &Graph) -> Vec<OutputFile> {
 
 /// An image's Dockerfile as `kiln emit` writes it: other images named by a tag that
 /// does not change with every commit, outside images as the manifest (or, with `pin-bases`, the lock) names them.
-fn committed_dockerfile(project: &Project, graph: &Graph, index: usize) -> GeneratedText {
-    let stable_tag = |index: usize| project.images[index].committed_reference();
+fn committed_dockerfile(project: &Project, graph: &Graph, id: ImageId) -> GeneratedText {
+    let stable_tag = |id: ImageId| project[id].committed_reference();
     let pinned = |reference: &str| pinned_base(project, reference);
     let rendering = Rendering {
         refs: &stable_tag,
         outside: project.pin_bases.then_some(&pinned as &dyn Fn(&str) -> String),
         context_prefix: None,
     };
-    dockerfile(project, graph, index, rendering)
+    dockerfile(project, graph, id, rendering)
 }
 
 /// Docker reads a Dockerfile with Go's line scanner and refuses a line longer than
@@ -60,15 +60,15 @@ pub const MAX_LINE_BYTES: usize = 65_535;
 /// Reports every generated Dockerfile line Docker would refuse as too long, at the
 /// manifest value that made it. Run on a project without errors.
 pub fn check_line_lengths(project: &Project, graph: &Graph, diags: &mut Diagnostics) {
-    for &index in graph.order() {
-        let generated = committed_dockerfile(project, graph, index);
+    for &id in graph.order() {
+        let generated = committed_dockerfile(project, graph, id);
         for (line, origin) in generated.text.lines().zip(&generated.origins) {
             if line.len() <= MAX_LINE_BYTES {
                 continue;
             }
             let message = format!(
                 "image `{}` would have a Dockerfile line of {} bytes; Docker reads at most {MAX_LINE_BYTES}",
-                project.images[index].name,
+                project[id].name,
                 line.len()
             );
             let mut diagnostic = Diagnostic::new(Code::Unexpressible, message)

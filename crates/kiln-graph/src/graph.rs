@@ -10,15 +10,15 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use kiln_manifest::model::StageInput;
-use kiln_manifest::{Code, Diagnostic, Diagnostics, Project, Span};
+use kiln_manifest::{Code, Diagnostic, Diagnostics, ImageId, PerImage, Project, Span, StageId};
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Node {
-    Image(usize),
-    Stage { image: usize, stage: usize },
+    Image(ImageId),
+    Stage { image: ImageId, stage: StageId },
 }
 
 /// Why an edge exists.
@@ -43,16 +43,17 @@ pub struct Edge {
 #[derive(Debug)]
 pub struct Graph {
     pub graph: DiGraph<Node, Edge>,
-    image_nodes: Vec<NodeIndex>,
-    stage_nodes: Vec<Vec<NodeIndex>>,
-    /// Images in build order (indices into `project.images`).
-    order: Vec<usize>,
+    image_nodes: PerImage<NodeIndex>,
+    /// For each image, its stages' nodes, in stage order.
+    stage_nodes: PerImage<Vec<NodeIndex>>,
+    /// Images in build order.
+    order: Vec<ImageId>,
     /// For each image, its needed stages in the order they are written out.
-    stage_orders: Vec<Vec<usize>>,
+    stage_orders: PerImage<Vec<StageId>>,
     /// For each image, the images it depends on directly, in build order, deduplicated.
-    dependencies: Vec<Vec<usize>>,
+    dependencies: PerImage<Vec<ImageId>>,
     /// The reverse: for each image, the images that depend on it directly, in build order.
-    dependents: Vec<Vec<usize>>,
+    dependents: PerImage<Vec<ImageId>>,
 }
 
 impl Graph {
@@ -60,32 +61,30 @@ impl Graph {
     /// comes back (with an order that leaves the cycle's members out).
     pub fn build(project: &Project, diags: &mut Diagnostics) -> Self {
         let mut graph: DiGraph<Node, Edge> = DiGraph::new();
-        let image_nodes: Vec<NodeIndex> =
-            (0..project.images.len()).map(|i| graph.add_node(Node::Image(i))).collect();
-        let stage_nodes: Vec<Vec<NodeIndex>> = project
-            .images
-            .iter()
-            .enumerate()
-            .map(|(i, image)| {
-                (0..image.stages.len()).map(|s| graph.add_node(Node::Stage { image: i, stage: s })).collect()
-            })
-            .collect();
+        let image_nodes = project.per_image(|id| graph.add_node(Node::Image(id)));
+        let stage_nodes: PerImage<Vec<NodeIndex>> = project.per_image(|id| {
+            project[id]
+                .stages_with_ids()
+                .map(|(stage, _)| graph.add_node(Node::Stage { image: id, stage }))
+                .collect()
+        });
 
-        for (i, image) in project.images.iter().enumerate() {
+        for (i, image) in project.images_with_ids() {
             let needed = image.needed_stages();
-            for (s, stage) in image.stages.iter().enumerate() {
-                let to = stage_nodes[i][s];
+            let node = |stage: StageId| stage_nodes[i][stage.index()];
+            for (s, stage) in image.stages_with_ids() {
+                let to = node(s);
                 for (position, input) in stage.inputs().into_iter().enumerate() {
                     let kind = if position == 0 { EdgeKind::From } else { EdgeKind::Copy };
                     match input {
                         StageInput::Stage(name, span) => {
-                            if let Some(source) = image.stage_index(name).filter(|&t| t != s) {
-                                graph.add_edge(stage_nodes[i][source], to, Edge { kind, span });
+                            if let Some(source) = image.stage_id(name).filter(|&t| t != s) {
+                                graph.add_edge(node(source), to, Edge { kind, span });
                             }
                         }
                         // Only stages that are built make the image wait for another.
-                        StageInput::Image(name, span) if needed[s] => {
-                            if let Some(dep) = project.image_index(name) {
+                        StageInput::Image(name, span) if needed[s.index()] => {
+                            if let Some(dep) = project.image_id(name) {
                                 graph.add_edge(image_nodes[dep], to, Edge { kind, span });
                             }
                         }
@@ -93,7 +92,7 @@ impl Graph {
                     }
                 }
             }
-            if let Some(&target) = stage_nodes[i].get(image.target) {
+            if let Some(&target) = stage_nodes[i].get(image.target.index()) {
                 graph.add_edge(
                     target,
                     image_nodes[i],
@@ -107,9 +106,9 @@ impl Graph {
             image_nodes,
             stage_nodes,
             order: Vec::new(),
-            stage_orders: Vec::new(),
-            dependencies: Vec::new(),
-            dependents: Vec::new(),
+            stage_orders: PerImage::default(),
+            dependencies: PerImage::default(),
+            dependents: PerImage::default(),
         };
         built.report_cycles(project, diags);
         built.compute_orders(project);
@@ -117,23 +116,23 @@ impl Graph {
     }
 
     /// Images in build order.
-    pub fn order(&self) -> &[usize] {
+    pub fn order(&self) -> &[ImageId] {
         &self.order
     }
 
     /// The stages of an image that are written out, in Dockerfile order.
-    pub fn stage_order(&self, image: usize) -> &[usize] {
+    pub fn stage_order(&self, image: ImageId) -> &[StageId] {
         &self.stage_orders[image]
     }
 
     /// The images an image needs built first (direct dependencies), in build order.
-    pub fn dependencies(&self, image: usize) -> &[usize] {
+    pub fn dependencies(&self, image: ImageId) -> &[ImageId] {
         &self.dependencies[image]
     }
 
     /// The images that directly need this one, in build order.
-    pub fn dependents(&self, image: usize) -> Vec<usize> {
-        self.order.iter().copied().filter(|&other| self.dependencies[other].contains(&image)).collect()
+    pub fn dependents(&self, image: ImageId) -> &[ImageId] {
+        &self.dependents[image]
     }
 
     /// The edges into a node, as (source node, edge).
@@ -152,7 +151,7 @@ impl Graph {
     fn node_index(&self, node: Node) -> NodeIndex {
         match node {
             Node::Image(i) => self.image_nodes[i],
-            Node::Stage { image, stage } => self.stage_nodes[image][stage],
+            Node::Stage { image, stage } => self.stage_nodes[image][stage.index()],
         }
     }
 
@@ -217,7 +216,7 @@ impl Graph {
             dependency: String,
             edge: Edge,
         }
-        let stage_name = |image: usize, stage: usize| project.images[image].stages[stage].name.clone();
+        let stage_name = |image: ImageId, stage: StageId| project[image].stage(stage).name.clone();
         let within_image = cycle.iter().all(|(n, _)| matches!(self.graph[*n], Node::Stage { .. }));
         let mut links: Vec<Link> = Vec::new();
         for (index, (node, edge)) in cycle.iter().enumerate() {
@@ -230,8 +229,8 @@ impl Graph {
                         edge: *edge,
                     }),
                 (Node::Image(dependency), Node::Stage { image: dependent, .. }) => links.push(Link {
-                    dependent: project.images[dependent].name.clone(),
-                    dependency: project.images[dependency].name.clone(),
+                    dependent: project[dependent].name.clone(),
+                    dependency: project[dependency].name.clone(),
                     edge: *edge,
                 }),
                 _ => {}
@@ -248,7 +247,7 @@ impl Graph {
                 Code::Cycle,
                 format!(
                     "stages of image `{}` depend on each other in a cycle: {}",
-                    project.images[image].name,
+                    project[image].name,
                     chain.join(" -> ")
                 ),
             )
@@ -286,7 +285,7 @@ impl Graph {
             .map(|n| Reverse((sort_key(self.graph[n]), n)))
             .collect();
         let mut order = Vec::new();
-        let mut stage_orders: Vec<Vec<usize>> = vec![Vec::new(); project.images.len()];
+        let mut stage_orders: PerImage<Vec<StageId>> = project.per_image(|_| Vec::new());
         while let Some(Reverse((_, node))) = ready.pop() {
             match self.graph[node] {
                 Node::Image(i) => order.push(i),
@@ -299,31 +298,26 @@ impl Graph {
                 }
             }
         }
-        for (i, image) in project.images.iter().enumerate() {
+        for (i, image) in project.images_with_ids() {
             let needed = image.needed_stages();
-            stage_orders[i].retain(|&s| needed[s]);
+            stage_orders[i].retain(|s| needed[s.index()]);
         }
-        let position: HashMap<usize, usize> = order.iter().enumerate().map(|(p, &i)| (i, p)).collect();
-        let dependencies: Vec<Vec<usize>> = project
-            .images
-            .iter()
-            .enumerate()
-            .map(|(i, _)| {
-                let mut deps: Vec<usize> = Vec::new();
-                for &stage in &self.stage_nodes[i] {
-                    for source in self.graph.neighbors_directed(stage, Direction::Incoming) {
-                        if let Node::Image(dep) = self.graph[source]
-                            && !deps.contains(&dep)
-                        {
-                            deps.push(dep);
-                        }
+        let position: HashMap<ImageId, usize> = order.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+        let dependencies: PerImage<Vec<ImageId>> = project.per_image(|i| {
+            let mut deps: Vec<ImageId> = Vec::new();
+            for &stage in &self.stage_nodes[i] {
+                for source in self.graph.neighbors_directed(stage, Direction::Incoming) {
+                    if let Node::Image(dep) = self.graph[source]
+                        && !deps.contains(&dep)
+                    {
+                        deps.push(dep);
                     }
                 }
-                deps.sort_by_key(|d| position.get(d).copied().unwrap_or(usize::MAX));
-                deps
-            })
-            .collect();
-        let mut dependents = vec![Vec::new(); project.images.len()];
+            }
+            deps.sort_by_key(|d| position.get(d).copied().unwrap_or(usize::MAX));
+            deps
+        });
+        let mut dependents: PerImage<Vec<ImageId>> = project.per_image(|_| Vec::new());
         for &image in &order {
             for &dependency in &dependencies[image] {
                 dependents[dependency].push(image);
@@ -337,11 +331,11 @@ impl Graph {
 }
 
 /// Manifest order, with an image's stages just before the image itself.
-type SortKey = (usize, u8, usize);
+type SortKey = (ImageId, u8, Option<StageId>);
 
 fn sort_key(node: Node) -> SortKey {
     match node {
-        Node::Stage { image, stage } => (image, 0, stage),
-        Node::Image(image) => (image, 1, 0),
+        Node::Stage { image, stage } => (image, 0, Some(stage)),
+        Node::Image(image) => (image, 1, None),
     }
 }

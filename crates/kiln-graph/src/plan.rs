@@ -1,8 +1,8 @@
 //! The resolved plan: what would be built, in which order, from which files.
 
 use indexmap::IndexMap;
-use kiln_manifest::Project;
 use kiln_manifest::suggest::did_you_mean;
+use kiln_manifest::{ImageId, PerImage, Project};
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -108,18 +108,18 @@ pub fn select(
     project: &Project,
     graph: &Graph,
     names: &[String],
-) -> Result<Vec<bool>, Vec<UnknownSelection>> {
+) -> Result<PerImage<bool>, Vec<UnknownSelection>> {
     if names.is_empty() {
-        return Ok(vec![true; project.images.len()]);
+        return Ok(project.per_image(|_| true));
     }
-    let mut selected = vec![false; project.images.len()];
+    let mut selected = project.per_image(|_| false);
     let mut unknown = Vec::new();
-    let mut stack: Vec<usize> = Vec::new();
+    let mut stack: Vec<ImageId> = Vec::new();
     for name in names {
         if let Some(group) = project.groups.get(name) {
-            stack.extend(group.images.iter().filter_map(|n| project.image_index(n)));
-        } else if let Some(index) = project.image_index(name) {
-            stack.push(index);
+            stack.extend(group.images.iter().filter_map(|n| project.image_id(n)));
+        } else if let Some(id) = project.image_id(name) {
+            stack.push(id);
         } else {
             unknown.push(UnknownSelection::new(project, name));
         }
@@ -127,17 +127,17 @@ pub fn select(
     if !unknown.is_empty() {
         return Err(unknown);
     }
-    while let Some(index) = stack.pop() {
-        if !selected[index] {
-            selected[index] = true;
-            stack.extend(graph.dependencies(index));
+    while let Some(id) = stack.pop() {
+        if !selected[id] {
+            selected[id] = true;
+            stack.extend(graph.dependencies(id));
         }
     }
     Ok(selected)
 }
 
-fn plan_image(project: &Project, graph: &Graph, index: usize) -> PlanImage {
-    let image = &project.images[index];
+fn plan_image(project: &Project, graph: &Graph, id: ImageId) -> PlanImage {
+    let image = &project[id];
     let (dockerfile, dockerignore) = GeneratedFiles::of(project, image).display(project);
     PlanImage {
         name: image.name.clone(),
@@ -145,13 +145,13 @@ fn plan_image(project: &Project, graph: &Graph, index: usize) -> PlanImage {
         location: image.location.clone(),
         reference: image.reference(),
         tags: image.references(),
-        depends_on: graph.dependencies(index).iter().map(|&d| project.images[d].name.clone()).collect(),
+        depends_on: graph.dependencies(id).iter().map(|&d| project[d].name.clone()).collect(),
         external_images: image.external_bases().into_iter().map(str::to_owned).collect(),
         context: image.context.clone(),
         dockerfile,
         dockerignore,
-        target: image.stages[image.target].name.clone(),
-        stages: graph.stage_order(index).iter().map(|&s| image.stages[s].name.clone()).collect(),
+        target: image.target_stage().name.clone(),
+        stages: graph.stage_order(id).iter().map(|&s| image.stage(s).name.clone()).collect(),
         build_args: image
             .build_args
             .iter()

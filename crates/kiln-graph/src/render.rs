@@ -7,7 +7,7 @@
 use std::fmt::Write;
 
 use kiln_manifest::model::StageInput;
-use kiln_manifest::{Image, Project};
+use kiln_manifest::{Image, ImageId, PerImage, Project, StageId};
 use serde::Serialize;
 
 use crate::Graph;
@@ -19,22 +19,23 @@ struct Input<'a> {
 }
 
 enum Source<'a> {
-    Stage(usize),
-    Image(usize),
+    Stage(StageId),
+    Image(ImageId),
     External(&'a str),
 }
 
 /// The inputs of one stage, resolved to indices.
-fn inputs<'a>(project: &'a Project, image: &'a Image, stage: usize) -> Vec<Input<'a>> {
-    image.stages[stage]
+fn inputs<'a>(project: &'a Project, image: &'a Image, stage: StageId) -> Vec<Input<'a>> {
+    image
+        .stage(stage)
         .inputs()
         .into_iter()
         .enumerate()
         .filter_map(|(position, input)| {
             let kind = if position == 0 { "from" } else { "copy" };
             let source = match input {
-                StageInput::Stage(name, _) => Source::Stage(image.stage_index(name)?),
-                StageInput::Image(name, _) => Source::Image(project.image_index(name)?),
+                StageInput::Stage(name, _) => Source::Stage(image.stage_id(name)?),
+                StageInput::Image(name, _) => Source::Image(project.image_id(name)?),
                 StageInput::External(reference, _) => Source::External(reference),
             };
             Some(Input { kind, source })
@@ -50,17 +51,17 @@ pub fn shown(
     graph: &Graph,
     names: &[String],
     dependents: bool,
-) -> Result<Vec<bool>, Vec<crate::UnknownSelection>> {
+) -> Result<PerImage<bool>, Vec<crate::UnknownSelection>> {
     let mut shown = crate::select(project, graph, names)?;
     if dependents && !names.is_empty() {
         // The named images (groups expanded), then, in build order (dependencies first),
         // every image that depends on one of those.
-        let mut reaches = vec![false; project.images.len()];
+        let mut reaches = project.per_image(|_| false);
         for name in names {
             let members = project.groups.get(name).map_or_else(|| vec![name.clone()], |g| g.images.clone());
             for member in members {
-                if let Some(index) = project.image_index(&member) {
-                    reaches[index] = true;
+                if let Some(id) = project.image_id(&member) {
+                    reaches[id] = true;
                 }
             }
         }
@@ -69,25 +70,22 @@ pub fn shown(
                 reaches[i] = true;
             }
         }
-        let extra: Vec<String> = (0..project.images.len())
-            .filter(|i| reaches[*i])
-            .map(|i| project.images[i].name.clone())
-            .collect();
+        let extra: Vec<String> = reaches.chosen().map(|i| project[i].name.clone()).collect();
         shown = crate::select(project, graph, &extra)?;
     }
     Ok(shown)
 }
 
 /// The shown images, in build order.
-fn order<'a>(graph: &'a Graph, shown: &'a [bool]) -> impl Iterator<Item = usize> + 'a {
+fn order<'a>(graph: &'a Graph, shown: &'a PerImage<bool>) -> impl Iterator<Item = ImageId> + 'a {
     graph.order().iter().copied().filter(|i| shown[*i])
 }
 
 /// Outside images in order of first use.
-fn externals<'a>(project: &'a Project, graph: &Graph, shown: &[bool]) -> Vec<&'a str> {
+fn externals<'a>(project: &'a Project, graph: &Graph, shown: &PerImage<bool>) -> Vec<&'a str> {
     let mut found: Vec<&str> = Vec::new();
     for i in order(graph, shown) {
-        let image = &project.images[i];
+        let image = &project[i];
         for &s in graph.stage_order(i) {
             for input in inputs(project, image, s) {
                 if let Source::External(reference) = input.source
@@ -101,12 +99,11 @@ fn externals<'a>(project: &'a Project, graph: &Graph, shown: &[bool]) -> Vec<&'a
     found
 }
 
-pub fn render_text(project: &Project, graph: &Graph, shown: &[bool]) -> String {
+pub fn render_text(project: &Project, graph: &Graph, shown: &PerImage<bool>) -> String {
     let mut out = String::new();
     for i in order(graph, shown) {
-        let image = &project.images[i];
-        let deps: Vec<&str> =
-            graph.dependencies(i).iter().map(|&d| project.images[d].name.as_str()).collect();
+        let image = &project[i];
+        let deps: Vec<&str> = graph.dependencies(i).iter().map(|&d| project[d].name.as_str()).collect();
         let _ = write!(out, "{}  ({})", image.name, image.reference());
         if !deps.is_empty() {
             let _ = write!(out, "  needs: {}", deps.join(", "));
@@ -115,12 +112,12 @@ pub fn render_text(project: &Project, graph: &Graph, shown: &[bool]) -> String {
         let stages = graph.stage_order(i);
         for (position, &s) in stages.iter().enumerate() {
             let branch = if position + 1 == stages.len() { "└──" } else { "├──" };
-            let stage = &image.stages[s];
+            let stage = &image.stage(s);
             let mut described: Vec<String> = Vec::new();
             for input in inputs(project, image, s) {
                 let what = match input.source {
-                    Source::Stage(t) => format!("stage `{}`", image.stages[t].name),
-                    Source::Image(d) => format!("image `{}`", project.images[d].name),
+                    Source::Stage(t) => format!("stage `{}`", image.stage(t).name),
+                    Source::Image(d) => format!("image `{}`", project[d].name),
                     Source::External(reference) => format!("`{reference}`"),
                 };
                 described.push(if input.kind == "from" {
@@ -145,14 +142,15 @@ fn dot_quote(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-fn stage_id(image: &Image, stage: usize) -> String {
-    format!("{}/{}", image.name, image.stages[stage].name)
+/// A stage's node id in DOT and JSON: `image/stage`.
+fn stage_key(image: &Image, stage: StageId) -> String {
+    format!("{}/{}", image.name, image.stage(stage).name)
 }
 
-pub fn render_dot(project: &Project, graph: &Graph, shown: &[bool]) -> String {
+pub fn render_dot(project: &Project, graph: &Graph, shown: &PerImage<bool>) -> String {
     let mut out = String::from("digraph kiln {\n  rankdir=LR;\n  node [shape=box];\n");
     for i in order(graph, shown) {
-        let image = &project.images[i];
+        let image = &project[i];
         let _ = writeln!(out, "  subgraph {} {{", dot_quote(&format!("cluster_{}", image.name)));
         let _ = writeln!(out, "    label={};", dot_quote(&format!("{}\n{}", image.name, image.reference())));
         for &s in graph.stage_order(i) {
@@ -160,8 +158,8 @@ pub fn render_dot(project: &Project, graph: &Graph, shown: &[bool]) -> String {
             let _ = writeln!(
                 out,
                 "    {} [label={}{style}];",
-                dot_quote(&stage_id(image, s)),
-                dot_quote(&image.stages[s].name)
+                dot_quote(&stage_key(image, s)),
+                dot_quote(&image.stage(s).name)
             );
         }
         out.push_str("  }\n");
@@ -170,15 +168,15 @@ pub fn render_dot(project: &Project, graph: &Graph, shown: &[bool]) -> String {
         let _ = writeln!(out, "  {} [shape=ellipse, style=dashed];", dot_quote(reference));
     }
     for i in order(graph, shown) {
-        let image = &project.images[i];
+        let image = &project[i];
         for &s in graph.stage_order(i) {
-            let to = dot_quote(&stage_id(image, s));
+            let to = dot_quote(&stage_key(image, s));
             for input in inputs(project, image, s) {
                 let from = match input.source {
-                    Source::Stage(t) => dot_quote(&stage_id(image, t)),
+                    Source::Stage(t) => dot_quote(&stage_key(image, t)),
                     Source::Image(d) => {
-                        let dep = &project.images[d];
-                        dot_quote(&stage_id(dep, dep.target))
+                        let dep = &project[d];
+                        dot_quote(&stage_key(dep, dep.target))
                     }
                     Source::External(reference) => dot_quote(reference),
                 };
@@ -190,17 +188,17 @@ pub fn render_dot(project: &Project, graph: &Graph, shown: &[bool]) -> String {
     out
 }
 
-pub fn render_mermaid(project: &Project, graph: &Graph, shown: &[bool]) -> String {
+pub fn render_mermaid(project: &Project, graph: &Graph, shown: &PerImage<bool>) -> String {
     // Mermaid identifiers are positional so that any name is safe; labels carry names.
-    let stage_node = |image: usize, stage: usize| format!("i{image}s{stage}");
+    let stage_node = |image: ImageId, stage: StageId| format!("i{}s{}", image.index(), stage.index());
     let label = |text: &str| format!("\"{}\"", text.replace('"', "#quot;"));
     let externals = externals(project, graph, shown);
     let mut out = String::from("flowchart LR\n");
     for i in order(graph, shown) {
-        let image = &project.images[i];
-        let _ = writeln!(out, "  subgraph i{i} [{}]", label(&image.name));
+        let image = &project[i];
+        let _ = writeln!(out, "  subgraph i{} [{}]", i.index(), label(&image.name));
         for &s in graph.stage_order(i) {
-            let _ = writeln!(out, "    {}[{}]", stage_node(i, s), label(&image.stages[s].name));
+            let _ = writeln!(out, "    {}[{}]", stage_node(i, s), label(&image.stage(s).name));
         }
         out.push_str("  end\n");
     }
@@ -208,12 +206,12 @@ pub fn render_mermaid(project: &Project, graph: &Graph, shown: &[bool]) -> Strin
         let _ = writeln!(out, "  e{n}([{}])", label(reference));
     }
     for i in order(graph, shown) {
-        let image = &project.images[i];
+        let image = &project[i];
         for &s in graph.stage_order(i) {
             for input in inputs(project, image, s) {
                 let from = match input.source {
                     Source::Stage(t) => stage_node(i, t),
-                    Source::Image(d) => stage_node(d, project.images[d].target),
+                    Source::Image(d) => stage_node(d, project[d].target),
                     Source::External(reference) => {
                         format!("e{}", externals.iter().position(|e| *e == reference).unwrap_or(0))
                     }
@@ -248,41 +246,38 @@ struct JsonEdge {
     kind: &'static str,
 }
 
-pub fn render_json(project: &Project, graph: &Graph, shown: &[bool]) -> String {
+pub fn render_json(project: &Project, graph: &Graph, shown: &PerImage<bool>) -> String {
     let mut nodes = Vec::new();
     let mut edges = Vec::new();
     for i in order(graph, shown) {
-        let image = &project.images[i];
+        let image = &project[i];
         for &s in graph.stage_order(i) {
             nodes.push(JsonNode::Stage {
-                id: stage_id(image, s),
+                id: stage_key(image, s),
                 image: &image.name,
-                stage: &image.stages[s].name,
+                stage: &image.stage(s).name,
             });
             for input in inputs(project, image, s) {
                 let from = match input.source {
-                    Source::Stage(t) => stage_id(image, t),
-                    Source::Image(d) => project.images[d].name.clone(),
+                    Source::Stage(t) => stage_key(image, t),
+                    Source::Image(d) => project[d].name.clone(),
                     Source::External(reference) => reference.to_owned(),
                 };
-                edges.push(JsonEdge { from, to: stage_id(image, s), kind: input.kind });
+                edges.push(JsonEdge { from, to: stage_key(image, s), kind: input.kind });
             }
         }
         nodes.push(JsonNode::Image {
             id: image.name.clone(),
             reference: image.reference(),
-            target: stage_id(image, image.target),
+            target: stage_key(image, image.target),
         });
-        edges.push(JsonEdge { from: stage_id(image, image.target), to: image.name.clone(), kind: "target" });
+        edges.push(JsonEdge { from: stage_key(image, image.target), to: image.name.clone(), kind: "target" });
     }
     for reference in externals(project, graph, shown) {
         nodes.push(JsonNode::External { id: reference });
     }
-    let json = JsonGraph {
-        order: order(graph, shown).map(|i| project.images[i].name.as_str()).collect(),
-        nodes,
-        edges,
-    };
+    let json =
+        JsonGraph { order: order(graph, shown).map(|i| project[i].name.as_str()).collect(), nodes, edges };
     let mut text = serde_json::to_string_pretty(&json).expect("the graph serializes");
     text.push('\n');
     text

@@ -8,8 +8,8 @@
 
 use kiln_emit::Rendering;
 use kiln_engine::{EngineError, HistoryEntry};
-use kiln_manifest::Span;
 use kiln_manifest::ast::From;
+use kiln_manifest::{ImageId, Span};
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -57,7 +57,7 @@ struct Expected {
 }
 
 /// The history of a manifest image's build (`reference` names the build to read).
-pub async fn history(scope: &Scope<'_>, image: usize, reference: &str) -> Result<Vec<Layer>, EngineError> {
+pub async fn history(scope: &Scope<'_>, image: ImageId, reference: &str) -> Result<Vec<Layer>, EngineError> {
     let entries = scope.engine.history(reference).await?;
     let (expected, base) = chain(scope, image);
     Ok(align(scope, &entries, &expected, base.as_deref()))
@@ -65,12 +65,12 @@ pub async fn history(scope: &Scope<'_>, image: usize, reference: &str) -> Result
 
 /// The instructions of the target stage and of every stage and image below it, newest
 /// first, and the outside image at the bottom (if any).
-fn chain(scope: &Scope<'_>, mut image: usize) -> (Vec<Expected>, Option<String>) {
+fn chain(scope: &Scope<'_>, mut image: ImageId) -> (Vec<Expected>, Option<String>) {
     let project = scope.project;
     let mut expected = Vec::new();
-    let mut stage = project.images[image].target;
+    let mut stage = project[image].target;
     loop {
-        let first_tag = |i: usize| project.images[i].reference();
+        let first_tag = |i: ImageId| project[i].reference();
         let generated = kiln_emit::dockerfile(
             project,
             scope.graph,
@@ -82,25 +82,25 @@ fn chain(scope: &Scope<'_>, mut image: usize) -> (Vec<Expected>, Option<String>)
             },
         );
         let named = scope.graph.stage_order(image).len() > 1;
-        let stage_name = if named { project.images[image].stages[stage].name.as_str() } else { "" };
+        let stage_name = if named { project[image].stage(stage).name.as_str() } else { "" };
         let steps: Vec<_> =
             generated.steps.iter().filter(|s| s.stage == stage_name && s.number > 1).collect();
         for step in steps.iter().rev() {
             expected.push(Expected {
                 keyword: step.keyword.clone(),
-                image: project.images[image].name.clone(),
+                image: project[image].name.clone(),
                 span: step.span,
             });
         }
-        match &project.images[image].stages[stage].from.value {
-            From::Stage(name) => match project.images[image].stage_index(&name.value) {
+        match &project[image].stage(stage).from.value {
+            From::Stage(name) => match project[image].stage_id(&name.value) {
                 Some(next) => stage = next,
                 None => return (expected, None),
             },
-            From::Image(name) => match project.image_index(&name.value) {
+            From::Image(name) => match project.image_id(&name.value) {
                 Some(next) => {
                     image = next;
-                    stage = project.images[next].target;
+                    stage = project[next].target;
                 }
                 None => return (expected, None),
             },

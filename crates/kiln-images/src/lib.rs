@@ -11,7 +11,7 @@ mod scope;
 
 use std::collections::HashMap;
 
-use kiln_manifest::{Project, PullPolicy};
+use kiln_manifest::{ImageId, Project, PullPolicy};
 
 pub use history::{Layer, LayerOrigin, history};
 pub use scope::{Build, Scope, Selected, user_tags};
@@ -20,13 +20,13 @@ pub use scope::{Build, Scope, Selected, user_tags};
 /// strictest pull policy of the images that use it, in build order.
 pub fn pull_targets(
     project: &Project,
-    selected: &[usize],
+    selected: &[ImageId],
     override_policy: Option<PullPolicy>,
 ) -> Vec<(String, PullPolicy)> {
     let mut targets: Vec<(String, PullPolicy)> = Vec::new();
     let mut position: HashMap<String, usize> = HashMap::new();
     for &index in selected {
-        let image = &project.images[index];
+        let image = &project[index];
         let policy = override_policy.unwrap_or(image.pull_policy);
         for reference in image.external_bases() {
             if let Some(&at) = position.get(reference) {

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use kiln_build::{identity, labels, pin};
 use kiln_engine::{Engine, EngineError, ImageInfo};
 use kiln_graph::{Graph, UnknownSelection};
-use kiln_manifest::Project;
+use kiln_manifest::{ImageId, Project};
 
 /// A project and the engine its images live in.
 pub struct Scope<'a> {
@@ -56,9 +56,9 @@ pub fn user_tags(tags: &[String]) -> Vec<String> {
 #[derive(Debug, Clone, Default)]
 pub struct Selected {
     /// Images, in build order.
-    pub images: Vec<usize>,
+    pub images: Vec<ImageId>,
     /// `image:tag` names: one tag of one image.
-    pub tags: Vec<(usize, String)>,
+    pub tags: Vec<(ImageId, String)>,
 }
 
 impl<'a> Scope<'a> {
@@ -99,7 +99,7 @@ impl<'a> Scope<'a> {
                 Some(Build { image, info, current })
             })
             .collect();
-        let order = |name: &str| self.project.image_index(name).unwrap_or(usize::MAX);
+        let order = |name: &str| self.project.image_id(name).map_or(usize::MAX, ImageId::index);
         // The current build first, then the others newest first.
         builds.sort_by(|a, b| {
             (order(&a.image), &a.image, !a.current, std::cmp::Reverse(&a.info.created)).cmp(&(
@@ -125,11 +125,11 @@ impl<'a> Scope<'a> {
         let mut unknown = Vec::new();
         for name in names {
             match name.rsplit_once(':') {
-                Some((image, tag)) if project.image_index(image).is_some() => {
-                    tags.push((project.image_index(image).unwrap_or(0), tag.to_owned()));
+                Some((image, tag)) if let Some(id) = project.image_id(image) => {
+                    tags.push((id, tag.to_owned()));
                 }
                 Some((image, _)) => unknown.push(UnknownSelection::new(project, image)),
-                None if project.image_index(name).is_some() || project.groups.contains_key(name) => {
+                None if project.image_id(name).is_some() || project.groups.contains_key(name) => {
                     plain.push(name.clone());
                 }
                 None => unknown.push(UnknownSelection::new(project, name)),
@@ -138,7 +138,7 @@ impl<'a> Scope<'a> {
         if !unknown.is_empty() {
             return Err(unknown);
         }
-        let mut images: Vec<usize> = if names.is_empty() {
+        let mut images: Vec<ImageId> = if names.is_empty() {
             self.graph.order().to_vec()
         } else if with_dependencies {
             let selected = kiln_graph::select(project, self.graph, &plain)?;
@@ -147,8 +147,8 @@ impl<'a> Scope<'a> {
             let mut chosen = Vec::new();
             for name in &plain {
                 match project.groups.get(name) {
-                    Some(group) => chosen.extend(group.images.iter().filter_map(|n| project.image_index(n))),
-                    None => chosen.extend(project.image_index(name)),
+                    Some(group) => chosen.extend(group.images.iter().filter_map(|n| project.image_id(n))),
+                    None => chosen.extend(project.image_id(name)),
                 }
             }
             self.graph.order().iter().copied().filter(|i| chosen.contains(i)).collect()

@@ -9,6 +9,7 @@ pub mod ast;
 mod check;
 pub mod diagnostic;
 pub mod git;
+mod id;
 mod load;
 pub mod lock;
 mod lower;
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 pub use check::hidden_in_review;
 pub use diagnostic::{Code, Diagnostic, Diagnostics, RenderOptions, Severity};
+pub use id::{ImageId, PerImage, StageId};
 pub use load::{MANIFEST_FILE, display_name, find_manifest, normalize, relative_path};
 pub use model::{Image, Level, Project, PullPolicy, Stage, StageInput};
 pub use resolve::DEFAULT_OUTPUT;
@@ -91,7 +93,7 @@ pub fn load_project(options: &LoadOptions) -> Result<(Project, Diagnostics), Vec
         lock,
         registry: settings.registry,
         variables: vars.values(),
-        index: images.iter().enumerate().map(|(i, image)| (image.name.clone(), i)).collect(),
+        index: images.iter().enumerate().map(|(i, image)| (image.name.clone(), ImageId::new(i))).collect(),
         images,
         groups,
     };

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::ast::{CopyFrom, From, Instruction, KeyValue, Text};
+use crate::id::{ImageId, PerImage, StageId};
 use crate::source::{FileId, SourceMap, Span, Spanned};
 
 /// Which Dockerfile features the generated files may use.
@@ -121,9 +122,9 @@ pub struct Project {
     /// Images and variants, in declaration order.
     pub images: Vec<Image>,
     pub groups: IndexMap<String, Group>,
-    /// Image name → index into `images`.
+    /// Image name → its id.
     #[serde(skip)]
-    pub index: std::collections::HashMap<String, usize>,
+    pub index: std::collections::HashMap<String, ImageId>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -165,7 +166,7 @@ pub struct Image {
     pub platform: Option<Text>,
     pub pull_policy: PullPolicy,
     /// The stage that is built (an index into `stages`).
-    pub target: usize,
+    pub target: StageId,
     /// Ignore patterns declared for the context (kiln adds its defaults when emitting).
     pub ignore: Vec<Text>,
     pub stages: Vec<Stage>,
@@ -223,8 +224,22 @@ impl Image {
         self.tags.iter().map(|tag| format!("{}:{}", self.repository, tag.value)).collect()
     }
 
-    pub fn stage_index(&self, name: &str) -> Option<usize> {
-        self.stages.iter().position(|s| s.name == name)
+    pub fn stage_id(&self, name: &str) -> Option<StageId> {
+        self.stages.iter().position(|s| s.name == name).map(StageId::new)
+    }
+
+    pub fn stage(&self, id: StageId) -> &Stage {
+        &self.stages[id.index()]
+    }
+
+    /// Each stage's id with the stage, in order.
+    pub fn stages_with_ids(&self) -> impl Iterator<Item = (StageId, &Stage)> {
+        self.stages.iter().enumerate().map(|(i, s)| (StageId::new(i), s))
+    }
+
+    /// The target stage.
+    pub fn target_stage(&self) -> &Stage {
+        self.stage(self.target)
     }
 
     /// Images of the manifest this image needs, with the span of each reference, in
@@ -244,14 +259,14 @@ impl Image {
     pub fn needed_stages(&self) -> Vec<bool> {
         let mut needed = vec![false; self.stages.len()];
         let mut stack = vec![self.target];
-        while let Some(index) = stack.pop() {
-            if index >= needed.len() || needed[index] {
+        while let Some(id) = stack.pop() {
+            if id.index() >= needed.len() || needed[id.index()] {
                 continue;
             }
-            needed[index] = true;
-            for input in self.stages[index].inputs() {
+            needed[id.index()] = true;
+            for input in self.stage(id).inputs() {
                 if let StageInput::Stage(name, _) = input {
-                    stack.extend(self.stage_index(name));
+                    stack.extend(self.stage_id(name));
                 }
             }
         }
@@ -305,11 +320,34 @@ impl Project {
         self.sources.files().next().map_or(Path::new(""), |(_, f)| f.path.as_path())
     }
 
-    pub fn image(&self, name: &str) -> Option<&Image> {
-        self.image_index(name).map(|i| &self.images[i])
+    pub fn image_named(&self, name: &str) -> Option<&Image> {
+        self.image_id(name).map(|id| &self[id])
     }
 
-    pub fn image_index(&self, name: &str) -> Option<usize> {
+    pub fn image_id(&self, name: &str) -> Option<ImageId> {
         self.index.get(name).copied()
+    }
+
+    /// Every image's id, in declaration order.
+    pub fn image_ids(&self) -> impl Iterator<Item = ImageId> + use<> {
+        (0..self.images.len()).map(ImageId::new)
+    }
+
+    /// Each image's id with the image, in declaration order.
+    pub fn images_with_ids(&self) -> impl Iterator<Item = (ImageId, &Image)> {
+        self.images.iter().enumerate().map(|(i, image)| (ImageId::new(i), image))
+    }
+
+    /// A value per image.
+    pub fn per_image<T>(&self, f: impl FnMut(ImageId) -> T) -> PerImage<T> {
+        PerImage::from_fn(self.images.len(), f)
+    }
+}
+
+impl std::ops::Index<ImageId> for Project {
+    type Output = Image;
+
+    fn index(&self, id: ImageId) -> &Image {
+        &self.images[id.index()]
     }
 }

@@ -490,7 +490,7 @@ impl Resolver<'_> {
             labels: body.labels,
             platform: body.platform,
             pull_policy,
-            target,
+            target: crate::id::StageId::new(target),
             ignore: body.ignore,
             stages,
         }

@@ -35,7 +35,7 @@ impl<'a> Display<'a> {
         schedule: &Schedule,
         quiet: bool,
     ) -> Self {
-        let width = schedule.images.iter().map(|i| project.images[*i].name.len()).max().unwrap_or(4);
+        let width = schedule.images.iter().map(|i| project[*i].name.len()).max().unwrap_or(4);
         let mode = match mode {
             Some(ProgressMode::Json) => Mode::Json,
             Some(_) => Mode::Plain,
@@ -48,7 +48,7 @@ impl<'a> Display<'a> {
                 .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ");
                 let mut bars = HashMap::new();
                 for &i in &schedule.images {
-                    let name = project.images[i].name.clone();
+                    let name = project[i].name.clone();
                     let bar = multi
                         .add(ProgressBar::new_spinner().with_style(style.clone()).with_prefix(name.clone()));
                     bar.set_message("queued");
@@ -246,7 +246,7 @@ pub(crate) fn summary_table(project: &Project, summary: &Summary) -> String {
     let mut rows: Vec<[String; 5]> =
         vec![["IMAGE".into(), "STATUS".into(), "TIME".into(), "SIZE".into(), "TAGS".into()]];
     for outcome in &summary.outcomes {
-        let image = &project.images[outcome.image];
+        let image = &project[outcome.image];
         let (status, size, tags) = match &outcome.status {
             Status::Built { size, origin, .. } => (
                 origin.describe().to_owned(),

@@ -120,9 +120,7 @@ pub(crate) fn changed_since(
     let changed = kiln_build::changed::changed_since(project, &session.graph, &session.options, reference)
         .map_err(CliError::failure)?;
     Ok(project
-        .images
-        .iter()
-        .enumerate()
+        .images_with_ids()
         .filter(|(i, _)| selected[*i] && changed[*i])
         .map(|(_, image)| image.name.clone())
         .collect())

@@ -2,6 +2,7 @@
 //! images pinned, the Dockerfile rendered with the pins, the build itself (again when the
 //! engine lost an image under it), and [`finish`], which tags (and pushes) what is ready.
 
+use kiln_manifest::ImageId;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,16 +19,16 @@ use crate::prepare::{self, DOCKERFILE, Prepared};
 
 pub(super) async fn build(
     shared: &Arc<Shared>,
-    index: usize,
+    index: ImageId,
     prepared: &Prepared,
-    dependencies: &HashMap<usize, Dependency>,
+    dependencies: &HashMap<ImageId, Dependency>,
     cancel: &CancellationToken,
     begin: Instant,
 ) -> Result<TaskResult, Failure> {
     if cancel.is_cancelled() {
         return Ok(TaskResult::Cancelled);
     }
-    let image = &shared.project.images[index];
+    let image = &shared.project[index];
     let name = image.name.clone();
     let log = |text: String| shared.send(Event::Log { image: name.clone(), step: None, text });
     shared.send(Event::Started { image: name.clone() });
@@ -60,7 +61,7 @@ pub(super) async fn build(
             .iter()
             .map(|tag| format!("{}:{tag}", image.repository))
             .collect(),
-        session: format!("kiln-{}-{}-{}", std::process::id(), index, millis(begin.elapsed())),
+        session: format!("kiln-{}-{}-{}", std::process::id(), index.index(), millis(begin.elapsed())),
         tag: Some(pin.clone()),
     };
     let events = shared.clone();
@@ -135,19 +136,19 @@ pub(super) async fn build(
 /// by dependency and by outside reference.
 async fn pin_inputs(
     shared: &Arc<Shared>,
-    index: usize,
-    dependencies: &HashMap<usize, Dependency>,
+    index: ImageId,
+    dependencies: &HashMap<ImageId, Dependency>,
     prepared: &Prepared,
     log: &(dyn Fn(String) + Sync),
-) -> Result<(HashMap<usize, String>, HashMap<String, String>), Failure> {
-    let image = &shared.project.images[index];
+) -> Result<(HashMap<ImageId, String>, HashMap<String, String>), Failure> {
+    let image = &shared.project[index];
     let mut dependency_pins = HashMap::new();
     for (&dependency, found) in dependencies {
         let id = match &found.local {
             Some(id) => id.clone(),
             None => pull(shared, &found.content, log).await.map_err(|e| Failure::new(e, None))?,
         };
-        let name = &shared.project.images[dependency].name;
+        let name = &shared.project[dependency].name;
         let pin = shared.run.pin(name, &found.key);
         shared.pin(&id, &pin).await.map_err(|e| {
             Failure::new(format!("`{name}` ({id}) went away before this build could use it: {e}"), None)
@@ -179,14 +180,14 @@ async fn pin_inputs(
 /// tags of an image are applied all or nothing.
 pub(super) async fn finish(
     shared: &Arc<Shared>,
-    index: usize,
+    index: ImageId,
     prepared: &Prepared,
     id: String,
     origin: Origin,
     known: Option<ImageInfo>,
     begin: Instant,
 ) -> Result<TaskResult, Failure> {
-    let image = &shared.project.images[index];
+    let image = &shared.project[index];
     let content = identity::content_tag(&image.repository, &prepared.key);
     // A rebuild of a key takes its content tag from the build it replaces.
     let replaced = match origin {

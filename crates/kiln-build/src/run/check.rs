@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use kiln_manifest::{Span, StageInput};
+use kiln_manifest::{ImageId, Span, StageInput};
 
 use super::build::finish;
 use super::{Checked, Dependency, Failure, Shared, TaskResult, ready};
@@ -16,16 +16,16 @@ use crate::prepare::{self, Prepared, Recipe};
 
 pub(super) async fn check(
     shared: &Arc<Shared>,
-    index: usize,
-    dependencies: &HashMap<usize, Dependency>,
+    index: ImageId,
+    dependencies: &HashMap<ImageId, Dependency>,
 ) -> Result<Checked, Failure> {
     let begin = Instant::now();
-    let image = &shared.project.images[index];
+    let image = &shared.project[index];
     let name = image.name.clone();
     let log = |text: String| shared.send(Event::Log { image: name.clone(), step: None, text });
 
     let bases = base_identities(shared, index).await?;
-    let keys: HashMap<usize, String> = dependencies.iter().map(|(i, d)| (*i, d.key.clone())).collect();
+    let keys: HashMap<ImageId, String> = dependencies.iter().map(|(i, d)| (*i, d.key.clone())).collect();
     // Reading and hashing the context is file IO: off the async threads.
     let prepared = {
         let shared = shared.clone();
@@ -76,8 +76,8 @@ pub(super) async fn check(
 }
 
 /// The identity of each outside image the image uses (pulling nothing).
-async fn base_identities(shared: &Arc<Shared>, index: usize) -> Result<HashMap<String, String>, Failure> {
-    let image = &shared.project.images[index];
+async fn base_identities(shared: &Arc<Shared>, index: ImageId) -> Result<HashMap<String, String>, Failure> {
+    let image = &shared.project[index];
     let mut identities = HashMap::new();
     for reference in image.external_bases() {
         let identity = shared
@@ -102,11 +102,11 @@ pub(super) fn reference_span(image: &kiln_manifest::Image, reference: &str) -> O
 /// cannot answer is no reason to fail: the image is built instead.
 async fn in_registry(
     shared: &Arc<Shared>,
-    index: usize,
+    index: ImageId,
     content: &str,
     log: &(dyn Fn(String) + Sync),
 ) -> Option<kiln_registry::Manifest> {
-    let image = &shared.project.images[index];
+    let image = &shared.project[index];
     let has_registry = kiln_reference::ImageRef::parse(&image.repository).is_ok_and(|r| r.domain.is_some());
     if shared.options.offline || !has_registry {
         return None;
@@ -146,12 +146,12 @@ pub(super) async fn pull(
 /// copies of its manifest; nothing is pulled.
 async fn tag_in_registry(
     shared: &Arc<Shared>,
-    index: usize,
+    index: ImageId,
     prepared: &Prepared,
     manifest: &kiln_registry::Manifest,
     begin: Instant,
 ) -> Result<TaskResult, Failure> {
-    let image = &shared.project.images[index];
+    let image = &shared.project[index];
     let registry = shared.registries.client().await;
     for reference in image.references() {
         let (registry, manifest, target) = (registry.clone(), manifest.clone(), reference.clone());

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use kiln_context::HashCache;
 use kiln_engine::{Builder, Engine};
 use kiln_graph::Graph;
-use kiln_manifest::{Project, Span};
+use kiln_manifest::{ImageId, PerImage, Project, Span};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -84,7 +84,7 @@ pub enum Status {
 
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    pub image: usize,
+    pub image: ImageId,
     pub status: Status,
     pub duration: Duration,
 }
@@ -196,7 +196,7 @@ impl Failure {
 }
 
 /// The ready queue's order: most critical first, then build order.
-type Ready = (OrdF64, std::cmp::Reverse<usize>, usize);
+type Ready = (OrdF64, std::cmp::Reverse<usize>, ImageId);
 
 pub async fn run(
     project: Arc<Project>,
@@ -227,34 +227,36 @@ pub async fn run(
     });
 
     let selected = &schedule.selected;
-    let position: HashMap<usize, usize> = schedule.images.iter().enumerate().map(|(p, &i)| (i, p)).collect();
-    let priority = |i: usize| (OrdF64(schedule.priority[i]), std::cmp::Reverse(position[&i]), i);
-    let mut waiting: HashMap<usize, usize> = schedule
+    let position: HashMap<ImageId, usize> =
+        schedule.images.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+    let priority = |i: ImageId| (OrdF64(schedule.priority[i]), std::cmp::Reverse(position[&i]), i);
+    let mut waiting: HashMap<ImageId, usize> = schedule
         .images
         .iter()
         .map(|&i| (i, graph.dependencies(i).iter().filter(|d| selected[**d]).count()))
         .collect();
     let mut ready: BinaryHeap<Ready> = BinaryHeap::new();
     for &i in &schedule.images {
-        shared.send(Event::Queued { image: project.images[i].name.clone() });
+        shared.send(Event::Queued { image: project[i].name.clone() });
         if waiting[&i] == 0 {
             ready.push(priority(i));
         }
     }
-    let mut to_build: BinaryHeap<(Ready, usize)> = BinaryHeap::new();
-    let mut prepared: HashMap<usize, (Box<Prepared>, Instant)> = HashMap::new();
-    let mut outcomes: HashMap<usize, Outcome> = HashMap::new();
-    let mut done: HashMap<usize, Dependency> = HashMap::new();
-    let mut checks: JoinSet<(usize, Instant, Result<Checked, Failure>)> = JoinSet::new();
+    let mut to_build: BinaryHeap<(Ready, ImageId)> = BinaryHeap::new();
+    let mut prepared: HashMap<ImageId, (Box<Prepared>, Instant)> = HashMap::new();
+    let mut outcomes: HashMap<ImageId, Outcome> = HashMap::new();
+    let mut done: HashMap<ImageId, Dependency> = HashMap::new();
+    let mut checks: JoinSet<(ImageId, Instant, Result<Checked, Failure>)> = JoinSet::new();
     // The checks in flight, by priority: a build waits for the checks of more critical
     // images, so that slots go in priority order (checks take milliseconds).
     let mut checking: std::collections::BTreeSet<Ready> = std::collections::BTreeSet::new();
-    let mut builds: JoinSet<(usize, Instant, Result<TaskResult, Failure>)> = JoinSet::new();
+    let mut builds: JoinSet<(ImageId, Instant, Result<TaskResult, Failure>)> = JoinSet::new();
     let mut stop_reason: Option<String> = None;
     let mut interrupted = false;
-    let dependencies_of = |index: usize, done: &HashMap<usize, Dependency>| -> HashMap<usize, Dependency> {
-        graph.dependencies(index).iter().filter_map(|d| done.get(d).map(|r| (*d, r.clone()))).collect()
-    };
+    let dependencies_of =
+        |index: ImageId, done: &HashMap<ImageId, Dependency>| -> HashMap<ImageId, Dependency> {
+            graph.dependencies(index).iter().filter_map(|d| done.get(d).map(|r| (*d, r.clone()))).collect()
+        };
 
     loop {
         // Checks start as soon as an image's dependencies are ready: they build nothing.
@@ -312,7 +314,7 @@ pub async fn run(
         let status = match result {
             TaskResult::Ready { id, size, origin, dependency } => {
                 done.insert(image, dependency);
-                for dependent in graph.dependents(image) {
+                for &dependent in graph.dependents(image) {
                     if let Some(count) = waiting.get_mut(&dependent) {
                         *count -= 1;
                         if *count == 0 && !outcomes.contains_key(&dependent) {
@@ -323,7 +325,7 @@ pub async fn run(
                 Status::Built { id, size, up_to_date: origin != Origin::Built, origin }
             }
             TaskResult::Failed => {
-                let name = &project.images[image].name;
+                let name = &project[image].name;
                 skip_dependents(&shared, &graph, selected, image, &format!("`{name}` failed"), &mut outcomes);
                 if options.fail_fast && stop_reason.is_none() {
                     stop_reason = Some(format!("not started: `{name}` failed and --fail-fast is on"));
@@ -344,7 +346,7 @@ pub async fn run(
     for &i in &schedule.images {
         outcomes.entry(i).or_insert_with(|| {
             let reason = stop_reason.clone().unwrap_or_else(|| "not started".to_owned());
-            shared.send(Event::Skipped { image: project.images[i].name.clone(), reason: reason.clone() });
+            shared.send(Event::Skipped { image: project[i].name.clone(), reason: reason.clone() });
             Outcome { image: i, status: Status::Skipped(reason), duration: Duration::ZERO }
         });
     }
@@ -370,7 +372,7 @@ pub async fn run(
 #[allow(clippy::too_many_arguments)]
 fn ready(
     shared: &Shared,
-    index: usize,
+    index: ImageId,
     prepared: &Prepared,
     id: String,
     local: bool,
@@ -378,7 +380,7 @@ fn ready(
     origin: Origin,
     begin: Instant,
 ) -> TaskResult {
-    let image = &shared.project.images[index];
+    let image = &shared.project[index];
     shared.send(Event::Finished {
         image: image.name.clone(),
         id: id.clone(),
@@ -395,10 +397,10 @@ fn ready(
 }
 
 /// Reports a failure as an event.
-fn report(shared: &Shared, image: usize, begin: Instant, failure: Failure) -> TaskResult {
+fn report(shared: &Shared, image: ImageId, begin: Instant, failure: Failure) -> TaskResult {
     let project = &shared.project;
     shared.send(Event::Failed {
-        image: project.images[image].name.clone(),
+        image: project[image].name.clone(),
         duration_ms: millis(begin.elapsed()),
         error: failure.error,
         step: failure.step,
@@ -426,17 +428,17 @@ async fn remove_pins(engine: &Engine, matches: impl Fn(&pin::Run) -> bool) {
 fn skip_dependents(
     shared: &Shared,
     graph: &Graph,
-    selected: &[bool],
-    failed: usize,
+    selected: &PerImage<bool>,
+    failed: ImageId,
     reason: &str,
-    outcomes: &mut HashMap<usize, Outcome>,
+    outcomes: &mut HashMap<ImageId, Outcome>,
 ) {
-    let mut stack = graph.dependents(failed);
+    let mut stack = graph.dependents(failed).to_vec();
     while let Some(image) = stack.pop() {
         if !selected[image] || outcomes.contains_key(&image) {
             continue;
         }
-        let name = shared.project.images[image].name.clone();
+        let name = shared.project[image].name.clone();
         let reason = format!("skipped: {reason}");
         shared.send(Event::Skipped { image: name, reason: reason.clone() });
         outcomes.insert(image, Outcome { image, status: Status::Skipped(reason), duration: Duration::ZERO });

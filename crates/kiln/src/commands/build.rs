@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use kiln_build::{CostUnit, Event, Schedule, Status, Summary, TimedEvent, history};
 use kiln_emit::Rendering;
+use kiln_manifest::{ImageId, PerImage};
 use tokio_util::sync::CancellationToken;
 
 use super::engine_session;
@@ -149,9 +150,9 @@ fn check_locked(session: &Session) -> Result<(), CliError> {
 
 /// A file a selected image copies from its context is missing: the build would fail
 /// at that COPY, after other images were built and tagged. Refuse before starting.
-fn check_context_files(project: &kiln_manifest::Project, selected: &[bool]) -> Result<(), CliError> {
+fn check_context_files(project: &kiln_manifest::Project, selected: &PerImage<bool>) -> Result<(), CliError> {
     let mut missing = Vec::new();
-    for (image, _) in project.images.iter().zip(selected).filter(|(_, s)| **s) {
+    for image in selected.chosen().map(|id| &project[id]) {
         let needed = image.needed_stages();
         for (stage, _) in image.stages.iter().zip(needed).filter(|(_, n)| *n) {
             missing.extend(stage.missing_files.iter().map(|span| (image, *span)));
@@ -174,15 +175,12 @@ fn check_context_files(project: &kiln_manifest::Project, selected: &[bool]) -> R
 }
 
 /// `--push`: every image to build must name the registry it goes to.
-fn check_pushable(project: &kiln_manifest::Project, selected: &[bool]) -> Result<(), CliError> {
-    let unpushable = project
-        .images
-        .iter()
-        .zip(selected)
-        .filter(|(image, selected)| {
-            **selected && kiln_reference::ImageRef::parse(&image.repository).is_ok_and(|r| r.domain.is_none())
-        })
-        .map(|(image, _)| {
+fn check_pushable(project: &kiln_manifest::Project, selected: &PerImage<bool>) -> Result<(), CliError> {
+    let unpushable = selected
+        .chosen()
+        .map(|id| &project[id])
+        .filter(|image| kiln_reference::ImageRef::parse(&image.repository).is_ok_and(|r| r.domain.is_none()))
+        .map(|image| {
             CliError::invalid(format!(
                 "--push: `{}` goes to `{}`, which names no registry (it would go to Docker Hub)",
                 image.name, image.repository
@@ -223,20 +221,18 @@ fn default_jobs() -> usize {
 }
 
 /// Each image's number of Dockerfile steps, the cost used before any run is recorded.
-fn step_counts(session: &Session) -> Vec<usize> {
-    let first_tag = |i: usize| session.project.images[i].reference();
-    (0..session.project.images.len())
-        .map(|i| {
-            kiln_emit::dockerfile(
-                &session.project,
-                &session.graph,
-                i,
-                Rendering { refs: &first_tag, outside: None, context_prefix: None },
-            )
-            .steps
-            .len()
-        })
-        .collect()
+fn step_counts(session: &Session) -> PerImage<usize> {
+    let first_tag = |i: ImageId| session.project[i].reference();
+    session.project.per_image(|i| {
+        kiln_emit::dockerfile(
+            &session.project,
+            &session.graph,
+            i,
+            Rendering { refs: &first_tag, outside: None, context_prefix: None },
+        )
+        .steps
+        .len()
+    })
 }
 
 fn record_durations(file: Option<&std::path::Path>, project: &kiln_manifest::Project, summary: &Summary) {
@@ -244,7 +240,7 @@ fn record_durations(file: Option<&std::path::Path>, project: &kiln_manifest::Pro
         .outcomes
         .iter()
         .filter(|o| matches!(o.status, Status::Built { up_to_date: false, .. }))
-        .map(|o| (project.images[o.image].name.clone(), o.duration.as_secs_f64()))
+        .map(|o| (project[o.image].name.clone(), o.duration.as_secs_f64()))
         .collect();
     if !measured.is_empty() {
         history::save(file, &measured);
@@ -267,7 +263,7 @@ fn dry_run_text(
 ) -> String {
     let project = &session.project;
     let graph = &session.graph;
-    let name = |i: &usize| project.images[*i].name.as_str();
+    let name = |i: &ImageId| project[*i].name.as_str();
     let mut out = format!(
         "{} to build with -j {jobs} (nothing is built: --dry-run)\n",
         session::count(schedule.images.len(), "image")
@@ -282,7 +278,7 @@ fn dry_run_text(
         let names: Vec<&str> = critical.iter().map(name).collect();
         let _ = writeln!(out, "critical path: {} ({})", names.join(" -> "), cost_text(schedule, total));
     }
-    let mut order: Vec<usize> = schedule.images.clone();
+    let mut order: Vec<ImageId> = schedule.images.clone();
     order.sort_by(|a, b| schedule.priority[*b].total_cmp(&schedule.priority[*a]));
     let _ = writeln!(out, "start order among ready images (longest remaining path first):");
     for i in order {
@@ -294,8 +290,7 @@ fn dry_run_text(
             let _ = writeln!(out, "estimated time: {} (from earlier runs)", cost_text(schedule, estimate));
         }
         CostUnit::Steps => {
-            let known =
-                schedule.images.iter().filter(|i| durations.contains_key(&project.images[**i].name)).count();
+            let known = schedule.images.iter().filter(|i| durations.contains_key(&project[**i].name)).count();
             let _ = writeln!(
                 out,
                 "estimated time: unknown ({known} of {} images have a recorded duration; a build records them)",
@@ -309,8 +304,7 @@ fn dry_run_text(
 fn dry_run_json(session: &Session, schedule: &Schedule, jobs: usize) -> serde_json::Value {
     let project = &session.project;
     let graph = &session.graph;
-    let names =
-        |list: &[usize]| -> Vec<String> { list.iter().map(|i| project.images[*i].name.clone()).collect() };
+    let names = |list: &[ImageId]| -> Vec<String> { list.iter().map(|i| project[*i].name.clone()).collect() };
     let seconds = schedule.unit == CostUnit::Seconds;
     serde_json::json!({
         "jobs": jobs,
@@ -318,7 +312,7 @@ fn dry_run_json(session: &Session, schedule: &Schedule, jobs: usize) -> serde_js
         "waves": schedule.waves(graph).iter().map(|w| names(w)).collect::<Vec<_>>(),
         "critical_path": names(&schedule.critical_path(graph)),
         "images": schedule.images.iter().map(|&i| serde_json::json!({
-            "name": project.images[i].name,
+            "name": project[i].name,
             "cost": schedule.cost[i],
             "priority": schedule.priority[i],
         })).collect::<Vec<_>>(),

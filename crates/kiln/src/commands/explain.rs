@@ -42,9 +42,9 @@ pub(crate) fn run(global: &GlobalArgs, args: &ExplainArgs, term: &Term) -> Resul
     let scope = connected.scope();
     let project = &connected.session.project;
     let index = project
-        .image_index(&args.image)
+        .image_id(&args.image)
         .ok_or_else(|| unknown_names(vec![kiln_graph::UnknownSelection::new(project, &args.image)]))?;
-    let image = &project.images[index];
+    let image = &project[index];
     let settings = explain::Settings { builder: args.builder.builder(), labels: &extra_labels };
     let prepared = connected
         .runtime

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use kiln_graph::UnknownSelection;
 use kiln_images::{LayerOrigin, Scope, history};
+use kiln_manifest::ImageId;
 
 use super::engine_session;
 use crate::cli::{GlobalArgs, HistoryArgs};
@@ -57,14 +58,14 @@ pub(crate) fn run(global: &GlobalArgs, args: &HistoryArgs, term: &Term) -> Resul
     Ok(ExitStatus::Success)
 }
 
-/// `api` (its first tag) or `api:tag`, as an image index and the reference to read.
-pub(crate) fn resolve(scope: &Scope<'_>, name: &str) -> Result<(usize, String), UnknownSelection> {
+/// `api` (its first tag) or `api:tag`, as an image and the reference to read.
+pub(crate) fn resolve(scope: &Scope<'_>, name: &str) -> Result<(ImageId, String), UnknownSelection> {
     let selected = scope.select(&[name.to_owned()], false).map_err(|mut unknown| unknown.remove(0))?;
     if let Some((index, tag)) = selected.tags.first() {
-        return Ok((*index, format!("{}:{tag}", scope.project.images[*index].repository)));
+        return Ok((*index, format!("{}:{tag}", scope.project[*index].repository)));
     }
     match selected.images.as_slice() {
-        [index] => Ok((*index, scope.project.images[*index].reference())),
+        [index] => Ok((*index, scope.project[*index].reference())),
         _ => Err(UnknownSelection {
             name: name.to_owned(),
             suggestion: Some("name one image (`api`) or one tag (`api:1.0`), not a group".to_owned()),

@@ -32,7 +32,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &ImagesArgs, term: &Term) -> Result
     let project = &connected.session.project;
     let scope = connected.scope();
     let selected = scope.select(&args.targets, false).map_err(session::unknown_names)?;
-    let names: Vec<&str> = selected.images.iter().map(|&i| project.images[i].name.as_str()).collect();
+    let names: Vec<&str> = selected.images.iter().map(|&i| project[i].name.as_str()).collect();
     let builds = connected.builds(&scope)?;
     let builds: Vec<&Build> = builds
         .iter()
@@ -50,7 +50,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &ImagesArgs, term: &Term) -> Result
         .iter()
         .map(|build| {
             let own = project
-                .image_index(&build.image)
+                .image_id(&build.image)
                 .and_then(|index| connected.runtime.block_on(history(&scope, index, &build.info.id)).ok())
                 .map_or(0, |layers| {
                     layers

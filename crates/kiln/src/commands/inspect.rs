@@ -43,13 +43,13 @@ pub(crate) fn run(global: &GlobalArgs, args: &InspectArgs, term: &Term) -> Resul
         Ok(None) => {
             return Err(CliError::failure(format!(
                 "there is no `{reference}` here (build it with `kiln build {}`)",
-                project.images[index].name
+                project[index].name
             )));
         }
         Err(err) => return Err(err.into()),
     };
     let inspected = Inspected {
-        image: project.images[index].name.clone(),
+        image: project[index].name.clone(),
         reference,
         from_this_manifest: scope.owner(&info).is_some(),
         key: scope.owner(&info).and(info.labels.get(labels::KEY).cloned()),

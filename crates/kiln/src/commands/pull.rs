@@ -33,7 +33,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &PullArgs, term: &Term) -> Result<E
         selected
             .images
             .iter()
-            .flat_map(|&i| project.images[i].references())
+            .flat_map(|&i| project[i].references())
             .map(|r| (r, policy.unwrap_or(PullPolicy::Always)))
             .collect()
     } else {

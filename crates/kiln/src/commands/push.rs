@@ -28,7 +28,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &PushArgs, term: &Term) -> Result<E
     let mut ready: Vec<(String, Vec<String>)> = Vec::new();
     let mut not_ready: Vec<(String, String)> = Vec::new();
     for &index in &selected.images {
-        let image = &project.images[index];
+        let image = &project[index];
         let references = image.references();
         if kiln_reference::ImageRef::parse(&image.repository).is_ok_and(|r| r.domain.is_none()) {
             not_ready.push((

@@ -37,10 +37,10 @@ pub(crate) fn rmi(global: &GlobalArgs, args: &RmiArgs, term: &Term) -> Result<Ex
     let mut refused: Vec<String> = Vec::new();
     for name in &args.names {
         if let Some((image, tag)) = name.rsplit_once(':') {
-            let Some(index) = project.image_index(image) else {
+            let Some(index) = project.image_id(image) else {
                 return Err(unknown(image, project, &builds));
             };
-            let reference = format!("{}:{tag}", project.images[index].repository);
+            let reference = format!("{}:{tag}", project[index].repository);
             match connected.runtime.block_on(connected.engine.inspect(&reference)) {
                 Ok(Some(info)) if scope.owner(&info).is_some() => {
                     // The build goes with its last tag (its content tag is no name of
@@ -74,7 +74,7 @@ pub(crate) fn rmi(global: &GlobalArgs, args: &RmiArgs, term: &Term) -> Result<Ex
             }
         }
         if !matched {
-            if project.image_index(name).is_none() && !project.groups.contains_key(name) {
+            if project.image_id(name).is_none() && !project.groups.contains_key(name) {
                 return Err(unknown(name, project, &builds));
             }
             term.info(&format!("no build of `{name}` to remove"));

@@ -40,7 +40,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &TagArgs, term: &Term) -> Result<Ex
     let selected = scope.select(&args.targets, false).map_err(session::unknown_names)?;
     let mut results = Vec::new();
     for &index in &selected.images {
-        let image = &project.images[index];
+        let image = &project[index];
         let from = format!("{}:{}", image.repository, args.from);
         let repository = match &args.registry {
             Some(registry) => retarget(&image.repository, &image.name, registry),
