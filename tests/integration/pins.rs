@@ -1,4 +1,4 @@
-//! Pins as leases (`kiln_build::pin`): what a running build uses is never removed by
+//! Pins as leases (`kiln_marks::pin`): what a running build uses is never removed by
 //! `rmi`, `clean` or `prune`; what a run that is gone left behind is removed; and a build
 //! survives other clients removing images on the engine while it runs.
 

@@ -105,7 +105,7 @@ fn mutated_manifests_never_panic() {
             let Ok((project, mut diags)) = kiln_manifest::load_project(&options) else { return };
             let graph = kiln_graph::Graph::build(&project, &mut diags);
             for diagnostic in diags.iter() {
-                let _ = kiln_manifest::diagnostic::render(
+                let _ = kiln_manifest::render_diagnostic(
                     diagnostic,
                     &project.sources,
                     kiln_manifest::RenderOptions::default(),

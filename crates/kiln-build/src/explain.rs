@@ -11,7 +11,7 @@ use kiln_manifest::{ImageId, Project};
 use serde::Serialize;
 
 use crate::bases::{Bases, Registries};
-use crate::identity::{self, Inputs};
+use crate::identity::Inputs;
 use crate::prepare::{self, Prepared, Recipe};
 
 /// What a build would use, as a build would compute it.
@@ -32,7 +32,7 @@ pub async fn inputs(
 ) -> Result<HashMap<ImageId, Prepared>, String> {
     let bases = Bases::new(project.lock.clone(), Arc::new(Registries::new(engine.clone())));
     let hashes = HashCache::load(crate::history::cache_file(project.manifest_path(), "hashes"));
-    let project_id = identity::project_id(project);
+    let project_id = kiln_marks::tags::project_id(project);
     let mut needed = project.per_image(|_| false);
     let mut stack = vec![image];
     while let Some(next) = stack.pop() {
@@ -188,6 +188,7 @@ fn differences(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity;
 
     fn inputs() -> Inputs {
         Inputs {

@@ -1,22 +1,12 @@
-//! The labels kiln puts on every image it builds: the OCI annotations that are known,
-//! and kiln's own, for people, `kiln inspect` and `kiln explain`. They never decide
-//! which image is which (see [`crate::identity`]): every child image inherits them.
+//! The labels a build puts on its image: the OCI annotations that are known, and kiln's
+//! own (named in `kiln_marks::labels`), for people, `kiln inspect` and `kiln explain`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use kiln_manifest::Image;
 
-/// The project the image was built for (see `identity::project_id`).
-pub const PROJECT: &str = "dev.kiln.project";
-/// The image's name in the manifest (`api`, `api.prod`).
-pub const IMAGE: &str = "dev.kiln.image";
-/// The image's input key.
-pub const KEY: &str = "dev.kiln.key";
-/// The inputs the key was computed from, as JSON (`identity::Inputs::recorded`).
-pub const INPUTS: &str = "dev.kiln.inputs";
-/// The build time, RFC 3339.
-pub const CREATED: &str = "org.opencontainers.image.created";
+use kiln_marks::labels::{CREATED, IMAGE, PROJECT};
 
 /// What git says about the repository, read once per run.
 #[derive(Debug, Clone, Default)]
@@ -27,7 +17,7 @@ pub struct GitInfo {
 
 impl GitInfo {
     pub fn read(dir: &Path) -> Self {
-        let git = |args: &[&str]| kiln_manifest::git::git(dir, args);
+        let git = |args: &[&str]| kiln_manifest::git(dir, args);
         Self {
             revision: git(&["rev-parse", "--verify", "HEAD"]),
             source: git(&["config", "--get", "remote.origin.url"]).map(|url| without_credentials(&url)),

@@ -1,7 +1,8 @@
 //! kiln's builds: which images to build and in which order ([`schedule`]), what each
-//! build needs ([`prepare`]), the labels it carries ([`labels`]), and the scheduler that
-//! runs them against the engine ([`run`]), reporting [`event`]s as it goes, and the pins
-//! that lease the images a run uses ([`pin`]).
+//! build needs ([`prepare`]), its input key ([`identity`]), the labels it carries
+//! ([`labels`]), and the scheduler that runs them against the engine ([`run`]),
+//! reporting [`event`]s as it goes. The marks builds leave on the engine (content tags,
+//! label names, pins) are `kiln_marks`'.
 
 pub mod bases;
 pub mod changed;
@@ -10,7 +11,6 @@ pub mod explain;
 pub mod history;
 pub mod identity;
 pub mod labels;
-pub mod pin;
 pub mod prepare;
 pub mod run;
 pub mod schedule;

@@ -13,9 +13,8 @@ use kiln_manifest::{ImageId, Project};
 
 use crate::identity::{self, Inputs};
 use crate::labels;
+use kiln_emit::CONTEXT_FOLDER;
 
-/// The folder of the build's tar that holds the context, beside the Dockerfile.
-pub const CONTEXT_FOLDER: &str = "context";
 /// The Dockerfile's name in the build's tar.
 pub const DOCKERFILE: &str = "kiln.Dockerfile";
 
@@ -23,7 +22,7 @@ pub const DOCKERFILE: &str = "kiln.Dockerfile";
 pub struct Recipe<'a> {
     pub project: &'a Project,
     pub graph: &'a Graph,
-    /// See [`identity::project_id`].
+    /// See [`kiln_marks::tags::project_id`].
     pub project_id: &'a str,
     pub builder: Builder,
     /// `--label`s.
@@ -107,9 +106,9 @@ pub fn prepare(
         inputs.dependencies.insert(project[dependency].name.clone(), identity);
     }
     let key = inputs.key();
-    labels.insert(labels::KEY.to_owned(), key.clone());
+    labels.insert(kiln_marks::labels::KEY.to_owned(), key.clone());
     labels.insert(
-        labels::INPUTS.to_owned(),
+        kiln_marks::labels::INPUTS.to_owned(),
         serde_json::to_string(&inputs.recorded()).expect("inputs serialize"),
     );
     Ok(Prepared { context, inputs, key, labels })

@@ -72,6 +72,10 @@ pub type ImageRefs<'a> = &'a dyn Fn(ImageId) -> String;
 /// (`None`), or as a build pins them.
 pub type OutsideRefs<'a> = Option<&'a dyn Fn(&str) -> String>;
 
+/// The folder of a build's tar that holds the context, beside the Dockerfile; the
+/// Dockerfile a build sends names context paths inside it (`Rendering::context_prefix`).
+pub const CONTEXT_FOLDER: &str = "context";
+
 /// How to write a Dockerfile: the committed one, or the one a build sends.
 #[derive(Clone, Copy)]
 pub struct Rendering<'a> {

@@ -3,15 +3,18 @@
 
 mod dockerfile;
 mod encode;
+mod files;
 mod ignore;
 mod write;
 
-use kiln_graph::{GeneratedFiles, Graph};
+use kiln_graph::Graph;
 use kiln_manifest::{Code, Diagnostic, Diagnostics, ImageId, Project};
 
 pub use dockerfile::{
-    GeneratedText, HEADER_MARK, ImageRefs, OutsideRefs, Rendering, StepOrigin, dockerfile, header,
+    CONTEXT_FOLDER, GeneratedText, HEADER_MARK, ImageRefs, OutsideRefs, Rendering, StepOrigin, dockerfile,
+    header,
 };
+pub use files::GeneratedFiles;
 pub use ignore::{DEFAULT_PATTERNS, copied_paths, dockerignore};
 pub use write::{
     Change, OutputFile, PlannedChange, WriteError, apply_changes, diff, has_header, plan_changes,

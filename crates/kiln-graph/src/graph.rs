@@ -9,7 +9,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use kiln_manifest::model::StageInput;
+use kiln_manifest::StageInput;
 use kiln_manifest::{Code, Diagnostic, Diagnostics, ImageId, PerImage, Project, Span, StageId};
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};

@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use kiln_manifest::model::StageInput;
+use kiln_manifest::StageInput;
 use kiln_manifest::{Image, ImageId, PerImage, Project, StageId};
 use serde::Serialize;
 

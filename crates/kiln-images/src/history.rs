@@ -75,11 +75,7 @@ fn chain(scope: &Scope<'_>, mut image: ImageId) -> (Vec<Expected>, Option<String
             project,
             scope.graph,
             image,
-            Rendering {
-                refs: &first_tag,
-                outside: None,
-                context_prefix: Some(kiln_build::prepare::CONTEXT_FOLDER),
-            },
+            Rendering { refs: &first_tag, outside: None, context_prefix: Some(kiln_emit::CONTEXT_FOLDER) },
         );
         let named = scope.graph.stage_order(image).len() > 1;
         let stage_name = if named { project[image].stage(stage).name.as_str() } else { "" };

@@ -7,17 +7,17 @@
 
 use std::collections::HashSet;
 
-use kiln_build::{identity, labels, pin};
 use kiln_engine::{Engine, EngineError, ImageInfo};
 use kiln_graph::{Graph, UnknownSelection};
 use kiln_manifest::{ImageId, Project};
+use kiln_marks::{labels, pin};
 
 /// A project and the engine its images live in.
 pub struct Scope<'a> {
     pub project: &'a Project,
     pub graph: &'a Graph,
     pub engine: &'a Engine,
-    /// See `identity::project_id`.
+    /// See `kiln_marks::tags::project_id`.
     pub project_id: String,
     repositories: HashSet<&'a str>,
 }
@@ -47,7 +47,7 @@ impl Build {
 /// Tags that are neither content tags nor pins.
 pub fn user_tags(tags: &[String]) -> Vec<String> {
     tags.iter()
-        .filter(|t| !t.starts_with(pin::PREFIX) && identity::content_tag_repository(t).is_none())
+        .filter(|t| !t.starts_with(pin::PREFIX) && kiln_marks::tags::content_tag_repository(t).is_none())
         .cloned()
         .collect()
 }
@@ -64,7 +64,7 @@ pub struct Selected {
 impl<'a> Scope<'a> {
     pub fn new(project: &'a Project, graph: &'a Graph, engine: &'a Engine) -> Self {
         let repositories = project.images.iter().map(|i| i.repository.as_str()).collect();
-        Self { project, graph, engine, project_id: identity::project_id(project), repositories }
+        Self { project, graph, engine, project_id: kiln_marks::tags::project_id(project), repositories }
     }
 
     /// The name of the manifest image `info` is a build of, if it is one of this
@@ -73,7 +73,7 @@ impl<'a> Scope<'a> {
         let content_tagged = info
             .tags
             .iter()
-            .filter_map(|t| identity::content_tag_repository(t))
+            .filter_map(|t| kiln_marks::tags::content_tag_repository(t))
             .any(|repository| self.repositories.contains(repository));
         (content_tagged && info.labels.get(labels::PROJECT) == Some(&self.project_id))
             .then(|| info.labels.get(labels::IMAGE).cloned().unwrap_or_default())

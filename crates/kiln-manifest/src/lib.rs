@@ -7,29 +7,33 @@
 
 pub mod ast;
 mod check;
-pub mod diagnostic;
-pub mod git;
+mod diagnostic;
+mod git;
 mod id;
 mod load;
 pub mod lock;
 mod lower;
 mod merge;
-pub mod model;
+mod model;
 mod resolve;
-pub mod source;
-pub mod suggest;
+mod source;
+mod suggest;
 mod syntax;
-pub mod vars;
+mod vars;
 
 use std::path::{Path, PathBuf};
 
 pub use check::hidden_in_review;
-pub use diagnostic::{Code, Diagnostic, Diagnostics, RenderOptions, Severity};
+pub use diagnostic::{
+    Code, Diagnostic, Diagnostics, Label, RenderOptions, Severity, render as render_diagnostic,
+};
+pub use git::git;
 pub use id::{ImageId, PerImage, StageId};
 pub use load::{MANIFEST_FILE, display_name, find_manifest, normalize, relative_path};
-pub use model::{Image, Level, Project, PullPolicy, Stage, StageInput};
+pub use model::{Group, Image, Level, Project, PullPolicy, Stage, StageInput, VariantOf};
 pub use resolve::DEFAULT_OUTPUT;
-pub use source::{FileId, SourceMap, Span, Spanned};
+pub use source::{FileId, SourceFile, SourceMap, Span, Spanned};
+pub use suggest::did_you_mean;
 pub use vars::UnknownOverride;
 
 /// What to load and how to override it.

@@ -1,7 +1,7 @@
 //! "Did you mean" hints for misspelled names.
 
 /// The candidate closest to `name`, if one is close enough to be a likely typo.
-pub fn closest<'a, I>(name: &str, candidates: I) -> Option<&'a str>
+pub(crate) fn closest<'a, I>(name: &str, candidates: I) -> Option<&'a str>
 where
     I: IntoIterator<Item = &'a str>,
 {

@@ -15,14 +15,14 @@ use crate::source::{SourceMap, Span};
 use crate::suggest::did_you_mean;
 
 /// The environment variable prefix that overrides a manifest variable.
-pub const ENV_PREFIX: &str = "KILN_VAR_";
+pub(crate) const ENV_PREFIX: &str = "KILN_VAR_";
 
 /// Built-in variables, computed from the git repository on first use.
-pub const BUILTINS: &[&str] = &["git.sha", "git.short-sha", "git.branch"];
+pub(crate) const BUILTINS: &[&str] = &["git.sha", "git.short-sha", "git.branch"];
 
 /// Where a variable's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     Manifest,
     Environment,
     CommandLine,
@@ -39,7 +39,7 @@ struct Variable {
 
 /// The variables of a project and the overrides given on the command line.
 #[derive(Debug)]
-pub struct Variables {
+pub(crate) struct Variables {
     vars: IndexMap<String, Variable>,
     /// Variables whose value could not be computed (a cycle or an undefined reference,
     /// already reported): strings that use them are not checked further.
@@ -65,7 +65,7 @@ pub struct UnknownOverride {
 impl Variables {
     /// Collects declarations (reporting duplicates), then applies overrides: the
     /// environment (`KILN_VAR_NAME`) first, then `--set NAME=VALUE`.
-    pub fn new(
+    pub(crate) fn new(
         decls: &[VarDecl],
         env: &[(String, String)],
         sets: &[(String, String)],
@@ -211,17 +211,13 @@ impl Variables {
     }
 
     /// The final values, in declaration order.
-    pub fn values(&self) -> IndexMap<String, String> {
+    pub(crate) fn values(&self) -> IndexMap<String, String> {
         self.vars.iter().map(|(k, v)| (k.clone(), v.value.clone().unwrap_or_default())).collect()
-    }
-
-    pub fn origin(&self, name: &str) -> Option<&Origin> {
-        self.vars.get(name).map(|v| &v.origin)
     }
 
     /// Interpolates the variables in one string. `None` when a reference could not be
     /// resolved (reported here, or already reported for the variable it uses).
-    pub fn interpolate(
+    pub(crate) fn interpolate(
         &self,
         sources: &SourceMap,
         text: &Text,

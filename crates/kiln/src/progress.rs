@@ -197,7 +197,7 @@ impl<'a> Display<'a> {
         if let Some(span) = span {
             diagnostic = diagnostic.label(span, "this instruction failed");
         }
-        out.push_str(&kiln_manifest::diagnostic::render(
+        out.push_str(&kiln_manifest::render_diagnostic(
             &diagnostic,
             &self.project.sources,
             RenderOptions::default(),

@@ -50,7 +50,7 @@ impl Term {
             return;
         }
         let options = RenderOptions { color: self.color, width: 80 };
-        errp!("{}", kiln_manifest::diagnostic::render(diagnostic, sources, options));
+        errp!("{}", kiln_manifest::render_diagnostic(diagnostic, sources, options));
     }
 }
 

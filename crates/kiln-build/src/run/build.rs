@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 use super::check::{pull, reference_span};
 use super::{BUILD_ATTEMPTS, Dependency, Failure, Shared, TaskResult, millis, ready};
 use crate::event::{Event, Origin};
-use crate::identity;
 use crate::labels;
 use crate::prepare::{self, DOCKERFILE, Prepared};
 
@@ -88,7 +87,7 @@ pub(super) async fn build(
     let mut attempt = 1;
     let result = loop {
         let tar = prepared.context.tar_stream(
-            prepare::CONTEXT_FOLDER,
+            kiln_emit::CONTEXT_FOLDER,
             vec![(DOCKERFILE.to_owned(), dockerfile.text.clone().into_bytes())],
         );
         let result = tokio::select! {
@@ -188,7 +187,7 @@ pub(super) async fn finish(
     begin: Instant,
 ) -> Result<TaskResult, Failure> {
     let image = &shared.project[index];
-    let content = identity::content_tag(&image.repository, &prepared.key);
+    let content = kiln_marks::tags::content_tag(&image.repository, &prepared.key);
     // A rebuild of a key takes its content tag from the build it replaces.
     let replaced = match origin {
         Origin::Built => {
@@ -241,6 +240,6 @@ async fn retire(shared: &Shared, old: &str, content: &str) {
     if info.tags.is_empty() {
         let _ = shared.engine.remove(old, false, true).await;
     } else {
-        let _ = shared.engine.tag(old, &identity::retired_tag(content, old)).await;
+        let _ = shared.engine.tag(old, &kiln_marks::tags::retired_tag(content, old)).await;
     }
 }

@@ -11,7 +11,6 @@ use kiln_manifest::{ImageId, Span, StageInput};
 use super::build::finish;
 use super::{Checked, Dependency, Failure, Shared, TaskResult, ready};
 use crate::event::{Event, Origin};
-use crate::identity;
 use crate::prepare::{self, Prepared, Recipe};
 
 pub(super) async fn check(
@@ -55,7 +54,7 @@ pub(super) async fn check(
     if shared.options.rebuild || shared.options.no_cache {
         return Ok(Checked::Build(Box::new(prepared)));
     }
-    let content = identity::content_tag(&image.repository, &prepared.key);
+    let content = kiln_marks::tags::content_tag(&image.repository, &prepared.key);
     // On the engine.
     if let Ok(Some(info)) = shared.engine.inspect(&content).await {
         shared.send(Event::Started { image: name.clone() });

@@ -42,11 +42,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bases::{Bases, Registries};
 use crate::event::{Event, Origin, TimedEvent};
-use crate::identity;
 use crate::labels::GitInfo;
-use crate::pin::{self, Liveness};
 use crate::prepare::Prepared;
 use crate::schedule::Schedule;
+use kiln_marks::pin::{self, Liveness};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -213,7 +212,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         run: pin::Run::current(),
         git: OnceLock::new(),
-        project_id: identity::project_id(&project),
+        project_id: kiln_marks::tags::project_id(&project),
         hashes: Arc::new(HashCache::load(hashes_file)),
         project: project.clone(),
         graph: graph.clone(),
@@ -391,7 +390,7 @@ fn ready(
         up_to_date: origin != Origin::Built,
         origin,
     });
-    let content = identity::content_tag(&image.repository, &prepared.key);
+    let content = kiln_marks::tags::content_tag(&image.repository, &prepared.key);
     let dependency = Dependency { key: prepared.key.clone(), local: local.then(|| id.clone()), content };
     TaskResult::Ready { id, size, origin, dependency }
 }

@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 
 use kiln_build::explain::{self, Change};
-use kiln_build::identity::{self, Inputs};
-use kiln_build::labels;
+use kiln_build::identity::Inputs;
+use kiln_marks::labels;
 use serde::Serialize;
 
 use super::engine_session;
@@ -51,7 +51,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &ExplainArgs, term: &Term) -> Resul
         .block_on(explain::inputs(project, &connected.session.graph, &connected.engine, &settings, index))
         .map_err(CliError::failure)?;
     let now = &prepared[&index];
-    let content = identity::content_tag(&image.repository, &now.key);
+    let content = kiln_marks::tags::content_tag(&image.repository, &now.key);
     let builds = connected.builds(&scope)?;
     let here = builds.iter().find(|b| b.info.tags.contains(&content));
     let in_registry = here.is_none() && !args.offline && in_registry(&connected, &content);

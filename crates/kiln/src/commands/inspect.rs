@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use kiln_build::labels;
+use kiln_marks::labels;
 use serde::Serialize;
 
 use super::engine_session;

@@ -57,7 +57,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &LockArgs, term: &Term) -> Result<E
             if let Some(name) = names.iter().find(|n| !used.contains(*n)) {
                 let candidates: Vec<&str> = used.iter().map(String::as_str).collect();
                 return Err(CliError::invalid(format!("no image of the manifest builds on `{name}`"))
-                    .hint_opt(kiln_manifest::suggest::did_you_mean(name, candidates)));
+                    .hint_opt(kiln_manifest::did_you_mean(name, candidates)));
             }
             names.clone()
         }

@@ -1,10 +1,10 @@
 //! `kiln rmi`, `kiln clean` and `kiln prune`: removing the manifest's images. Only
 //! builds of this manifest (`Scope::owner`) are ever removed, whatever the arguments,
-//! and never one that a running build has pinned (see `kiln_build::pin`).
+//! and never one that a running build has pinned (see `kiln_marks::pin`).
 
-use kiln_build::pin::{self, Liveness};
 use kiln_graph::UnknownSelection;
 use kiln_images::Build;
+use kiln_marks::pin::{self, Liveness};
 use serde::Serialize;
 
 use super::engine_session::{self, Connected};

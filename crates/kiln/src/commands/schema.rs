@@ -7,7 +7,7 @@ use crate::term::Term;
 /// The schema text for a document kind, as committed under `schema/`.
 pub(crate) fn schema_text(kind: SchemaKind) -> String {
     let schema = match kind {
-        SchemaKind::Plan => schemars::schema_for!(kiln_graph::Plan),
+        SchemaKind::Plan => schemars::schema_for!(super::plan::Plan),
         SchemaKind::Manifest => schemars::schema_for!(kiln_manifest::Project),
         SchemaKind::BuildEvents => schemars::schema_for!(kiln_build::TimedEvent),
     };
