@@ -1,0 +1,254 @@
+//! Lowering of instruction nodes (`run`, `copy`, `pip`, …) inside a stage.
+
+use kdl::KdlNode;
+
+use super::Lowerer;
+use crate::ast::{Copy, CopyFrom, Healthcheck, Instruction, InstructionKind, Pip, Run, Text, User};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::source::{Span, Spanned};
+
+impl Lowerer<'_> {
+    /// Lowers an instruction node. A node with shape errors is dropped, so that later
+    /// checks do not report consequences of the same mistake.
+    pub(super) fn instruction(
+        &mut self,
+        node: &KdlNode,
+        kind: InstructionKind,
+    ) -> Option<Spanned<Instruction>> {
+        let errors_before = self.diags.error_count();
+        let instruction = self.instruction_inner(node, kind)?;
+        (self.diags.error_count() == errors_before).then_some(instruction)
+    }
+
+    fn instruction_inner(&mut self, node: &KdlNode, kind: InstructionKind) -> Option<Spanned<Instruction>> {
+        use InstructionKind as K;
+        let span = self.span(node.span());
+        let instruction = match kind {
+            K::Workdir => {
+                let mut n = self.node(node, &[], false);
+                n.arg_count(1, Some(1));
+                Instruction::Workdir(n.arg_text(0, "a path")?)
+            }
+            K::Copy => self.copy(node)?,
+            K::Run => self.run(node)?,
+            K::Env => Instruction::Env(self.key_values(node)),
+            K::Label => Instruction::Label(self.key_values(node)),
+            K::Arg => {
+                let mut n = self.node(node, &[], false);
+                n.arg_count(1, Some(2));
+                let name = n.arg_text(0, "an argument name")?;
+                let default = n.arg_scalar(1, "a default value");
+                Instruction::Arg { name, default }
+            }
+            K::User => {
+                let mut n = self.node(node, &["uid", "gid"], false);
+                n.arg_count(1, Some(1));
+                let name = n.arg_scalar(0, "a user name or uid")?;
+                let uid = n.prop_u32("uid");
+                let gid = n.prop_u32("gid");
+                Instruction::User(User { name, uid, gid })
+            }
+            K::Expose => self.list(node, "a port", Instruction::Expose)?,
+            K::Volume => self.list(node, "a path", Instruction::Volume)?,
+            K::Entrypoint => self.list(node, "a program or argument", Instruction::Entrypoint)?,
+            K::Cmd => self.list(node, "a program or argument", Instruction::Cmd)?,
+            K::Shell => self.list(node, "a program or argument", Instruction::Shell)?,
+            K::Apt => self.list(node, "a package name", Instruction::Apt)?,
+            K::Apk => self.list(node, "a package name", Instruction::Apk)?,
+            K::StopSignal => {
+                let mut n = self.node(node, &[], false);
+                n.arg_count(1, Some(1));
+                Instruction::StopSignal(n.arg_scalar(0, "a signal")?)
+            }
+            K::Healthcheck => self.healthcheck(node)?,
+            K::Pip => {
+                let mut n = self.node(node, &["requirements", "user"], false);
+                let packages = n.arg_texts(0, "a package requirement");
+                let requirements = n.prop_text("requirements");
+                let user = n.prop_bool("user").unwrap_or(false);
+                if packages.is_empty() && requirements.is_none() {
+                    let span = n.node_span();
+                    self.error(
+                        Diagnostic::new(Code::MissingValue, "`pip` needs packages or `requirements=`")
+                            .label(span, "nothing to install")
+                            .help("write `pip requirements=\"requirements.txt\"` or `pip flask gunicorn`"),
+                    );
+                    return None;
+                }
+                Instruction::Pip(Pip { packages, requirements, user })
+            }
+            K::Npm => {
+                let mut n = self.node(node, &["production"], false);
+                n.arg_count(0, Some(0));
+                Instruction::Npm { production: n.prop_bool("production").unwrap_or(false) }
+            }
+            K::GoMod => {
+                self.node(node, &[], false).arg_count(0, Some(0));
+                Instruction::GoMod
+            }
+            K::CargoFetch => {
+                self.node(node, &[], false).arg_count(0, Some(0));
+                Instruction::CargoFetch
+            }
+        };
+        Some(Spanned::new(instruction, span))
+    }
+
+    fn list(
+        &mut self,
+        node: &KdlNode,
+        what: &str,
+        make: fn(Vec<Text>) -> Instruction,
+    ) -> Option<Instruction> {
+        let mut n = self.node(node, &[], false);
+        if !n.arg_count(1, None) {
+            return None;
+        }
+        Some(make(n.arg_scalars(0, what)))
+    }
+
+    fn copy(&mut self, node: &KdlNode) -> Option<Instruction> {
+        let mut n = self.node(node, &["from", "image", "ref", "chown", "chmod", "link"], false);
+        if !n.arg_count(2, None) {
+            return None;
+        }
+        let mut paths = n.arg_texts(0, "a path");
+        let from = n.prop_text("from");
+        let image = n.prop_text("image");
+        let reference = n.prop_text("ref");
+        let chown = n.prop_scalar("chown");
+        let chmod = n.prop_scalar("chmod");
+        let link = n.prop_bool("link").unwrap_or(false);
+        let node_span = n.node_span();
+        let dest = paths.pop()?;
+        let mut sources: Vec<CopyFrom> = Vec::new();
+        sources.extend(from.map(CopyFrom::Stage));
+        sources.extend(image.map(CopyFrom::Image));
+        sources.extend(reference.map(CopyFrom::External));
+        if sources.len() > 1 {
+            self.error(
+                Diagnostic::new(Code::ConflictingValues, "`copy` takes files from one place")
+                    .label(node_span, "several of `from=`, `image=` and `ref=`")
+                    .help("use `from=` for a stage of this image, `image=` for another image of the manifest, `ref=` for an outside image"),
+            );
+            return None;
+        }
+        if paths.is_empty() {
+            return None;
+        }
+        Some(Instruction::Copy(Copy {
+            sources: paths,
+            dest,
+            from: sources.pop().unwrap_or(CopyFrom::Context),
+            chown,
+            chmod,
+            link,
+        }))
+    }
+
+    fn run(&mut self, node: &KdlNode) -> Option<Instruction> {
+        let mut n = self.node(node, &[], true);
+        if !n.arg_count(1, None) {
+            return None;
+        }
+        let args = n.arg_texts(0, "a shell command");
+        let mut commands = Vec::new();
+        for arg in args {
+            commands.extend(self.split_commands(&arg));
+        }
+        let mut caches = Vec::new();
+        for child in self.children(node) {
+            if child.name().value() == "cache" {
+                let mut c = self.node(child, &[], false);
+                c.arg_count(1, None);
+                caches.extend(c.arg_texts(0, "a cache directory"));
+            } else {
+                self.unknown_node(child, &["cache"], "in `run`");
+            }
+        }
+        if commands.is_empty() {
+            let span = self.span(node.span());
+            self.error(
+                Diagnostic::new(Code::MissingValue, "`run` has no command")
+                    .label(span, "only blank or comment lines"),
+            );
+            return None;
+        }
+        Some(Instruction::Run(Run { commands, caches }))
+    }
+
+    /// A `run` string may hold several commands, one per line. Lines ending in `\` go
+    /// on, blank lines and `#` comment lines are dropped.
+    fn split_commands(&self, arg: &Text) -> Vec<Text> {
+        let is_comment = |line: &str| line.is_empty() || line.starts_with('#');
+        if !arg.value.contains('\n') {
+            return if is_comment(arg.value.trim()) { Vec::new() } else { vec![arg.clone()] };
+        }
+        let source = self.text.get(arg.span.start as usize..arg.span.end as usize).unwrap_or("");
+        // Points at a line of the string when it can be found in the source.
+        let line_span =
+            |line: &str| source.find(line).map_or(arg.span, |offset| arg.span.sub(offset, line.len()));
+        let mut commands = Vec::new();
+        let mut pending: Option<(String, Span)> = None;
+        for line in arg.value.lines().map(str::trim) {
+            if pending.is_none() && is_comment(line) {
+                continue;
+            }
+            let (mut command, span) = pending.take().unwrap_or_else(|| (String::new(), line_span(line)));
+            if let Some(head) = line.strip_suffix('\\') {
+                command.push_str(head.trim_end());
+                command.push(' ');
+                pending = Some((command, span));
+            } else {
+                command.push_str(line);
+                commands.push(Spanned::new(command.trim().to_owned(), span));
+            }
+        }
+        // A last line that continues into nothing is kept as written, to be reported.
+        if let Some((command, span)) = pending {
+            commands.push(Spanned::new(format!("{} \\", command.trim()), span));
+        }
+        commands
+    }
+
+    fn healthcheck(&mut self, node: &KdlNode) -> Option<Instruction> {
+        let mut n = self.node(node, &["interval", "timeout", "start-period", "retries", "none"], false);
+        let none = n.prop_bool("none").unwrap_or(false);
+        let command = n.arg_scalars(0, "a program or argument");
+        let interval = n.prop_scalar("interval");
+        let timeout = n.prop_scalar("timeout");
+        let start_period = n.prop_scalar("start-period");
+        let retries = n.prop_u32("retries");
+        let span = n.node_span();
+        if none {
+            if !command.is_empty()
+                || interval.is_some()
+                || timeout.is_some()
+                || start_period.is_some()
+                || retries.is_some()
+            {
+                self.error(
+                    Diagnostic::new(Code::ConflictingValues, "`healthcheck none=#true` takes nothing else")
+                        .label(span, "a command or option beside `none=#true`"),
+                );
+                return None;
+            }
+            return Some(Instruction::Healthcheck(None));
+        }
+        if command.is_empty() {
+            self.error(
+                Diagnostic::new(Code::MissingValue, "`healthcheck` needs a command")
+                    .label(span, "no command")
+                    .help("write `healthcheck curl \"-f\" \"http://localhost/\"`, or `healthcheck none=#true` to disable an inherited check"),
+            );
+            return None;
+        }
+        Some(Instruction::Healthcheck(Some(Healthcheck {
+            command,
+            interval,
+            timeout,
+            start_period,
+            retries,
+        })))
+    }
+}

@@ -1,0 +1,280 @@
+//! One image assembled from its flattened body: context, repository and tags, build
+//! values, stages and target.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use kiln_dockerignore::{Matcher, Pattern};
+use kiln_reference::{validate_repository, validate_tag};
+
+use super::{Names, Resolver};
+use crate::ast::{From, ImageBody, ImageDecl, Text};
+use crate::check::{StageContext, check_label, check_line, check_stage, is_env_key};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::id::StageId;
+use crate::load::{display_name, normalize};
+use crate::model::{Image, PullPolicy, Stage, VariantOf};
+use crate::source::{Span, Spanned};
+use crate::suggest::did_you_mean;
+
+impl Resolver<'_> {
+    pub(super) fn build_image(
+        &mut self,
+        decl: &ImageDecl,
+        name: &str,
+        name_span: Span,
+        body: &ImageBody,
+        variant: Option<VariantOf>,
+        names: &Names<'_>,
+    ) -> Image {
+        let mut body = body.clone();
+        self.interpolate_body(&mut body);
+        let context_dir = self.context_dir(decl, &body);
+        let base_name = variant.as_ref().map_or(name, |v| v.image.as_str());
+        let repository = self.repository(&body, base_name);
+        let tags = self.tags(&body, name_span);
+        let committed_tag = self.committed_tag(&tags);
+        self.check_build_values(&body);
+        let pull_policy = self.pull_policy(&body);
+        let (ignore, ignore_texts) = self.ignore_matcher(&body.ignore);
+
+        let mut stages = self.stages(&body, name, name_span);
+        let target = self.target(&body, &stages, name);
+        let stage_names: Vec<String> = stages.iter().map(|s| s.name.clone()).collect();
+        for stage in &mut stages {
+            self.check_stage_inputs(stage, &stage_names, name, names);
+            let ctx = StageContext {
+                level: self.settings.level,
+                context_dir: &context_dir,
+                ignore: &ignore,
+                ignore_texts: &ignore_texts,
+                external_base: matches!(stage.from.value, From::External(_)),
+            };
+            self.check_stage_instructions(stage, &ctx);
+        }
+        self.check_build_args(&body, &stages);
+
+        Image {
+            name: name.to_owned(),
+            name_span,
+            location: self.sources.location(name_span),
+            file: decl.file,
+            variant,
+            description: body.description.map(|d| d.value),
+            context: display_name(self.root_dir, &context_dir),
+            context_dir,
+            repository,
+            tags,
+            committed_tag,
+            build_args: body.build_args,
+            labels: body.labels,
+            platform: body.platform,
+            pull_policy,
+            target: StageId::new(target),
+            ignore: body.ignore,
+            stages,
+        }
+    }
+
+    /// The build context: `context`, relative to the declaring file, or that file's folder.
+    fn context_dir(&mut self, decl: &ImageDecl, body: &ImageBody) -> PathBuf {
+        let file_dir = self.sources.file(decl.file).dir();
+        let (context_dir, context_span) = match &body.context {
+            Some(text) => {
+                check_line(text, "a path", self.diags);
+                (normalize(&file_dir.join(&text.value)), Some(text.span))
+            }
+            None => (file_dir.to_path_buf(), None),
+        };
+        if !context_dir.is_dir() {
+            let shown = display_name(self.root_dir, &context_dir);
+            self.diags.push(
+                Diagnostic::new(Code::MissingContext, format!("build context `{shown}` is not a folder"))
+                    .label(context_span.unwrap_or(decl.name.span), "context set here")
+                    .help("`context` is relative to the file that declares the image"),
+            );
+        }
+        context_dir
+    }
+
+    /// `repository`, else the image's name under the project's registry. Variants share
+    /// their image's repository.
+    fn repository(&mut self, body: &ImageBody, base_name: &str) -> String {
+        let Some(text) = &body.repository else {
+            return match &self.settings.registry {
+                Some(registry) => format!("{registry}/{base_name}"),
+                None => base_name.to_owned(),
+            };
+        };
+        if let Err(err) = validate_repository(&text.value) {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::InvalidReference,
+                    format!("`{}` is not a valid repository: {err}", text.value),
+                )
+                .label(text.span, "invalid repository"),
+            );
+        }
+        text.value.clone()
+    }
+
+    /// Build argument names, labels and platform.
+    fn check_build_values(&mut self, body: &ImageBody) {
+        for pair in &body.build_args {
+            if !is_env_key(&pair.key.value) {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::InvalidName,
+                        format!("`{}` is not a valid build argument name", pair.key.value),
+                    )
+                    .label(pair.key.span, "invalid name"),
+                );
+            }
+        }
+        for pair in &body.labels {
+            check_label(pair, self.diags);
+        }
+        if let Some(platform) = &body.platform {
+            self.check_platform(platform);
+        }
+    }
+
+    fn pull_policy(&mut self, body: &ImageBody) -> PullPolicy {
+        let Some(text) = &body.pull_policy else {
+            return PullPolicy::Missing;
+        };
+        PullPolicy::parse(&text.value).unwrap_or_else(|| {
+            self.diags.push(
+                Diagnostic::new(Code::InvalidValue, format!("unknown pull policy `{}`", text.value))
+                    .label(text.span, "not a pull policy")
+                    .help("use `always`, `missing` or `never`"),
+            );
+            PullPolicy::Missing
+        })
+    }
+
+    /// The index of the `target` stage, else of the last stage.
+    fn target(&mut self, body: &ImageBody, stages: &[Stage], image: &str) -> usize {
+        let last = stages.len().saturating_sub(1);
+        let Some(text) = &body.target else {
+            return last;
+        };
+        if let Some(index) = stages.iter().position(|s| s.name == text.value) {
+            return index;
+        }
+        self.diags.push(
+            Diagnostic::new(Code::UnknownReference, format!("image `{image}` has no stage `{}`", text.value))
+                .label(text.span, "unknown stage")
+                .help_opt(did_you_mean(&text.value, stages.iter().map(|s| s.name.as_str()))),
+        );
+        last
+    }
+
+    /// Checks a stage's instructions, remembering which of its copies name missing files
+    /// (the build refuses those images, the rest of the project still builds).
+    fn check_stage_instructions(&mut self, stage: &mut Stage, ctx: &StageContext<'_>) {
+        let before = self.diags.iter().count();
+        check_stage(&stage.instructions, ctx, self.diags);
+        stage.missing_files = self
+            .diags
+            .iter()
+            .skip(before)
+            .filter(|d| d.code == Code::MissingFile)
+            .filter_map(Diagnostic::primary_span)
+            .collect();
+    }
+
+    fn tags(&mut self, body: &ImageBody, name_span: Span) -> Vec<Text> {
+        let tags = body.tags.clone().unwrap_or_else(|| vec![Spanned::new("latest".to_owned(), name_span)]);
+        let mut seen: Vec<&str> = Vec::new();
+        let mut unique = Vec::new();
+        for tag in &tags {
+            if let Err(err) = validate_tag(&tag.value) {
+                self.diags.push(
+                    Diagnostic::new(Code::InvalidTag, format!("`{}` is not a valid tag: {err}", tag.value))
+                        .label(tag.span, "invalid tag")
+                        .help("a tag is up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"),
+                );
+            }
+            if seen.contains(&tag.value.as_str()) {
+                continue;
+            }
+            seen.push(&tag.value);
+            unique.push(tag.clone());
+        }
+        unique
+    }
+
+    /// The first tag whose text names no git variable (a tag such as `{git.short-sha}`
+    /// changes with every commit), else the first tag.
+    fn committed_tag(&self, tags: &[Text]) -> usize {
+        tags.iter().position(|tag| !self.sources.text(tag.span).contains("{git.")).unwrap_or(0)
+    }
+
+    fn check_platform(&mut self, platform: &Text) {
+        let parts: Vec<&str> = platform.value.split('/').collect();
+        let ok = (2..=3).contains(&parts.len())
+            && parts.iter().all(|p| {
+                !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            });
+        if !ok {
+            self.diags.push(
+                Diagnostic::new(Code::InvalidValue, format!("`{}` is not a platform", platform.value))
+                    .label(platform.span, "expected `os/arch` or `os/arch/variant`")
+                    .help("for example `linux/amd64` or `linux/arm64/v8`"),
+            );
+        }
+    }
+
+    fn ignore_matcher(&mut self, patterns: &[Text]) -> (Matcher, Vec<Text>) {
+        let mut valid = Vec::new();
+        for pattern in patterns {
+            check_line(pattern, "an ignore pattern", self.diags);
+            match Pattern::new(&pattern.value) {
+                Ok(Some(_)) => valid.push(pattern.clone()),
+                Ok(None) => self.diags.push(
+                    Diagnostic::new(Code::InvalidIgnorePattern, "an ignore pattern cannot be empty")
+                        .label(pattern.span, "empty pattern"),
+                ),
+                Err(err) => self.diags.push(
+                    Diagnostic::new(
+                        Code::InvalidIgnorePattern,
+                        format!("invalid ignore pattern `{}`: {err}", pattern.value),
+                    )
+                    .label(pattern.span, "invalid pattern"),
+                ),
+            }
+        }
+        let matcher = Matcher::new(valid.iter().map(|t| t.value.as_str())).unwrap_or_default();
+        (matcher, valid)
+    }
+
+    pub(super) fn check_tag_collisions(&mut self, images: &[Image]) {
+        let mut owners: HashMap<String, (&str, Span)> = HashMap::new();
+        for image in images {
+            for tag in &image.tags {
+                let reference = format!("{}:{}", image.repository, tag.value);
+                match owners.get(&reference) {
+                    Some((owner, span)) if *owner != image.name => {
+                        self.diags.push(
+                            Diagnostic::new(
+                                Code::TagCollision,
+                                format!(
+                                    "images `{owner}` and `{}` are both tagged `{reference}`",
+                                    image.name
+                                ),
+                            )
+                            .label(tag.span, format!("`{}` claims it here", image.name))
+                            .label(*span, format!("`{owner}` claims it here"))
+                            .help("each tag can point at one image; give one of them another tag"),
+                        );
+                    }
+                    Some(_) => {}
+                    None => {
+                        owners.insert(reference, (&image.name, tag.span));
+                    }
+                }
+            }
+        }
+    }
+}
