@@ -30,6 +30,35 @@ fn manifest(namespace: &str) -> String {
     )
 }
 
+/// Starts `kiln build` of [`manifest`] and returns once `app` runs its long step, with
+/// the rest of its JSON events.
+fn start_build_until_long_step(
+    dir: &std::path::Path,
+    args: &[&str],
+) -> (std::process::Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
+    let mut child = crate::harness::kiln_command()
+        .args(["build", "--network", "none", "--progress", "json"])
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kiln");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let deadline = Instant::now() + Duration::from_mins(1);
+    for line in lines.by_ref() {
+        let event: Value = serde_json::from_str(&line.expect("a line")).expect("JSON");
+        if event["event"] == "step"
+            && event["image"] == "app"
+            && event["step"].as_str().is_some_and(|s| s.contains("sleep"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the build never reached its long step");
+    }
+    (child, lines)
+}
+
 fn build(test: &mut Test, args: &[&str]) {
     let mut all = vec!["build", "--network", "none", "--progress", "plain", "-q"];
     all.extend_from_slice(args);
@@ -43,26 +72,8 @@ fn clean_never_removes_what_a_running_build_uses() {
     let _engine = engine::ENGINE_LOCK.read().unwrap_or_else(std::sync::PoisonError::into_inner);
     let test = Test::new().manifest(&manifest("in-use"));
     let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
-    let mut child = crate::harness::kiln_command()
-        .args(["build", "--network", "none", "--progress", "json"])
-        .current_dir(test.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kiln");
-    // Wait until `app` runs its long step: `base` is built, pinned and in use.
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let deadline = Instant::now() + Duration::from_mins(1);
-    for line in lines.by_ref() {
-        let event: Value = serde_json::from_str(&line.expect("a line")).expect("JSON");
-        if event["event"] == "step"
-            && event["image"] == "app"
-            && event["step"].as_str().is_some_and(|s| s.contains("sleep"))
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the build never reached its long step");
-    }
+    // `base` is built, pinned and in use.
+    let (mut child, lines) = start_build_until_long_step(test.path(), &[]);
     let clean = kiln(test.path(), &["clean".to_owned()], &[]);
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().expect("wait");
@@ -208,25 +219,7 @@ fn an_engine_killed_mid_build_leaves_no_pin_after_the_next_run() {
     }
     let mut second = engine::SecondEngine::start();
     let mut test = Test::new().manifest(&manifest("killed"));
-    let mut child = crate::harness::kiln_command()
-        .args(["build", "--network", "none", "--progress", "json", "--host", &second.host])
-        .current_dir(test.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kiln");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let deadline = Instant::now() + Duration::from_mins(1);
-    for line in lines.by_ref() {
-        let event: Value = serde_json::from_str(&line.expect("a line")).expect("JSON");
-        if event["event"] == "step"
-            && event["image"] == "app"
-            && event["step"].as_str().is_some_and(|s| s.contains("sleep"))
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the build never reached its long step");
-    }
+    let (mut child, lines) = start_build_until_long_step(test.path(), &["--host", &second.host]);
     second.kill();
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().expect("wait");
