@@ -279,6 +279,33 @@ fn example_rust_service_builds_and_runs() {
     build_example("rust-service", "buildkit", &[], &[("greeter:0.3.1", "Hello, world (as 65532)\n")]);
 }
 
+/// `ignore-package-outputs` on the engine: the host's `node_modules` stays out, the one
+/// `npm` makes stays in. The base has no npm: a stand-in script plays it.
+fn the_hosts_node_modules_stay_out_of_the_image() {
+    let Some(_engine) = engine::engine_test() else { return };
+    let manifest = r#"
+registry "kiln-it/host-packages"
+image app {
+    from "kiln-test/busybox:1"
+    workdir "/app"
+    run "echo 'mkdir -p node_modules/installed' > /bin/npm" "chmod +x /bin/npm"
+    npm production=#true
+    copy "." "."
+    cmd "sh" "-c" "find node_modules | sort"
+}
+"#;
+    let mut test = Test::new()
+        .manifest(manifest)
+        .file("package.json", "{}")
+        .file("package-lock.json", "{}")
+        .file("index.js", "")
+        .file("node_modules/from-the-host/index.js", "");
+    let _cleanup = cleanup(&test);
+    let (output, _) = build(&mut test, &[]);
+    assert_eq!(output.status, 0, "{}", output.stderr);
+    assert_eq!(run_image("kiln-it/host-packages/app:latest"), "node_modules\nnode_modules/installed\n");
+}
+
 fn ignored_files_stay_out_of_the_image() {
     let Some(_engine) = engine::engine_test() else { return };
     let manifest = r#"
@@ -301,8 +328,8 @@ image app {
     let (output, _) = build(&mut test, &[]);
     assert_eq!(output.status, 0, "{}", output.stderr);
     let listing = run_image("kiln-it/ignore/app:latest");
-    // Neither the generated files nor the Dockerfile enter the image.
-    assert_eq!(listing, ".\n./keep.txt\n./kiln.kdl\n./secret\n./secret/public.txt\n", "{listing}");
+    // Neither the generated files, the Dockerfile nor the manifest enter the image.
+    assert_eq!(listing, ".\n./keep.txt\n./secret\n./secret/public.txt\n", "{listing}");
 }
 
 fn an_unreachable_engine_is_one_clear_line() {
@@ -423,6 +450,10 @@ pub(crate) const TESTS: &[Case] = &[
     Case::engine("example_monorepo_builds_and_runs", example_monorepo_builds_and_runs),
     Case::engine("example_rust_service_builds_and_runs", example_rust_service_builds_and_runs),
     Case::engine("ignored_files_stay_out_of_the_image", ignored_files_stay_out_of_the_image),
+    Case::engine(
+        "the_hosts_node_modules_stay_out_of_the_image",
+        the_hosts_node_modules_stay_out_of_the_image,
+    ),
     Case::plain("an_unreachable_engine_is_one_clear_line", an_unreachable_engine_is_one_clear_line),
     Case::plain(
         "dry_run_prints_the_schedule_and_builds_nothing",

@@ -45,9 +45,15 @@ fn hostile_manifest(seed: u64, builder: &str) -> (String, Vec<String>, Expected)
             .map(|_| format!("{}\n{}{}", rng.hostile(), INVISIBLE[rng.below(INVISIBLE.len())], rng.hostile()))
             .collect()
     };
+    // A program name with a blank is refused (`command-in-one-argument`); CMD holds the
+    // entrypoint's arguments, where anything goes.
+    let program = |mut args: Vec<String>| {
+        args[0] = args[0].replace(char::is_whitespace, "_");
+        args
+    };
     let cmd = args(4, &mut rng);
-    let entrypoint = args(2, &mut rng);
-    let health = args(3, &mut rng);
+    let entrypoint = program(args(2, &mut rng));
+    let health = program(args(3, &mut rng));
     let shell = args(2, &mut rng);
     // File names: no `/`, and none of the glob characters COPY gives a meaning to.
     let mut files: Vec<String> = (0..6)

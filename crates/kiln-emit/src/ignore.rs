@@ -1,10 +1,11 @@
 //! Writing an image's `.dockerignore`.
 
 use kiln_dockerignore::Matcher;
-use kiln_manifest::ast::{CopyFrom, Instruction};
+use kiln_manifest::lock::LOCK_FILE;
 use kiln_manifest::{Image, Project};
 
-use crate::dockerfile::{GeneratedText, header};
+use crate::dockerfile::{GeneratedText, header, sanitize_comment};
+use crate::encode;
 
 /// `ignore-defaults`: what no image needs, and what only slows the context upload and
 /// busts the cache of `copy .` when it changes.
@@ -19,54 +20,64 @@ pub fn dockerignore(project: &Project, image: &Image) -> GeneratedText {
         out.origins.push(None);
     };
     push(&header(project, image));
-    push(&format!("# Build context: {}", crate::dockerfile::sanitize_comment(&image.context)));
-    let copied = copied_paths(image);
+    push(&format!("# Build context: {}", sanitize_comment(&image.context)));
+    let copied = image.context_paths();
     // `ignore-keeps-copied`: a default that would exclude a copied file is left out.
     let keeps = |pattern: &str| {
         let matcher = Matcher::new([pattern]).unwrap_or_default();
         !copied.iter().any(|path| matcher.is_excluded(path))
     };
-    push("");
-    push("# kiln defaults: version control, editor and system files");
-    for pattern in DEFAULT_PATTERNS.iter().copied().filter(|p| keeps(p)) {
-        push(pattern);
-    }
+    // A default the manifest lists itself is written once, under the manifest's patterns.
+    let declared = |pattern: &str| image.ignore.iter().any(|p| p.value == pattern);
+    let mut section = |comment: &str, patterns: Vec<String>| {
+        let kept: Vec<String> = patterns.into_iter().filter(|p| keeps(p) && !declared(p)).collect();
+        if !kept.is_empty() {
+            push("");
+            push(comment);
+            for pattern in &kept {
+                push(pattern);
+            }
+        }
+    };
+    section(
+        "# kiln defaults: version control, editor and system files",
+        DEFAULT_PATTERNS.iter().map(|p| (*p).to_owned()).collect(),
+    );
+    section(
+        "# what the package managers of this image install, as the host has it",
+        image.package_outputs().into_iter().map(str::to_owned).collect(),
+    );
+    section("# the manifest: editing it must not rebuild the image", manifest_files(project, image));
     // `ignore-output`: the generated files, when they live inside the context.
     if project.output_dir.starts_with(&image.context_dir) && project.output_dir != image.context_dir {
         let inside = kiln_manifest::display_name(&image.context_dir, &project.output_dir);
-        if keeps(&inside) {
-            push("");
-            push("# the files kiln generates");
-            push(&crate::encode::ignore_literal(&inside));
-        }
+        section("# the files kiln generates", vec![encode::ignore_literal(&inside)]);
     }
     if !image.ignore.is_empty() {
         push("");
         push("# from the manifest");
         for pattern in &image.ignore {
-            push(&crate::encode::ignore_pattern(&pattern.value));
+            push(&encode::ignore_pattern(&pattern.value));
         }
     }
     out
 }
 
-/// Every path the Dockerfile takes from the context, cleaned.
-pub fn copied_paths(image: &Image) -> Vec<String> {
-    let needed = image.needed_stages();
-    let mut paths = Vec::new();
-    for (stage, _) in image.stages.iter().zip(&needed).filter(|(_, n)| **n) {
-        for instruction in &stage.instructions {
-            match &instruction.value {
-                Instruction::Copy(copy) if copy.from == CopyFrom::Context => {
-                    paths.extend(copy.sources.iter().map(|s| kiln_dockerignore::clean_path(&s.value)));
-                }
-                Instruction::Pip(pip) => {
-                    paths.extend(pip.requirements.iter().map(|r| kiln_dockerignore::clean_path(&r.value)));
-                }
-                other => paths.extend(other.dependency_files().iter().map(|f| (*f).to_owned())),
-            }
-        }
-    }
-    paths.retain(|p| p != ".");
-    paths
+/// `ignore-manifest`: the project's `.kdl` files and its lock file that sit inside the
+/// image's context, as literal patterns.
+fn manifest_files(project: &Project, image: &Image) -> Vec<String> {
+    let kdl_files = project
+        .sources
+        .files()
+        .map(|(_, file)| file.path.clone())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "kdl"));
+    let lock = std::iter::once(project.root_dir.join(LOCK_FILE));
+    let mut patterns: Vec<String> = kdl_files
+        .chain(lock)
+        .filter(|path| path.starts_with(&image.context_dir))
+        .map(|path| encode::ignore_literal(&kiln_manifest::display_name(&image.context_dir, &path)))
+        .collect();
+    patterns.sort();
+    patterns.dedup();
+    patterns
 }

@@ -15,7 +15,7 @@ pub use dockerfile::{
     header,
 };
 pub use files::GeneratedFiles;
-pub use ignore::{DEFAULT_PATTERNS, copied_paths, dockerignore};
+pub use ignore::{DEFAULT_PATTERNS, dockerignore};
 pub use write::{
     Change, OutputFile, PlannedChange, WriteError, apply_changes, diff, has_header, plan_changes,
     write_atomically,

@@ -239,6 +239,20 @@ impl Instruction {
             _ => &[],
         }
     }
+
+    /// What a package-manager node installs or builds that a developer's checkout holds
+    /// too, built for the host (with dev dependencies, host binaries, stale bytecode):
+    /// left out of the context so that a later `copy .` cannot ship it over the image's
+    /// own (`ignore-package-outputs`).
+    pub fn package_outputs(&self) -> &'static [&'static str] {
+        match self {
+            Self::Npm { .. } => &["**/node_modules"],
+            Self::Pip(_) => &[".venv", "**/__pycache__", "**/*.pyc"],
+            Self::GoMod => &["vendor"],
+            Self::CargoFetch => &["target"],
+            _ => &[],
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]

@@ -29,6 +29,8 @@ pub(crate) fn check_stage(
     let mut has_workdir = !ctx.external_base;
     let mut copied_whole_context: Option<Text> = None;
     let mut seen_single: Vec<(&'static str, crate::source::Span)> = Vec::new();
+    // With an ENTRYPOINT, CMD holds its arguments, where a blank is an ordinary character.
+    let has_entrypoint = instructions.iter().any(|i| matches!(i.value, Instruction::Entrypoint(_)));
     for instruction in instructions {
         let span = instruction.span;
         match &instruction.value {
@@ -100,8 +102,14 @@ pub(crate) fn check_stage(
                     );
                 }
                 seen_single.push((name, span));
-                if let Instruction::Healthcheck(Some(check)) = &instruction.value {
-                    check_healthcheck(check, diags);
+                match &instruction.value {
+                    Instruction::Healthcheck(Some(check)) => {
+                        check_healthcheck(check, diags);
+                        check_program(&check.command, "healthcheck", diags);
+                    }
+                    Instruction::Entrypoint(args) => check_program(args, name, diags),
+                    Instruction::Cmd(args) if !has_entrypoint => check_program(args, name, diags),
+                    _ => {}
                 }
             }
             Instruction::Shell(_) => {}
@@ -167,6 +175,44 @@ fn dependency_order(
             .help("add a `workdir \"/app\"` before it"),
         );
     }
+}
+
+/// `cmd "gunicorn -b 0.0.0.0:8000 app:app"` passes every check and fails when the
+/// container starts: exec form runs a program of that whole name.
+fn check_program(args: &[Text], node: &str, diags: &mut Diagnostics) {
+    let Some(program) = args.first() else { return };
+    if !program.value.trim().contains(char::is_whitespace) {
+        return;
+    }
+    let shell_syntax = program.value.contains(['$', '|', '&', ';', '<', '>', '*', '"', '\'', '`', '(']);
+    let help = if shell_syntax {
+        format!(
+            "this reads as a shell command: write `{node} \"/bin/sh\" \"-c\" {}`",
+            kdl_string(&program.value)
+        )
+    } else {
+        let mut words: Vec<String> = program.value.split_whitespace().map(str::to_owned).collect();
+        words.extend(args[1..].iter().map(|a| a.value.clone()));
+        let first = words.remove(0);
+        let rest: Vec<String> = words.iter().map(|w| kdl_string(w)).collect();
+        format!("write one argument per word: `{node} {} {}`", kdl_string(&first), rest.join(" "))
+    };
+    diags.push(
+        Diagnostic::new(
+            Code::CommandInOneArgument,
+            format!("`{node}` would run a program named `{}`", program.value),
+        )
+        .label(
+            program.span,
+            "Docker looks for an executable of this whole name, and the container fails to start",
+        )
+        .help(help),
+    );
+}
+
+/// `value` as the manifest would write it.
+fn kdl_string(value: &str) -> String {
+    kdl::KdlValue::String(value.to_owned()).to_string()
 }
 
 fn is_whole_context(source: &str) -> bool {
@@ -760,6 +806,12 @@ mod tests {
         assert_eq!(words("echo 'a b' \"c # d\"&&e#f"), ["echo", "'a b'", "\"c # d\"", "e#f"]);
         assert_eq!(words(r"echo a\ #b;#c"), ["echo", r"a\ #b", "#c"]);
         assert_eq!(words("echo ${#x} $#"), ["echo", "${#x}", "$#"]);
+    }
+
+    #[test]
+    fn kdl_strings() {
+        let shown: Vec<String> = ["gunicorn", "-b", "0.0.0.0:8000", "a \"b\"", "#x"].map(kdl_string).to_vec();
+        assert_eq!(shown, ["gunicorn", "-b", "\"0.0.0.0:8000\"", r#""a \"b\"""#, "\"#x\""]);
     }
 
     #[test]

@@ -273,6 +273,42 @@ impl Image {
         needed
     }
 
+    /// Every path the needed stages take from the context, cleaned (`.` left out).
+    pub fn context_paths(&self) -> Vec<String> {
+        let mut paths = Vec::new();
+        for (stage, _) in self.stages.iter().zip(self.needed_stages()).filter(|(_, needed)| *needed) {
+            for instruction in &stage.instructions {
+                match &instruction.value {
+                    Instruction::Copy(copy) if copy.from == CopyFrom::Context => {
+                        paths.extend(copy.sources.iter().map(|s| kiln_dockerignore::clean_path(&s.value)));
+                    }
+                    Instruction::Pip(pip) => {
+                        paths
+                            .extend(pip.requirements.iter().map(|r| kiln_dockerignore::clean_path(&r.value)));
+                    }
+                    other => paths.extend(other.dependency_files().iter().map(|f| (*f).to_owned())),
+                }
+            }
+        }
+        paths.retain(|p| p != ".");
+        paths
+    }
+
+    /// The `package_outputs` of the package-manager nodes of the needed stages, once each.
+    pub fn package_outputs(&self) -> Vec<&'static str> {
+        let mut outputs: Vec<&'static str> = Vec::new();
+        for (stage, _) in self.stages.iter().zip(self.needed_stages()).filter(|(_, needed)| *needed) {
+            for instruction in &stage.instructions {
+                for output in instruction.value.package_outputs() {
+                    if !outputs.contains(output) {
+                        outputs.push(output);
+                    }
+                }
+            }
+        }
+        outputs
+    }
+
     /// External images (registry references) the needed stages use.
     pub fn external_bases(&self) -> Vec<&str> {
         let needed = self.needed_stages();

@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use kiln_dockerignore::{Matcher, Pattern};
+use kiln_dockerignore::{Matcher, Pattern, clean_path};
 use kiln_reference::{validate_repository, validate_tag};
 
 use super::{Names, Resolver};
-use crate::ast::{From, ImageBody, ImageDecl, Text};
+use crate::ast::{CopyFrom, From, ImageBody, ImageDecl, Instruction, Text};
 use crate::check::{StageContext, check_label, check_line, check_stage, is_env_key};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::id::StageId;
@@ -54,7 +54,7 @@ impl Resolver<'_> {
         }
         self.check_build_args(&body, &stages);
 
-        Image {
+        let image = Image {
             name: name.to_owned(),
             name_span,
             location: self.sources.location(name_span),
@@ -73,7 +73,9 @@ impl Resolver<'_> {
             target: StageId::new(target),
             ignore: body.ignore,
             stages,
-        }
+        };
+        self.check_shipped_package_outputs(&image, &ignore_texts);
+        image
     }
 
     /// The build context: `context`, relative to the declaring file, or that file's folder.
@@ -247,6 +249,64 @@ impl Resolver<'_> {
         }
         let matcher = Matcher::new(valid.iter().map(|t| t.value.as_str())).unwrap_or_default();
         (matcher, valid)
+    }
+
+    /// `ignore-package-outputs` leaves the host's `node_modules` (and the like) out of
+    /// the context; warn when a `copy` still ships it over what the image installs, because
+    /// the copy names it (so the default gives way) or an `ignore` pattern brings it back.
+    fn check_shipped_package_outputs(&mut self, image: &Image, ignore_texts: &[Text]) {
+        let outputs = image.package_outputs();
+        if outputs.is_empty() {
+            return;
+        }
+        let copied = image.context_paths();
+        let kept: Vec<&str> = outputs
+            .iter()
+            .copied()
+            .filter(|output| {
+                let matcher = Matcher::new([*output]).unwrap_or_default();
+                !copied.iter().any(|path| matcher.is_excluded(path))
+            })
+            .collect();
+        let user = ignore_texts.iter().map(|t| t.value.as_str());
+        let Ok(ignore) = Matcher::new(kept.iter().copied().chain(user)) else { return };
+        let needed = image.needed_stages();
+        let stages = image.stages.iter().zip(needed).filter(|(_, needed)| *needed).map(|(stage, _)| stage);
+        let instructions: Vec<_> = stages.flat_map(|stage| &stage.instructions).collect();
+        for output in outputs {
+            let name = output.trim_start_matches("**/");
+            if name.contains('*') || ignore.is_excluded(name) || !image.context_dir.join(name).exists() {
+                continue;
+            }
+            let shipping = instructions.iter().find_map(|i| match &i.value {
+                Instruction::Copy(copy) if copy.from == CopyFrom::Context => {
+                    copy.sources.iter().find(|source| {
+                        let path = clean_path(&source.value);
+                        path == "." || path == name || path.starts_with(&format!("{name}/"))
+                    })
+                }
+                _ => None,
+            });
+            let installer = instructions.iter().find(|i| i.value.package_outputs().contains(&output));
+            let (Some(source), Some(installer)) = (shipping, installer) else { continue };
+            let node = installer.value.node_name();
+            let help = if kept.contains(&output) {
+                format!(
+                    "an `ignore` pattern brings `{name}` back; remove it, so that `{node}` alone provides it"
+                )
+            } else {
+                format!("copy only the sources; `{node}` provides `{name}` in the image")
+            };
+            self.diags.push(
+                Diagnostic::new(
+                    Code::ShipsHostPackages,
+                    format!("the host's `{name}` is copied into image `{}`", image.name),
+                )
+                .label(source.span, format!("copies the context's `{name}`"))
+                .label(installer.span, format!("over what `{node}` installs here"))
+                .help(help),
+            );
+        }
     }
 
     pub(super) fn check_tag_collisions(&mut self, images: &[Image]) {
