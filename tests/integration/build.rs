@@ -306,6 +306,50 @@ image app {
     assert_eq!(run_image("kiln-it/host-packages/app:latest"), "node_modules\nnode_modules/installed\n");
 }
 
+/// Build-only packages leave no bytes behind, where a later `run` that removes them
+/// reclaims nothing. The base has no apt: a stand-in `apt-get` writes a 5 MB "package".
+fn build_only_packages_leave_no_layer_behind() {
+    let Some(_engine) = engine::engine_test() else { return };
+    let manifest = r#"
+registry "kiln-it/build-only"
+template fake-apt {
+    from "kiln-test/busybox:1"
+    run "echo 'case $1 in install) dd if=/dev/zero of=/opt/tool bs=1024 count=5120 2>/dev/null;; purge) rm -f /opt/tool;; esac' > /bin/apt-get" "chmod +x /bin/apt-get" "mkdir -p /opt"
+}
+image expert {
+    extends fake-apt
+    apt tool build-only=#true {
+        run "test -f /opt/tool" "echo built > /built.txt"
+    }
+    cmd "cat" "/built.txt"
+}
+image naive {
+    extends fake-apt
+    apt tool
+    run "echo built > /built.txt"
+    run "apt-get purge -y tool"
+    cmd "cat" "/built.txt"
+}
+"#;
+    let mut test = Test::new().manifest(manifest);
+    let _cleanup = cleanup(&test);
+    let (output, _) = build(&mut test, &[]);
+    assert_eq!(output.status, 0, "{}", output.stderr);
+    let size = |reference: &str| -> i64 {
+        engine::docker(&["image", "inspect", "--format", "{{.Size}}", reference])
+            .trim()
+            .parse()
+            .expect("a size")
+    };
+    let base = size(BUSYBOX);
+    assert_eq!(run_image("kiln-it/build-only/expert:latest"), "built\n");
+    assert_eq!(run_image("kiln-it/build-only/naive:latest"), "built\n");
+    let expert = size("kiln-it/build-only/expert:latest") - base;
+    let naive = size("kiln-it/build-only/naive:latest") - base;
+    assert!(expert < 100_000, "build-only packages left {expert} bytes");
+    assert!(naive > 5_000_000, "the naive image should keep the 5 MB it removed later: {naive}");
+}
+
 fn ignored_files_stay_out_of_the_image() {
     let Some(_engine) = engine::engine_test() else { return };
     let manifest = r#"
@@ -333,7 +377,7 @@ image app {
 }
 
 fn an_unreachable_engine_is_one_clear_line() {
-    let manifest = "image app {\n    from \"kiln-test/busybox:1\"\n}\n";
+    let manifest = "allow runs-as-root\nimage app {\n    from \"kiln-test/busybox:1\"\n}\n";
     let output = Test::new()
         .manifest(manifest)
         .args(&["build", "--host", "unix:///nonexistent/docker.sock"])
@@ -450,6 +494,7 @@ pub(crate) const TESTS: &[Case] = &[
     Case::engine("example_monorepo_builds_and_runs", example_monorepo_builds_and_runs),
     Case::engine("example_rust_service_builds_and_runs", example_rust_service_builds_and_runs),
     Case::engine("ignored_files_stay_out_of_the_image", ignored_files_stay_out_of_the_image),
+    Case::engine("build_only_packages_leave_no_layer_behind", build_only_packages_leave_no_layer_behind),
     Case::engine(
         "the_hosts_node_modules_stay_out_of_the_image",
         the_hosts_node_modules_stay_out_of_the_image,

@@ -3,7 +3,7 @@
 use crate::Case;
 use crate::harness::Test;
 
-const MINIMAL: &str = "image app {\n    from \"alpine:3.20\"\n    cmd \"true\"\n}\n";
+const MINIMAL: &str = "allow runs-as-root\nimage app {\n    from \"alpine:3.20\"\n    cmd \"true\"\n}\n";
 
 fn help_text() {
     let output = Test::new().args(&["--help"]).run();
@@ -127,6 +127,7 @@ fn broken_pipe_is_not_an_error() {
 /// see this).
 fn build_refuses_missing_context_files_before_starting() {
     let manifest = r#"
+allow runs-as-root
 image app {
     from "alpine:3.20"
     workdir "/app"
@@ -142,26 +143,26 @@ image other {
     let output = test.args(&["build", "app"]).expect(1).run();
     insta::assert_snapshot!(output.stderr(), @r#"
       ⚠ warning[missing-file]: `nope.txt` does not exist in the build context
-       ╭─[kiln.kdl:5:10]
-     4 │     workdir "/app"
-     5 │     copy "nope.txt" "./"
+       ╭─[kiln.kdl:6:10]
+     5 │     workdir "/app"
+     6 │     copy "nope.txt" "./"
        ·          ─────┬────
        ·               ╰── not found
-     6 │     copy "outside/passwd" "./"
+     7 │     copy "outside/passwd" "./"
        ╰────
       ⚠ warning[missing-file]: `outside/passwd` leads outside the build context
       │ through a symbolic link
-       ╭─[kiln.kdl:6:10]
-     5 │     copy "nope.txt" "./"
-     6 │     copy "outside/passwd" "./"
+       ╭─[kiln.kdl:7:10]
+     6 │     copy "nope.txt" "./"
+     7 │     copy "outside/passwd" "./"
        ·          ────────┬───────
        ·                  ╰── the builder does not follow links out of the context
-     7 │ }
+     8 │ }
        ╰────
       help: copy the file into the context, or widen the image's `context`
     error: cannot build: 2 copied files are not in the build context
-      image `app`, at kiln.kdl:5:10
       image `app`, at kiln.kdl:6:10
+      image `app`, at kiln.kdl:7:10
 
     hint: add what is missing to the context, or fix the paths (see the `missing-file` warnings)
     "#);

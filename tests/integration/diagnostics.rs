@@ -91,8 +91,23 @@ fn every_code_has_a_fixture() {
     assert!(missing.is_empty(), "codes with no fixture in tests/corpus: {missing:?}");
 }
 
+/// `allow` silences the warnings it names, and only those.
+fn allowed_warnings_are_not_shown() {
+    let manifest = r#"
+allow runs-as-root
+image api {
+    from "python"
+}
+"#;
+    let mut test = Test::new().manifest(manifest);
+    let output = test.args(&["check"]).run();
+    assert!(!output.stderr.contains("runs-as-root"), "{}", output.stderr);
+    assert!(output.stderr.contains("warning[base-not-pinned]"), "{}", output.stderr);
+}
+
 /// This module's tests, for the harness (`main.rs`).
 pub(crate) const TESTS: &[Case] = &[
     Case::plain("corpus_fixtures", corpus_fixtures),
     Case::plain("every_code_has_a_fixture", every_code_has_a_fixture),
+    Case::plain("allowed_warnings_are_not_shown", allowed_warnings_are_not_shown),
 ];

@@ -205,7 +205,7 @@ fn tag_promotes_and_retags_for_a_registry() {
 fn tag_works_on_manifests_with_variants() {
     let Some(_engine) = engine::engine_test() else { return };
     let manifest = format!(
-        "registry \"kiln-it/variants\"\nimage api {{\n    from \"{BUSYBOX}\"\n    cmd \"echo\" \"api\"\n    variant debug {{\n        env LOG_LEVEL=debug\n    }}\n}}\n"
+        "registry \"kiln-it/variants\"\nallow runs-as-root\nimage api {{\n    from \"{BUSYBOX}\"\n    cmd \"echo\" \"api\"\n    variant debug {{\n        env LOG_LEVEL=debug\n    }}\n}}\n"
     );
     let mut test = Test::new().manifest(&manifest);
     let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));

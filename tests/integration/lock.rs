@@ -77,7 +77,8 @@ fn builds_stay_on_the_locked_base_until_it_is_locked_again() {
 }
 
 fn a_lock_that_does_not_match_the_manifest_is_stale() {
-    let mut test = Test::new().manifest("image app {\n    from \"kiln-test/busybox:2\"\n}\n");
+    let mut test =
+        Test::new().manifest("allow runs-as-root\nimage app {\n    from \"kiln-test/busybox:2\"\n}\n");
     // No lock at all.
     let output = test.args(&["build", "--locked", "--dry-run"]).expect(1).run();
     insta::assert_snapshot!(output.stderr(), @r"
@@ -92,12 +93,12 @@ fn a_lock_that_does_not_match_the_manifest_is_stale() {
     let output = test.args(&["lock", "--check"]).expect(1).run();
     insta::assert_snapshot!(output.stderr(), @r#"
       ⚠ warning[stale-lock]: `kiln-test/busybox:2` is not in `kiln.lock`
-       ╭─[kiln.kdl:2:10]
-     1 │ image app {
-     2 │     from "kiln-test/busybox:2"
+       ╭─[kiln.kdl:3:10]
+     2 │ image app {
+     3 │     from "kiln-test/busybox:2"
        ·          ──────────┬──────────
        ·                    ╰── not locked
-     3 │ }
+     4 │ }
        ╰────
       help: run `kiln lock` to add it
       ⚠ warning[stale-lock]: `kiln.lock` locks `kiln-test/busybox:1`, which no

@@ -10,7 +10,9 @@ use std::fmt::Write;
 use crate::encode;
 
 use kiln_graph::Graph;
-use kiln_manifest::ast::{Copy, CopyFrom, From, Healthcheck, Instruction, KeyValue, Pip, Run, Text, User};
+use kiln_manifest::ast::{
+    Copy, CopyFrom, From, Healthcheck, Instruction, KeyValue, Npm, Packages, Pip, Run, Text, User,
+};
 use kiln_manifest::{Image, ImageId, Level, Project, Span};
 
 /// The first words of every generated file; kiln only overwrites or deletes files that
@@ -192,6 +194,13 @@ fn expand_stage(
     rendering: Rendering<'_>,
 ) -> Vec<Step> {
     let mut steps = Vec::new();
+    // `users-first`: users are created right after FROM, where the step stays cached
+    // whatever comes later; the switch stays where the manifest writes it.
+    for instruction in instructions {
+        if let Instruction::User(user) = &instruction.value {
+            steps.extend(create_user_step(user, instruction.span));
+        }
+    }
     let mut index = 0;
     while index < instructions.len() {
         let instruction = &instructions[index];
@@ -222,7 +231,7 @@ fn expand_stage(
                 },
                 span,
             )),
-            Instruction::User(user) => user_steps(user, span, &mut steps),
+            Instruction::User(user) => steps.push(Step::Other(switch_user(user), span)),
             Instruction::Expose(ports) => {
                 steps.push(Step::Other(format!("EXPOSE {}", join_values(ports)), span));
             }
@@ -241,14 +250,22 @@ fn expand_stage(
             Instruction::Healthcheck(check) => {
                 steps.push(Step::Other(healthcheck_instruction(check.as_ref()), span));
             }
-            Instruction::Apt(_) | Instruction::Apk(_) => {
+            Instruction::Apt(first) | Instruction::Apk(first) => {
+                let is_apt = matches!(instruction.value, Instruction::Apt(_));
+                if let Some(count) = first.build_only_for {
+                    let block = &instructions[index + 1..(index + 1 + count).min(instructions.len())];
+                    build_only_steps(project, first, is_apt, block, span, level, rendering, &mut steps);
+                    index += count + 1;
+                    continue;
+                }
                 // Consecutive nodes of the same package manager install in one layer.
                 let mut packages: Vec<&str> = Vec::new();
-                let is_apt = matches!(instruction.value, Instruction::Apt(_));
                 while let Some(next) = instructions.get(index) {
                     match (&next.value, is_apt) {
-                        (Instruction::Apt(list), true) | (Instruction::Apk(list), false) => {
-                            packages.extend(list.iter().map(|p| p.value.as_str()));
+                        (Instruction::Apt(more), true) | (Instruction::Apk(more), false)
+                            if more.build_only_for.is_none() =>
+                        {
+                            packages.extend(more.names.iter().map(|p| p.value.as_str()));
                             index += 1;
                         }
                         _ => break,
@@ -261,11 +278,10 @@ fn expand_stage(
                 steps.push(Step::Run { commands, caches: Vec::new(), span, mergeable: false });
             }
             Instruction::Pip(pip) => pip_steps(pip, span, rendering, &mut steps),
-            Instruction::Npm { production } => {
+            Instruction::Npm(npm) => {
                 steps.push(Step::Other(manifest_copy(rendering, &instruction.value), span));
-                let ci = if *production { "npm ci --omit=dev" } else { "npm ci" };
                 steps.push(Step::Run {
-                    commands: vec![ci.to_owned(), "npm cache clean --force".to_owned()],
+                    commands: vec![npm_install(npm), "npm cache clean --force".to_owned()],
                     caches: Vec::new(),
                     span,
                     mergeable: false,
@@ -348,15 +364,61 @@ fn run_instruction(commands: &[String], caches: &[String], level: Level) -> Stri
     text
 }
 
+/// `build-only-packages`: packages installed, used by the block's commands and removed,
+/// all in one RUN, so that no layer keeps them. What the block copies in (a requirements
+/// file) comes first.
+#[allow(clippy::too_many_arguments)]
+fn build_only_steps(
+    project: &Project,
+    packages: &Packages,
+    is_apt: bool,
+    block: &[kiln_manifest::Spanned<Instruction>],
+    span: Span,
+    level: Level,
+    rendering: Rendering<'_>,
+    steps: &mut Vec<Step>,
+) {
+    let mut names: Vec<&str> = packages.names.iter().map(|p| p.value.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let quoted: Vec<String> = names.iter().map(|n| shell_quote(n)).collect();
+    let mut commands = if is_apt {
+        let mut install = apt_commands(&names);
+        install.pop();
+        install
+    } else {
+        vec![format!("apk add --no-cache --virtual .kiln-build-only {}", quoted.join(" "))]
+    };
+    let mut caches = Vec::new();
+    for step in expand_stage(project, block, level, rendering) {
+        match step {
+            Step::Run { commands: more, caches: more_caches, .. } => {
+                commands.extend(more);
+                caches.extend(more_caches);
+            }
+            other @ Step::Other(..) => steps.push(other),
+        }
+    }
+    if is_apt {
+        commands.push(format!("apt-get purge -y --auto-remove {}", quoted.join(" ")));
+        commands.push("rm -rf /var/lib/apt/lists/*".to_owned());
+    } else {
+        commands.push("apk del .kiln-build-only".to_owned());
+    }
+    caches.dedup();
+    steps.push(Step::Run { commands, caches, span, mergeable: false });
+}
+
 fn apt_commands(packages: &[&str]) -> Vec<String> {
     let mut install = String::from("apt-get install -y --no-install-recommends");
     for package in packages {
-        let _ = write!(install, " \\\n        {package}");
+        let _ = write!(install, " \\\n        {}", shell_quote(package));
     }
     vec!["apt-get update".to_owned(), install, "rm -rf /var/lib/apt/lists/*".to_owned()]
 }
 
 fn apk_command(packages: &[&str]) -> String {
+    let packages: Vec<String> = packages.iter().map(|p| shell_quote(p)).collect();
     format!("apk add --no-cache {}", packages.join(" "))
 }
 
@@ -367,10 +429,50 @@ fn manifest_copy(rendering: Rendering<'_>, node: &Instruction) -> String {
     format!("COPY {}", encode::copy_paths(&sources, "./"))
 }
 
+fn npm_install(npm: &Npm) -> String {
+    let mut install = String::from("npm ci");
+    let mut omit: Vec<&str> = npm.omit.iter().map(|kind| kind.value.as_str()).collect();
+    if npm.production {
+        omit.insert(0, "dev");
+    }
+    omit.dedup();
+    for kind in omit {
+        let _ = write!(install, " --omit={kind}");
+    }
+    if let Some(registry) = &npm.registry {
+        let _ = write!(install, " --registry={}", shell_quote(&registry.value));
+    }
+    install
+}
+
 fn pip_steps(pip: &Pip, span: Span, rendering: Rendering<'_>, steps: &mut Vec<Step>) {
+    // `pip-venv`: the environment is created before the requirements are copied, so
+    // that it stays cached; its `bin` leads the PATH of the rest of the stage.
+    if let Some(venv) = &pip.venv {
+        let path = encode::quoted(&format!("{}/bin:$PATH", venv.value), true);
+        steps.push(Step::Other(
+            format!("ENV VIRTUAL_ENV={} \\\n    PATH={path}", encode::quoted(&venv.value, false)),
+            span,
+        ));
+        steps.push(Step::Run {
+            commands: vec![format!("python3 -m venv {}", shell_quote(&venv.value))],
+            caches: Vec::new(),
+            span,
+            mergeable: false,
+        });
+    }
     let mut install = String::from("pip install --no-cache-dir");
-    if pip.user {
-        install.push_str(" --user");
+    for (flag, on) in
+        [(" --user", pip.user), (" --no-compile", pip.no_compile), (" --require-hashes", pip.require_hashes)]
+    {
+        if on {
+            install.push_str(flag);
+        }
+    }
+    for (flag, url) in [("--index-url", &pip.index_url), ("--extra-index-url", &pip.extra_index_url)] {
+        if let Some(url) = url {
+            let _ = write!(install, " {flag} {}", shell_quote(&url.value));
+        }
     }
     if let Some(requirements) = &pip.requirements {
         let path = kiln_dockerignore::clean_path(&requirements.value);
@@ -390,12 +492,19 @@ fn pip_steps(pip: &Pip, span: Span, rendering: Rendering<'_>, steps: &mut Vec<St
 
 /// `numeric-user`: a user created by kiln is switched to by number, so that runtimes
 /// that check `runAsNonRoot` can tell it is not root.
-fn user_steps(user: &User, span: Span, steps: &mut Vec<Step>) {
-    let Some(uid) = &user.uid else {
-        steps.push(Step::Other(format!("USER {}", encode::word(&user.name.value, true)), span));
-        return;
-    };
-    let uid = uid.value;
+fn switch_user(user: &User) -> String {
+    match &user.uid {
+        Some(uid) => {
+            let gid = user.gid.as_ref().map_or(uid.value, |g| g.value);
+            format!("USER {}:{gid}", uid.value)
+        }
+        None => format!("USER {}", encode::word(&user.name.value, true)),
+    }
+}
+
+/// The RUN that creates a user given `uid=`.
+fn create_user_step(user: &User, span: Span) -> Option<Step> {
+    let uid = user.uid.as_ref()?.value;
     let gid = user.gid.as_ref().map_or(uid, |g| g.value);
     let name = &user.name.value;
     // Debian-like images have groupadd/useradd, Alpine has addgroup/adduser; bare
@@ -411,8 +520,7 @@ fn user_steps(user: &User, span: Span, steps: &mut Vec<Step>) {
         "    fi".to_owned(),
     ]
     .join("\n");
-    steps.push(Step::Run { commands: vec![create], caches: Vec::new(), span, mergeable: false });
-    steps.push(Step::Other(format!("USER {uid}:{gid}"), span));
+    Some(Step::Run { commands: vec![create], caches: Vec::new(), span, mergeable: false })
 }
 
 fn copy_instruction(project: &Project, copy: &Copy, level: Level, rendering: Rendering<'_>) -> String {

@@ -25,6 +25,8 @@ pub struct Declarations {
     pub level: Option<Text>,
     pub syntax_directive: Option<Text>,
     pub pin_bases: Option<Text>,
+    /// Warning codes the project does not want to see.
+    pub allow: Vec<Text>,
     pub vars: Vec<VarDecl>,
     pub templates: Vec<ImageDecl>,
     pub images: Vec<ImageDecl>,
@@ -188,12 +190,10 @@ pub enum Instruction {
     Shell(Vec<Text>),
     #[serde(rename = "stopsignal")]
     StopSignal(Text),
-    Apt(Vec<Text>),
-    Apk(Vec<Text>),
+    Apt(Packages),
+    Apk(Packages),
     Pip(Pip),
-    Npm {
-        production: bool,
-    },
+    Npm(Npm),
     GoMod,
     CargoFetch,
 }
@@ -218,7 +218,7 @@ impl Instruction {
             Self::Apt(_) => InstructionKind::Apt,
             Self::Apk(_) => InstructionKind::Apk,
             Self::Pip(_) => InstructionKind::Pip,
-            Self::Npm { .. } => InstructionKind::Npm,
+            Self::Npm(_) => InstructionKind::Npm,
             Self::GoMod => InstructionKind::GoMod,
             Self::CargoFetch => InstructionKind::CargoFetch,
         }
@@ -233,7 +233,7 @@ impl Instruction {
     /// so that its install layer stays cached (`pip` copies its `requirements=` file).
     pub fn dependency_files(&self) -> &'static [&'static str] {
         match self {
-            Self::Npm { .. } => &["package.json", "package-lock.json"],
+            Self::Npm(_) => &["package.json", "package-lock.json"],
             Self::GoMod => &["go.mod", "go.sum"],
             Self::CargoFetch => &["Cargo.toml", "Cargo.lock"],
             _ => &[],
@@ -246,7 +246,7 @@ impl Instruction {
     /// own (`ignore-package-outputs`).
     pub fn package_outputs(&self) -> &'static [&'static str] {
         match self {
-            Self::Npm { .. } => &["**/node_modules"],
+            Self::Npm(_) => &["**/node_modules"],
             Self::Pip(_) => &[".venv", "**/__pycache__", "**/*.pyc"],
             Self::GoMod => &["vendor"],
             Self::CargoFetch => &["target"],
@@ -299,6 +299,34 @@ pub struct Pip {
     pub packages: Vec<Text>,
     pub requirements: Option<Text>,
     pub user: bool,
+    /// A virtual environment to create (if missing) and install into; the stage's
+    /// `PATH` then starts with its `bin`.
+    pub venv: Option<Text>,
+    /// `--no-compile`: no `.pyc` files in the layer.
+    pub no_compile: bool,
+    pub index_url: Option<Text>,
+    pub extra_index_url: Option<Text>,
+    pub require_hashes: bool,
+}
+
+/// The packages of an `apt` or `apk` node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct Packages {
+    pub names: Vec<Text>,
+    /// With `build-only=#true`: how many of the instructions that follow (the node's
+    /// block) run while the packages are installed. They are removed in the same layer.
+    pub build_only_for: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct Npm {
+    /// `--omit=dev`.
+    pub production: bool,
+    /// More `--omit=` kinds: `dev`, `optional`, `peer`.
+    pub omit: Vec<Text>,
+    pub registry: Option<Text>,
 }
 
 /// Calls `f` on every user string of an image body that variables may be interpolated
@@ -396,9 +424,8 @@ impl VisitStrings for Instruction {
             | Self::Volume(texts)
             | Self::Entrypoint(texts)
             | Self::Cmd(texts)
-            | Self::Shell(texts)
-            | Self::Apt(texts)
-            | Self::Apk(texts) => visit_all(texts, Generated, f),
+            | Self::Shell(texts) => visit_all(texts, Generated, f),
+            Self::Apt(packages) | Self::Apk(packages) => visit_all(&mut packages.names, Generated, f),
             Self::Healthcheck(Some(check)) => {
                 visit_all(&mut check.command, Generated, f);
                 visit_opt(&mut check.interval, Generated, f);
@@ -408,8 +435,15 @@ impl VisitStrings for Instruction {
             Self::Pip(pip) => {
                 visit_all(&mut pip.packages, Generated, f);
                 visit_opt(&mut pip.requirements, Generated, f);
+                visit_opt(&mut pip.venv, Generated, f);
+                visit_opt(&mut pip.index_url, Generated, f);
+                visit_opt(&mut pip.extra_index_url, Generated, f);
             }
-            Self::Healthcheck(None) | Self::Npm { .. } | Self::GoMod | Self::CargoFetch => {}
+            Self::Npm(npm) => {
+                visit_all(&mut npm.omit, Generated, f);
+                visit_opt(&mut npm.registry, Generated, f);
+            }
+            Self::Healthcheck(None) | Self::GoMod | Self::CargoFetch => {}
         }
     }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use kiln_dockerignore::Matcher;
 
-use crate::ast::{Copy, CopyFrom, Healthcheck, Instruction, KeyValue, Pip, Run, Text, User};
+use crate::ast::{Copy, CopyFrom, Healthcheck, Instruction, KeyValue, Npm, Packages, Pip, Run, Text, User};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
 use crate::model::Level;
 use crate::source::Spanned;
@@ -19,6 +19,8 @@ pub(crate) struct StageContext<'a> {
     pub ignore_texts: &'a [Text],
     /// Whether the stage starts from an outside image (whose WORKDIR kiln cannot know).
     pub external_base: bool,
+    /// Whether this is the image's target stage, the one that ships.
+    pub is_target: bool,
 }
 
 pub(crate) fn check_stage(
@@ -54,7 +56,19 @@ pub(crate) fn check_stage(
                     copied_whole_context.get_or_insert_with(|| copy.sources[0].clone());
                 }
             }
-            Instruction::Run(run) => check_run(run, ctx.level, diags),
+            Instruction::Run(run) => {
+                check_run(run, ctx.level, diags);
+                if let Some(copy) = &copied_whole_context
+                    && let Some(command) = run.commands.iter().find(|c| installs_packages(&c.value))
+                {
+                    diags.push(
+                        Diagnostic::new(Code::CacheOrder, "`run` installs packages after the sources are copied")
+                            .label(command.span, "reinstalls whenever any source file changes")
+                            .label(copy.span, "sources copied here")
+                            .help("install before the `copy` of the sources, or with an `apt`, `apk`, `pip` or `npm` node placed there"),
+                    );
+                }
+            }
             Instruction::Env(pairs) => {
                 check_pairs(pairs, "environment variable", is_env_key, diags);
                 check_secrets(pairs.iter().map(|p| &p.key), diags);
@@ -129,52 +143,100 @@ pub(crate) fn check_stage(
                 }
             }
             Instruction::Apt(packages) | Instruction::Apk(packages) => {
-                for package in packages {
-                    check_package(package, diags);
+                let is_apt = matches!(instruction.value, Instruction::Apt(_));
+                for package in &packages.names {
+                    check_package(package, is_apt, diags);
                 }
+                if ctx.is_target && packages.build_only_for.is_none() {
+                    check_build_tools(packages, instruction.value.node_name(), diags);
+                }
+                cache_order(instruction, copied_whole_context.as_ref(), diags);
             }
             Instruction::Pip(pip) => {
                 check_pip(pip, ctx, diags);
+                cache_order(instruction, copied_whole_context.as_ref(), diags);
                 if pip.requirements.is_some() {
-                    dependency_order(instruction, copied_whole_context.as_ref(), has_workdir, diags);
+                    needs_workdir(instruction, has_workdir, diags);
                 }
             }
-            Instruction::Npm { .. } | Instruction::GoMod | Instruction::CargoFetch => {
+            Instruction::Npm(_) | Instruction::GoMod | Instruction::CargoFetch => {
+                if let Instruction::Npm(npm) = &instruction.value {
+                    check_npm(npm, diags);
+                }
                 let files = instruction.value.dependency_files();
                 check_files_exist(ctx, files, span, instruction.value.node_name(), diags);
-                dependency_order(instruction, copied_whole_context.as_ref(), has_workdir, diags);
+                cache_order(instruction, copied_whole_context.as_ref(), diags);
+                needs_workdir(instruction, has_workdir, diags);
             }
         }
     }
 }
 
-/// A dependency node copies its manifest files into the working directory; warn when
-/// that comes after the sources (every source change reinstalls) or has no known WORKDIR.
-fn dependency_order(
+/// A package node after the whole context is copied reinstalls on every source change.
+fn cache_order(
     instruction: &Spanned<Instruction>,
     copied_whole_context: Option<&Text>,
-    has_workdir: bool,
     diags: &mut Diagnostics,
 ) {
+    let Some(copy) = copied_whole_context else { return };
     let name = instruction.value.node_name();
-    if let Some(copy) = copied_whole_context {
-        diags.push(
-            Diagnostic::new(Code::CacheOrder, format!("`{name}` comes after the sources are copied"))
-                .label(instruction.span, "dependencies reinstall whenever any source file changes")
-                .label(copy.span, "sources copied here")
-                .help(format!("move `{name}` before the `copy` of the sources, so its layer stays cached")),
-        );
+    diags.push(
+        Diagnostic::new(Code::CacheOrder, format!("`{name}` comes after the sources are copied"))
+            .label(instruction.span, "packages reinstall whenever any source file changes")
+            .label(copy.span, "sources copied here")
+            .help(format!("move `{name}` before the `copy` of the sources, so its layer stays cached")),
+    );
+}
+
+/// A dependency node copies its manifest files into the working directory, which an
+/// outside base may leave at `/`.
+fn needs_workdir(instruction: &Spanned<Instruction>, has_workdir: bool, diags: &mut Diagnostics) {
+    if has_workdir {
+        return;
     }
-    if !has_workdir {
-        diags.push(
-            Diagnostic::new(
-                Code::MissingWorkdir,
-                format!("`{name}` copies files into the working directory, but this stage sets none"),
-            )
-            .label(instruction.span, "files would land in the base image's WORKDIR, often `/`")
-            .help("add a `workdir \"/app\"` before it"),
-        );
-    }
+    let name = instruction.value.node_name();
+    diags.push(
+        Diagnostic::new(
+            Code::MissingWorkdir,
+            format!("`{name}` copies files into the working directory, but this stage sets none"),
+        )
+        .label(instruction.span, "files would land in the base image's WORKDIR, often `/`")
+        .help("add a `workdir \"/app\"` before it"),
+    );
+}
+
+/// Whether a shell command installs packages that do not depend on the sources: system
+/// packages, or dependencies from a lock or requirements file (`pip install .` and
+/// `npm install some-package` need or change the sources, and are left alone).
+fn installs_packages(command: &str) -> bool {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let is_separator = |w: &&str| matches!(*w, "&&" | ";" | "||" | "|");
+    // The words of each simple command that starts with `tool`, up to the next separator.
+    let arguments = |tool: &[&str]| -> Vec<&[&str]> {
+        (0..words.len())
+            .filter(|&at| words[at..].starts_with(tool))
+            .map(|at| {
+                let rest = &words[at + tool.len()..];
+                &rest[..rest.iter().position(is_separator).unwrap_or(rest.len())]
+            })
+            .collect()
+    };
+    let any = |tool: &[&str], test: fn(&[&str]) -> bool| arguments(tool).into_iter().any(test);
+    let always = |_: &[&str]| true;
+    let from_requirements =
+        |args: &[&str]| args.iter().any(|a| a.starts_with("-r") || a.starts_with("--requirement"));
+    let no_package_named = |args: &[&str]| args.iter().all(|a| a.starts_with('-'));
+    any(&["apt-get", "install"], always)
+        || any(&["apt", "install"], always)
+        || any(&["apk", "add"], always)
+        || any(&["pip", "install"], from_requirements)
+        || any(&["pip3", "install"], from_requirements)
+        || any(&["npm", "ci"], always)
+        || any(&["npm", "install"], no_package_named)
+        || any(&["yarn", "install"], always)
+        || any(&["go", "mod", "download"], always)
+        || any(&["cargo", "fetch"], always)
+        || any(&["bundle", "install"], always)
 }
 
 /// `cmd "gunicorn -b 0.0.0.0:8000 app:app"` passes every check and fails when the
@@ -395,14 +457,114 @@ fn check_pip(pip: &Pip, ctx: &StageContext<'_>, diags: &mut Diagnostics) {
                     Code::InvalidValue,
                     format!("`{}` looks like an option, not a package", package.value),
                 )
-                .label(package.span, "pip options are not passed through")
-                .help("use `requirements=` for a requirements file"),
+                .label(package.span, "pip options are not passed as packages")
+                .help("write options as properties: `requirements=`, `venv=`, `no-compile=`, `index-url=`, `extra-index-url=`, `require-hashes=`"),
             );
         }
     }
     if let Some(requirements) = &pip.requirements {
         check_line(requirements, "a path", diags);
         check_context_path(requirements, ctx, diags);
+    }
+    if let Some(venv) = &pip.venv {
+        check_line(venv, "a path", diags);
+        if !venv.value.starts_with('/') {
+            diags.push(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    format!("`venv` must be an absolute path, got `{}`", venv.value),
+                )
+                .label(venv.span, "relative path")
+                .help("for example `venv=\"/opt/venv\"`"),
+            );
+        }
+        if pip.user {
+            diags.push(
+                Diagnostic::new(
+                    Code::ConflictingValues,
+                    "`pip` cannot install into a venv and with `user=#true`",
+                )
+                .label(venv.span, "installs into this environment")
+                .help("drop `user=#true`: the venv is the place to copy into the runtime stage"),
+            );
+        }
+    }
+    for url in pip.index_url.iter().chain(&pip.extra_index_url) {
+        check_url(url, diags);
+    }
+}
+
+fn check_npm(npm: &Npm, diags: &mut Diagnostics) {
+    for kind in &npm.omit {
+        if !matches!(kind.value.as_str(), "dev" | "optional" | "peer") {
+            diags.push(
+                Diagnostic::new(Code::InvalidValue, format!("npm cannot omit `{}`", kind.value))
+                    .label(kind.span, "not a kind of dependency")
+                    .help("`omit` takes `dev`, `optional` and `peer`, separated by blanks"),
+            );
+        }
+    }
+    if let Some(registry) = &npm.registry {
+        check_url(registry, diags);
+    }
+}
+
+/// Compilers, build systems and headers only serve while something is built; in the
+/// image that ships they are dead weight (and attack surface).
+fn check_build_tools(packages: &Packages, node: &str, diags: &mut Diagnostics) {
+    const TOOLS: &[&str] = &[
+        "build-essential",
+        "build-base",
+        "gcc",
+        "g++",
+        "clang",
+        "make",
+        "cmake",
+        "autoconf",
+        "automake",
+        "libtool",
+        "pkg-config",
+        "pkgconf",
+        "musl-dev",
+        "libc-dev",
+        "libc6-dev",
+    ];
+    let tools: Vec<&Text> = packages
+        .names
+        .iter()
+        .filter(|p| {
+            let name = p.value.split('=').next().unwrap_or_default();
+            TOOLS.contains(&name) || name.ends_with("-dev")
+        })
+        .collect();
+    if tools.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = tools.iter().map(|t| t.value.as_str()).collect();
+    let mut diagnostic = Diagnostic::new(
+        Code::BuildToolsInImage,
+        format!(
+            "build tools stay in the image: {}",
+            names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        ),
+    );
+    for tool in &tools {
+        diagnostic = diagnostic.label(tool.span, "only needed while building");
+    }
+    diags.push(diagnostic.help(format!(
+        "install them with `{node} {} build-only=#true {{ ... }}` around the commands that need them, or build in another stage and copy the result",
+        names.iter().map(|n| kdl_string(n)).collect::<Vec<_>>().join(" ")
+    )));
+}
+
+/// A package index URL, written into a RUN: one line, and http(s).
+fn check_url(url: &Text, diags: &mut Diagnostics) {
+    check_line(url, "a URL", diags);
+    if !(url.value.starts_with("https://") || url.value.starts_with("http://")) {
+        diags.push(
+            Diagnostic::new(Code::InvalidValue, format!("`{}` is not an http(s) URL", url.value))
+                .label(url.span, "expected `https://...`"),
+        );
     }
 }
 
@@ -710,16 +872,23 @@ fn is_duration(text: &str) -> bool {
     true
 }
 
-fn check_package(package: &Text, diags: &mut Diagnostics) {
+/// A package, with an optional version (`libpq5=15.*`: apt takes a glob there).
+fn check_package(package: &Text, glob_versions: bool, diags: &mut Diagnostics) {
     let value = &package.value;
-    let ok = value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | ':' | '=' | '~' | '_' | '-' | '/'));
+    let (name, version) = value.split_once('=').unwrap_or((value, ""));
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | ':' | '~' | '_' | '-' | '/');
+    let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(allowed)
+        && version.chars().all(|c| allowed(c) || c == '=' || (glob_versions && c == '*'));
     if !ok {
+        let expected = if glob_versions {
+            "expected letters, digits and `+.:=~_-/`, and `*` in a version"
+        } else {
+            "expected letters, digits and `+.:=~_-/`"
+        };
         diags.push(
             Diagnostic::new(Code::InvalidValue, format!("`{value}` is not a valid package name"))
-                .label(package.span, "expected letters, digits and `+.:=~_-/`")
+                .label(package.span, expected)
                 .help("one package per argument: `apt curl ca-certificates`"),
         );
     }
@@ -806,6 +975,30 @@ mod tests {
         assert_eq!(words("echo 'a b' \"c # d\"&&e#f"), ["echo", "'a b'", "\"c # d\"", "e#f"]);
         assert_eq!(words(r"echo a\ #b;#c"), ["echo", r"a\ #b", "#c"]);
         assert_eq!(words("echo ${#x} $#"), ["echo", "${#x}", "$#"]);
+    }
+
+    #[test]
+    fn package_installs() {
+        for command in [
+            "apt-get update && apt-get install -y curl",
+            "pip install --no-cache-dir -r requirements.txt",
+            "npm install",
+            "npm install --omit=dev",
+            "npm ci && npm run build",
+            "go mod download",
+        ] {
+            assert!(installs_packages(command), "{command}");
+        }
+        for command in [
+            "pip install .",
+            "pip install -e .",
+            "npm install left-pad",
+            "npm run build",
+            "cargo build --release",
+            "echo apt-get",
+        ] {
+            assert!(!installs_packages(command), "{command}");
+        }
     }
 
     #[test]

@@ -85,11 +85,21 @@ codes! {
     SecretInEnv => "secret-in-env", Warning,
     MissingWorkdir => "missing-workdir", Warning,
     ShipsHostPackages => "ships-host-packages", Warning,
+    RunsAsRoot => "runs-as-root", Warning,
+    BuildToolsInImage => "build-tools-in-image", Warning,
     BuildFailed => "build-failed", Error,
     InvalidLock => "invalid-lock", Error,
     StaleLock => "stale-lock", Warning,
     UnpinnableBase => "unpinnable-base", Warning,
     InvalidUtf8 => "invalid-utf8", Error,
+}
+
+impl Code {
+    /// Advice: a best practice rather than a likely mistake. It is withdrawn while the
+    /// manifest has errors ([`Diagnostics::withdraw_advice_on_errors`]), so that they stand out.
+    pub fn is_advice(self) -> bool {
+        matches!(self, Code::RunsAsRoot)
+    }
 }
 
 impl fmt::Display for Code {
@@ -173,6 +183,13 @@ impl Diagnostics {
 
     pub fn error_count(&self) -> usize {
         self.items.iter().filter(|d| d.is_error()).count()
+    }
+
+    /// Drops the advice when there are errors (see [`Code::is_advice`]).
+    pub fn withdraw_advice_on_errors(&mut self) {
+        if self.has_errors() {
+            self.items.retain(|d| !d.code.is_advice());
+        }
     }
 
     pub fn retain(&mut self, keep: impl FnMut(&Diagnostic) -> bool) {

@@ -71,6 +71,7 @@ pub fn load_project(options: &LoadOptions) -> Result<(Project, Diagnostics), Vec
         options.level,
         &mut diags,
     );
+    let allowed = resolve::allowed_warnings(&decls.allow, &mut diags);
     let (images, groups) = resolve::Resolver {
         sources: &sources,
         root_dir: &root_dir,
@@ -82,6 +83,7 @@ pub fn load_project(options: &LoadOptions) -> Result<(Project, Diagnostics), Vec
     .resolve(&decls);
     let lock = lock::Lock::load(&root_dir, &mut sources, &mut diags);
     lock::check(&images, lock.as_ref(), decls.pin_bases.as_ref().filter(|_| settings.pin_bases), &mut diags);
+    diags.retain(|d| !(d.severity == Severity::Warning && allowed.contains(&d.code)));
     let manifest_name =
         sources.files().next().map_or_else(|| MANIFEST_FILE.to_owned(), |(_, f)| f.name.clone());
     let project = Project {

@@ -70,6 +70,7 @@ pub(crate) fn load(global: &GlobalArgs) -> Result<Session, CliError> {
     if !diags.has_errors() {
         kiln_emit::check_line_lengths(&project, &graph, &mut diags);
     }
+    diags.withdraw_advice_on_errors();
     Ok(Session { options, project, graph, diagnostics: diags.into_sorted() })
 }
 

@@ -3,13 +3,16 @@
 
 FROM python:3.11-slim AS deps
 WORKDIR /app
+ENV VIRTUAL_ENV="/opt/venv" \
+    PATH="/opt/venv/bin:$PATH"
+RUN python3 -m venv /opt/venv
 COPY requirements.txt ./
-RUN pip install --no-cache-dir --user -r requirements.txt
+RUN pip install --no-cache-dir --no-compile -r requirements.txt
 
 FROM registry.example.com/shop/base:latest AS runtime
 WORKDIR /app
-COPY --from=deps --chown=10001:10001 /root/.local /home/app/.local
-ENV PATH="/home/app/.local/bin:$PATH" \
+COPY --from=deps /opt/venv /opt/venv
+ENV PATH="/opt/venv/bin:$PATH" \
     PYTHONUNBUFFERED="1"
 ENTRYPOINT ["tini", "--"]
 COPY api ./api

@@ -9,6 +9,7 @@ RUN npm ci \
 COPY . .
 RUN npm run build
 
-FROM nginx:1.27-alpine AS serve
+FROM nginxinc/nginx-unprivileged:1.27-alpine AS serve
 COPY --from=build /src/dist /usr/share/nginx/html
-EXPOSE 80
+USER 101
+EXPOSE 8080

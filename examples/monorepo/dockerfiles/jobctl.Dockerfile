@@ -10,4 +10,5 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/jobctl ./cmd/jobct
 
 FROM scratch AS release
 COPY --from=build /out/jobctl /usr/local/bin/jobctl
+USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/jobctl"]

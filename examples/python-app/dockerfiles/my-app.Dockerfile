@@ -3,13 +3,26 @@
 
 FROM python:3.11 AS builder
 WORKDIR /app
+ENV VIRTUAL_ENV="/opt/venv" \
+    PATH="/opt/venv/bin:$PATH"
+RUN python3 -m venv /opt/venv
 COPY requirements.txt ./
-RUN pip install --no-cache-dir --user -r requirements.txt
+RUN pip install --no-cache-dir --no-compile -r requirements.txt
 
 FROM python:3.11-slim AS runtime
+RUN if command -v useradd >/dev/null 2>&1; then \
+        groupadd --gid 10001 app && useradd --no-log-init --uid 10001 --gid 10001 --create-home app; \
+    elif command -v adduser >/dev/null 2>&1; then \
+        addgroup -g 10001 app && adduser -D -u 10001 -G app app; \
+    else \
+        echo 'app:x:10001:' >> /etc/group && echo 'app:x:10001:10001::/home/app:/bin/sh' >> /etc/passwd \
+        && mkdir -p /home/app && chown 10001:10001 /home/app; \
+    fi
 WORKDIR /app
-COPY --from=builder /root/.local /root/.local
-ENV PATH="/root/.local/bin:$PATH"
+COPY --from=builder /opt/venv /opt/venv
+ENV PATH="/opt/venv/bin:$PATH" \
+    PYTHONUNBUFFERED="1"
 COPY . .
+USER 10001:10001
 EXPOSE 8000
 CMD ["python", "app.py"]

@@ -3,7 +3,9 @@
 use kdl::KdlNode;
 
 use super::Lowerer;
-use crate::ast::{Copy, CopyFrom, Healthcheck, Instruction, InstructionKind, Pip, Run, Text, User};
+use crate::ast::{
+    Copy, CopyFrom, Healthcheck, Instruction, InstructionKind, Npm, Packages, Pip, Run, Text, User,
+};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::{Span, Spanned};
 
@@ -53,8 +55,8 @@ impl Lowerer<'_> {
             K::Entrypoint => self.list(node, "a program or argument", Instruction::Entrypoint)?,
             K::Cmd => self.list(node, "a program or argument", Instruction::Cmd)?,
             K::Shell => self.list(node, "a program or argument", Instruction::Shell)?,
-            K::Apt => self.list(node, "a package name", Instruction::Apt)?,
-            K::Apk => self.list(node, "a package name", Instruction::Apk)?,
+            K::Apt => Instruction::Apt(self.packages(node)?),
+            K::Apk => Instruction::Apk(self.packages(node)?),
             K::StopSignal => {
                 let mut n = self.node(node, &[], false);
                 n.arg_count(1, Some(1));
@@ -62,10 +64,27 @@ impl Lowerer<'_> {
             }
             K::Healthcheck => self.healthcheck(node)?,
             K::Pip => {
-                let mut n = self.node(node, &["requirements", "user"], false);
+                let mut n = self.node(
+                    node,
+                    &[
+                        "requirements",
+                        "user",
+                        "venv",
+                        "no-compile",
+                        "index-url",
+                        "extra-index-url",
+                        "require-hashes",
+                    ],
+                    false,
+                );
                 let packages = n.arg_texts(0, "a package requirement");
                 let requirements = n.prop_text("requirements");
                 let user = n.prop_bool("user").unwrap_or(false);
+                let venv = n.prop_text("venv");
+                let no_compile = n.prop_bool("no-compile").unwrap_or(false);
+                let index_url = n.prop_text("index-url");
+                let extra_index_url = n.prop_text("extra-index-url");
+                let require_hashes = n.prop_bool("require-hashes").unwrap_or(false);
                 if packages.is_empty() && requirements.is_none() {
                     let span = n.node_span();
                     self.error(
@@ -75,12 +94,24 @@ impl Lowerer<'_> {
                     );
                     return None;
                 }
-                Instruction::Pip(Pip { packages, requirements, user })
+                Instruction::Pip(Pip {
+                    packages,
+                    requirements,
+                    user,
+                    venv,
+                    no_compile,
+                    index_url,
+                    extra_index_url,
+                    require_hashes,
+                })
             }
             K::Npm => {
-                let mut n = self.node(node, &["production"], false);
+                let mut n = self.node(node, &["production", "omit", "registry"], false);
                 n.arg_count(0, Some(0));
-                Instruction::Npm { production: n.prop_bool("production").unwrap_or(false) }
+                let production = n.prop_bool("production").unwrap_or(false);
+                let omit = n.prop_text("omit").map_or_else(Vec::new, |text| split_words(&text));
+                let registry = n.prop_text("registry");
+                Instruction::Npm(Npm { production, omit, registry })
             }
             K::GoMod => {
                 self.node(node, &[], false).arg_count(0, Some(0));
@@ -105,6 +136,75 @@ impl Lowerer<'_> {
             return None;
         }
         Some(make(n.arg_scalars(0, what)))
+    }
+
+    /// `apt gcc libpq-dev build-only=#true { ... }`: the block is lowered by the stage
+    /// (`build_only_block`), which sets how many instructions it holds.
+    fn packages(&mut self, node: &KdlNode) -> Option<Packages> {
+        let mut n = self.node(node, &["build-only"], true);
+        if !n.arg_count(1, None) {
+            return None;
+        }
+        let names = n.arg_scalars(0, "a package name");
+        let build_only = n.prop_bool("build-only").unwrap_or(false);
+        let name = node.name().value();
+        match (build_only, node.children()) {
+            (true, None) => {
+                let span = self.span(node.span());
+                self.error(
+                    Diagnostic::new(
+                        Code::MissingValue,
+                        format!("build-only `{name}` packages need the commands that use them"),
+                    )
+                    .label(span, "removed again before anything uses them")
+                    .help(format!(
+                        "put those commands in a block: `{name} gcc build-only=#true {{ run \"make\" }}`"
+                    )),
+                );
+            }
+            (false, Some(children)) => {
+                let span = self.span(children.span());
+                self.error(
+                    Diagnostic::new(Code::MisplacedNode, format!("`{name}` takes a block only with `build-only=#true`"))
+                        .label(span, "unexpected `{ ... }`")
+                        .help("with `build-only=#true`, the block's commands run while the packages are installed, and the packages are removed in the same layer"),
+                );
+            }
+            _ => {}
+        }
+        Some(Packages { names, build_only_for: build_only.then_some(0) })
+    }
+
+    /// The block of a build-only `apt`/`apk`: `run`, `pip` and `npm` nodes, lowered after
+    /// the package node; returns how many instructions it added.
+    pub(super) fn build_only_block(
+        &mut self,
+        node: &KdlNode,
+        instructions: &mut Vec<Spanned<Instruction>>,
+    ) -> usize {
+        let before = instructions.len();
+        for child in self.children(node) {
+            let name = child.name().value();
+            if let Some(kind @ (InstructionKind::Run | InstructionKind::Pip | InstructionKind::Npm)) =
+                InstructionKind::from_name(name)
+            {
+                instructions.extend(self.instruction(child, kind));
+                continue;
+            }
+            let span = self.name_span(child);
+            let parent = node.name().value();
+            self.error(
+                Diagnostic::new(
+                    Code::MisplacedNode,
+                    format!("`{name}` cannot run inside a build-only `{parent}` block"),
+                )
+                .label(span, "only `run`, `pip` and `npm` here")
+                .help(
+                    "the block holds the commands that need the packages; put other nodes before or after it",
+                ),
+            );
+        }
+        instructions.len() - before
     }
 
     fn copy(&mut self, node: &KdlNode) -> Option<Instruction> {
@@ -251,4 +351,9 @@ impl Lowerer<'_> {
             retries,
         })))
     }
+}
+
+/// The blank-separated words of a property value, each spanned as the whole value.
+fn split_words(text: &Text) -> Vec<Text> {
+    text.value.split_whitespace().map(|word| Spanned::new(word.to_owned(), text.span)).collect()
 }

@@ -10,8 +10,8 @@
 use kdl::{KdlDocument, KdlNode};
 
 use crate::ast::{
-    Declarations, From, GroupDecl, ImageBody, ImageDecl, InstructionKind, KeyValue, StageBody, StageDecl,
-    Text, VarDecl, VariantDecl,
+    Declarations, From, GroupDecl, ImageBody, ImageDecl, Instruction, InstructionKind, KeyValue, StageBody,
+    StageDecl, Text, VarDecl, VariantDecl,
 };
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
 use crate::source::{FileId, Span, Spanned};
@@ -29,6 +29,7 @@ const TOP_LEVEL: &[&str] = &[
     "dockerfile-level",
     "syntax-directive",
     "pin-bases",
+    "allow",
     "var",
     "include",
     "template",
@@ -36,7 +37,7 @@ const TOP_LEVEL: &[&str] = &[
     "group",
 ];
 const ROOT_ONLY: &[&str] =
-    &["project", "registry", "output", "dockerfile-level", "syntax-directive", "pin-bases"];
+    &["project", "registry", "output", "dockerfile-level", "syntax-directive", "pin-bases", "allow"];
 const IMAGE_SETTINGS: &[&str] = &[
     "extends",
     "description",
@@ -133,6 +134,12 @@ impl Lowerer<'_> {
             "dockerfile-level" => self.setting(node, &mut decls.level),
             "syntax-directive" => self.setting(node, &mut decls.syntax_directive),
             "pin-bases" => self.setting_scalar(node, &mut decls.pin_bases),
+            "allow" => {
+                let mut n = self.node(node, &[], false);
+                if n.arg_count(1, None) {
+                    decls.allow.extend(n.arg_scalars(0, "a warning code"));
+                }
+            }
             "var" => {
                 let mut n = self.node(node, &[], false);
                 if let (Some(name), Some(value)) =
@@ -282,9 +289,7 @@ impl Lowerer<'_> {
                     );
                 }
                 _ if let Some(kind) = InstructionKind::from_name(name) => {
-                    if let Some(instruction) = self.instruction(child, kind) {
-                        body.implicit.instructions.push(instruction);
-                    }
+                    self.push_instruction(child, kind, &mut body.implicit.instructions);
                 }
                 _ => {
                     let candidates: Vec<&str> =
@@ -308,9 +313,7 @@ impl Lowerer<'_> {
             if name == "from" {
                 self.from(child, &mut body);
             } else if let Some(kind) = InstructionKind::from_name(name) {
-                if let Some(instruction) = self.instruction(child, kind) {
-                    body.instructions.push(instruction);
-                }
+                self.push_instruction(child, kind, &mut body.instructions);
             } else if IMAGE_SETTINGS.contains(&name) {
                 let span = self.name_span(child);
                 self.error(
@@ -327,6 +330,29 @@ impl Lowerer<'_> {
             }
         }
         body
+    }
+
+    /// Lowers an instruction node onto a stage's list, followed by its block if it is a
+    /// build-only package node.
+    fn push_instruction(
+        &mut self,
+        node: &KdlNode,
+        kind: InstructionKind,
+        instructions: &mut Vec<Spanned<Instruction>>,
+    ) {
+        let Some(instruction) = self.instruction(node, kind) else { return };
+        let at = instructions.len();
+        instructions.push(instruction);
+        let (Instruction::Apt(packages) | Instruction::Apk(packages)) = &instructions[at].value else {
+            return;
+        };
+        if packages.build_only_for.is_none() || node.children().is_none() {
+            return;
+        }
+        let count = self.build_only_block(node, instructions);
+        if let Instruction::Apt(packages) | Instruction::Apk(packages) = &mut instructions[at].value {
+            packages.build_only_for = Some(count);
+        }
     }
 
     /// `from "python:3.11"`, `from stage=deps` or `from image=base`.

@@ -41,7 +41,7 @@ impl Resolver<'_> {
         let mut stages = self.stages(&body, name, name_span);
         let target = self.target(&body, &stages, name);
         let stage_names: Vec<String> = stages.iter().map(|s| s.name.clone()).collect();
-        for stage in &mut stages {
+        for (index, stage) in stages.iter_mut().enumerate() {
             self.check_stage_inputs(stage, &stage_names, name, names);
             let ctx = StageContext {
                 level: self.settings.level,
@@ -49,6 +49,7 @@ impl Resolver<'_> {
                 ignore: &ignore,
                 ignore_texts: &ignore_texts,
                 external_base: matches!(stage.from.value, From::External(_)),
+                is_target: index == target,
             };
             self.check_stage_instructions(stage, &ctx);
         }

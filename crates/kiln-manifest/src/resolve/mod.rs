@@ -25,9 +25,10 @@ mod image;
 mod settings;
 mod stages;
 mod templates;
+mod user;
 
 pub use settings::DEFAULT_OUTPUT;
-pub(crate) use settings::{Settings, resolve_settings};
+pub(crate) use settings::{Settings, allowed_warnings, resolve_settings};
 use templates::Flattener;
 
 pub(crate) struct Resolver<'a> {
@@ -102,6 +103,7 @@ impl Resolver<'_> {
         self.check_tag_collisions(&built);
         self.check_unused_stages(&built);
         let groups = self.resolve_groups(&decls.groups, &lookup);
+        self.check_runs_as_root(&built);
         let tainted = std::mem::take(&mut self.tainted);
         self.diags.retain(|d| {
             matches!(d.code, Code::UndefinedVariable | Code::VariableNotAllowed | Code::Cycle)

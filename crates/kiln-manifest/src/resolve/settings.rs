@@ -7,10 +7,11 @@ use kiln_reference::{ImageRef, validate_repository};
 
 use crate::ast::{Declarations, StringRole, Text};
 use crate::check::check_line;
-use crate::diagnostic::{Code, Diagnostic, Diagnostics};
+use crate::diagnostic::{Code, Diagnostic, Diagnostics, Severity};
 use crate::load::normalize;
 use crate::model::Level;
 use crate::source::{SourceMap, Spanned};
+use crate::suggest::did_you_mean;
 use crate::vars::Variables;
 
 /// The default folder for generated files, relative to the root manifest.
@@ -59,6 +60,36 @@ pub(crate) fn resolve_settings(
     let project = interpolate(&decls.project, diags).and_then(|value| project_name(value, diags));
     let pin_bases = decls.pin_bases.as_ref().is_some_and(|text| pin_bases(text, diags));
     Settings { project, pin_bases, registry, output_dir, level, syntax_directive }
+}
+
+/// The codes of `allow`: warnings only, each checked against the code table.
+pub(crate) fn allowed_warnings(allow: &[Text], diags: &mut Diagnostics) -> Vec<Code> {
+    let warnings = || Code::ALL.iter().filter(|c| c.severity() == Severity::Warning).map(|c| c.name());
+    let mut allowed = Vec::new();
+    for text in allow {
+        match Code::ALL.iter().find(|c| c.name() == text.value) {
+            Some(code) if code.severity() == Severity::Warning => allowed.push(*code),
+            Some(_) => diags.push(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    format!("`{}` is an error, and errors cannot be allowed", text.value),
+                )
+                .label(text.span, "an error code")
+                .help("`allow` takes warning codes, such as `runs-as-root`"),
+            ),
+            None => diags.push(
+                Diagnostic::new(Code::UnknownReference, format!("unknown warning `{}`", text.value))
+                    .label(text.span, "not a warning code")
+                    .help_opt(did_you_mean(&text.value, warnings()).or_else(|| {
+                        Some(format!(
+                            "the warnings are {}",
+                            warnings().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")
+                        ))
+                    })),
+            ),
+        }
+    }
+    allowed
 }
 
 /// A registry is a repository prefix: `host[:port][/namespace...]`.
