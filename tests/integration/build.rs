@@ -350,6 +350,28 @@ image naive {
     assert!(naive > 5_000_000, "the naive image should keep the 5 MB it removed later: {naive}");
 }
 
+/// At level 1.2, pip's downloads go to a cache mount that a non-root user can write,
+/// and not into the image. The base has no pip: a stand-in writes a "wheel" to its cache.
+fn package_caches_stay_out_of_the_image() {
+    let Some(_engine) = engine::engine_test() else { return };
+    let manifest = r##"
+dockerfile-level "1.2"
+registry "kiln-it/package-caches"
+image app {
+    from "kiln-test/busybox:1"
+    run #"echo 'for a in "$@"; do case $a in --cache-dir=*) touch "$(echo $a | cut -d= -f2)/wheel" || exit 1;; esac; done; mkdir -p /tmp/installed' > /bin/pip"# "chmod +x /bin/pip" "chmod 1777 /tmp"
+    user "65534:65534"
+    pip flask
+    cmd "sh" "-c" "ls -A /tmp/kiln-cache/pip 2>/dev/null | wc -l; ls -d /tmp/installed"
+}
+"##;
+    let mut test = Test::new().manifest(manifest);
+    let _cleanup = cleanup(&test);
+    let (output, _) = build(&mut test, &["--builder", "buildkit"]);
+    assert_eq!(output.status, 0, "{}{}", output.stderr, output.stdout);
+    assert_eq!(run_image("kiln-it/package-caches/app:latest"), "0\n/tmp/installed\n");
+}
+
 fn ignored_files_stay_out_of_the_image() {
     let Some(_engine) = engine::engine_test() else { return };
     let manifest = r#"
@@ -495,6 +517,7 @@ pub(crate) const TESTS: &[Case] = &[
     Case::engine("example_rust_service_builds_and_runs", example_rust_service_builds_and_runs),
     Case::engine("ignored_files_stay_out_of_the_image", ignored_files_stay_out_of_the_image),
     Case::engine("build_only_packages_leave_no_layer_behind", build_only_packages_leave_no_layer_behind),
+    Case::engine("package_caches_stay_out_of_the_image", package_caches_stay_out_of_the_image),
     Case::engine(
         "the_hosts_node_modules_stay_out_of_the_image",
         the_hosts_node_modules_stay_out_of_the_image,

@@ -221,6 +221,39 @@ image web {
     insta::assert_snapshot!("package_options_web", test.read("dockerfiles/web.Dockerfile"));
 }
 
+/// At level 1.2, package downloads go to cache mounts, owned by the user that installs.
+fn package_downloads_go_to_cache_mounts_at_level_1_2() {
+    let manifest = r#"
+dockerfile-level "1.2"
+allow runs-as-root
+image api {
+    from "python:3.12-slim"
+    workdir "/app"
+    apt curl
+    apt gcc build-only=#true {
+        pip requirements="requirements.txt"
+    }
+    user app uid=10001
+    pip gunicorn
+}
+image web {
+    from "node:20-slim"
+    workdir "/app"
+    npm
+    user node
+    npm production=#true
+}
+"#;
+    let mut test = Test::new()
+        .manifest(manifest)
+        .file("requirements.txt", "flask\n")
+        .file("package.json", "{}")
+        .file("package-lock.json", "{}");
+    test.args(&["emit"]).run();
+    insta::assert_snapshot!("package_caches_api", test.read("dockerfiles/api.Dockerfile"));
+    insta::assert_snapshot!("package_caches_web", test.read("dockerfiles/web.Dockerfile"));
+}
+
 fn a_line_break_cannot_be_expressed() {
     let manifest = "image app {\n    from \"alpine:3.20\"\n    label note=\"two\\nlines\"\n}\n";
     let output = Test::new().manifest(manifest).args(&["emit"]).expect(2).run();
@@ -391,6 +424,10 @@ pub(crate) const TESTS: &[Case] = &[
     Case::plain("emit_json_lists_changes", emit_json_lists_changes),
     Case::plain("values_are_escaped", values_are_escaped),
     Case::plain("package_nodes_take_expert_options", package_nodes_take_expert_options),
+    Case::plain(
+        "package_downloads_go_to_cache_mounts_at_level_1_2",
+        package_downloads_go_to_cache_mounts_at_level_1_2,
+    ),
     Case::plain("a_line_break_cannot_be_expressed", a_line_break_cannot_be_expressed),
     Case::plain("features_follow_the_dockerfile_level", features_follow_the_dockerfile_level),
     Case::plain("ignore_file_keeps_what_is_copied", ignore_file_keeps_what_is_copied),

@@ -43,7 +43,24 @@ impl GeneratedText {
             None => ("", inside),
         };
         let number: usize = counter.split('/').next()?.parse().ok()?;
+        let stage = self.stage_named(stage)?;
         self.steps.iter().find(|s| s.stage == stage && s.number == number)
+    }
+
+    /// A stage as BuildKit names it: by its name, or `stage-N` (from 0) for a stage
+    /// with none, such as the single stage of a one-stage image.
+    fn stage_named<'s>(&'s self, name: &'s str) -> Option<&'s str> {
+        if self.steps.iter().any(|s| s.stage == name) {
+            return Some(name);
+        }
+        let index: usize = name.strip_prefix("stage-")?.parse().ok()?;
+        let mut stages: Vec<&str> = Vec::new();
+        for step in &self.steps {
+            if !stages.contains(&step.stage.as_str()) {
+                stages.push(&step.stage);
+            }
+        }
+        stages.get(index).copied()
     }
 
     fn instruction(&mut self, text: &str, origin: Span, stage: &str, number: usize) {
@@ -201,6 +218,7 @@ fn expand_stage(
             steps.extend(create_user_step(user, instruction.span));
         }
     }
+    let mut runs_as = RunsAs::Root;
     let mut index = 0;
     while index < instructions.len() {
         let instruction = &instructions[index];
@@ -231,7 +249,10 @@ fn expand_stage(
                 },
                 span,
             )),
-            Instruction::User(user) => steps.push(Step::Other(switch_user(user), span)),
+            Instruction::User(user) => {
+                runs_as = RunsAs::after(user);
+                steps.push(Step::Other(switch_user(user), span));
+            }
             Instruction::Expose(ports) => {
                 steps.push(Step::Other(format!("EXPOSE {}", join_values(ports)), span));
             }
@@ -274,18 +295,28 @@ fn expand_stage(
                 index -= 1;
                 packages.sort_unstable();
                 packages.dedup();
-                let commands = if is_apt { apt_commands(&packages) } else { vec![apk_command(&packages)] };
-                steps.push(Step::Run { commands, caches: Vec::new(), span, mergeable: false });
+                let (commands, caches) = if is_apt {
+                    let install = apt_install(&packages, level.cache_mounts());
+                    (install.commands.into_iter().chain(install.cleanup).collect(), install.caches)
+                } else {
+                    (vec![apk_command(&packages)], Vec::new())
+                };
+                steps.push(Step::Run { commands, caches, span, mergeable: false });
             }
-            Instruction::Pip(pip) => pip_steps(pip, span, rendering, &mut steps),
+            Instruction::Pip(pip) => {
+                let cache = level.cache_mounts().then(|| runs_as.cache(PIP_CACHE)).flatten();
+                pip_steps(pip, span, cache, rendering, &mut steps);
+            }
             Instruction::Npm(npm) => {
                 steps.push(Step::Other(manifest_copy(rendering, &instruction.value), span));
-                steps.push(Step::Run {
-                    commands: vec![npm_install(npm), "npm cache clean --force".to_owned()],
-                    caches: Vec::new(),
-                    span,
-                    mergeable: false,
-                });
+                let (commands, caches) =
+                    match level.cache_mounts().then(|| runs_as.cache(NPM_CACHE)).flatten() {
+                        Some(cache) => (vec![npm_install(npm, &format!("--cache={NPM_CACHE}"))], vec![cache]),
+                        None => {
+                            (vec![npm_install(npm, ""), "npm cache clean --force".to_owned()], Vec::new())
+                        }
+                    };
+                steps.push(Step::Run { commands, caches, span, mergeable: false });
             }
             Instruction::GoMod => {
                 steps.push(Step::Other(manifest_copy(rendering, &instruction.value), span));
@@ -345,9 +376,11 @@ fn merge_runs(steps: Vec<Step>, level: Level) -> Vec<(String, Span)> {
 
 fn run_instruction(commands: &[String], caches: &[String], level: Level) -> String {
     let mut text = String::from("RUN ");
-    // Cache targets hold no blank, quote or comma (checked): the flag stays one word.
+    // A manifest's cache targets hold no blank, quote or comma (checked): each flag stays
+    // one word. Several flags get a line each.
+    let separator = if caches.len() > 1 { " \\\n    " } else { " " };
     for cache in caches {
-        let _ = write!(text, "--mount=type=cache,target={cache} ");
+        let _ = write!(text, "--mount=type=cache,target={cache}{separator}");
     }
     if commands.len() > 2 && level.heredocs() {
         // A delimiter that no line of the body ends the heredoc on.
@@ -382,14 +415,17 @@ fn build_only_steps(
     names.sort_unstable();
     names.dedup();
     let quoted: Vec<String> = names.iter().map(|n| shell_quote(n)).collect();
-    let mut commands = if is_apt {
-        let mut install = apt_commands(&names);
-        install.pop();
-        install
+    let install = if is_apt {
+        apt_install(&names, level.cache_mounts())
     } else {
-        vec![format!("apk add --no-cache --virtual .kiln-build-only {}", quoted.join(" "))]
+        Install {
+            commands: vec![format!("apk add --no-cache --virtual .kiln-build-only {}", quoted.join(" "))],
+            caches: Vec::new(),
+            cleanup: vec!["apk del .kiln-build-only".to_owned()],
+        }
     };
-    let mut caches = Vec::new();
+    let mut commands = install.commands;
+    let mut caches = install.caches;
     for step in expand_stage(project, block, level, rendering) {
         match step {
             Step::Run { commands: more, caches: more_caches, .. } => {
@@ -401,20 +437,83 @@ fn build_only_steps(
     }
     if is_apt {
         commands.push(format!("apt-get purge -y --auto-remove {}", quoted.join(" ")));
-        commands.push("rm -rf /var/lib/apt/lists/*".to_owned());
-    } else {
-        commands.push("apk del .kiln-build-only".to_owned());
     }
+    commands.extend(install.cleanup);
+    caches.sort();
     caches.dedup();
     steps.push(Step::Run { commands, caches, span, mergeable: false });
 }
 
-fn apt_commands(packages: &[&str]) -> Vec<String> {
+/// `level-package-caches`: at level 1.2 and above, downloads live in cache mounts, not
+/// in layers. apt keeps its archives outside `/var/cache/apt/archives`, which the Debian
+/// images' `docker-clean` hook empties after every install; pip's and npm's caches
+/// belong to the user the install runs as.
+const APT_ARCHIVES: &str = "/var/cache/kiln/apt";
+const PIP_CACHE: &str = "/tmp/kiln-cache/pip";
+const NPM_CACHE: &str = "/tmp/kiln-cache/npm";
+
+/// Who a stage's RUNs run as, as far as the manifest tells.
+#[derive(Clone, Copy)]
+enum RunsAs {
+    /// No `user` yet (the base's user, root for most images), or root.
+    Root,
+    Ids(u32, u32),
+    /// A user by name only: its ids are the base image's business.
+    Named,
+}
+
+impl RunsAs {
+    fn after(user: &User) -> Self {
+        if let Some(uid) = &user.uid {
+            return Self::Ids(uid.value, user.gid.as_ref().map_or(uid.value, |g| g.value));
+        }
+        let (name, group) = user.name.value.split_once(':').unwrap_or((&user.name.value, ""));
+        match (name.parse::<u32>(), group.parse::<u32>()) {
+            (Ok(0), _) => Self::Root,
+            _ if name == "root" => Self::Root,
+            (Ok(uid), Ok(gid)) => Self::Ids(uid, gid),
+            (Ok(uid), _) if group.is_empty() => Self::Ids(uid, uid),
+            _ => Self::Named,
+        }
+    }
+
+    /// A cache mount this user can write; none for a user known by name only (BuildKit
+    /// makes cache folders root's, and Engine 20.10 ignores `mode=`).
+    fn cache(self, target: &str) -> Option<String> {
+        match self {
+            Self::Root => Some(target.to_owned()),
+            // A cache of its own per user: BuildKit sets the owner when it creates one.
+            Self::Ids(uid, gid) => Some(format!("{target},id={target}-{uid},uid={uid},gid={gid}")),
+            Self::Named => None,
+        }
+    }
+}
+
+/// The commands of a package install, the caches they mount, and what removes the
+/// package lists afterwards (nothing when the lists live in a cache mount).
+struct Install {
+    commands: Vec<String>,
+    caches: Vec<String>,
+    cleanup: Vec<String>,
+}
+
+fn apt_install(packages: &[&str], cached: bool) -> Install {
     let mut install = String::from("apt-get install -y --no-install-recommends");
+    if cached {
+        let _ = write!(install, " -o Dir::Cache::Archives={APT_ARCHIVES}");
+    }
     for package in packages {
         let _ = write!(install, " \\\n        {}", shell_quote(package));
     }
-    vec!["apt-get update".to_owned(), install, "rm -rf /var/lib/apt/lists/*".to_owned()]
+    let commands = vec!["apt-get update".to_owned(), install];
+    if cached {
+        // apt locks both folders: builds that share them take turns.
+        let caches =
+            vec![format!("{APT_ARCHIVES},sharing=locked"), "/var/lib/apt/lists,sharing=locked".to_owned()];
+        Install { commands, caches, cleanup: Vec::new() }
+    } else {
+        Install { commands, caches: Vec::new(), cleanup: vec!["rm -rf /var/lib/apt/lists/*".to_owned()] }
+    }
 }
 
 fn apk_command(packages: &[&str]) -> String {
@@ -429,8 +528,11 @@ fn manifest_copy(rendering: Rendering<'_>, node: &Instruction) -> String {
     format!("COPY {}", encode::copy_paths(&sources, "./"))
 }
 
-fn npm_install(npm: &Npm) -> String {
+fn npm_install(npm: &Npm, cache: &str) -> String {
     let mut install = String::from("npm ci");
+    if !cache.is_empty() {
+        let _ = write!(install, " {cache}");
+    }
     let mut omit: Vec<&str> = npm.omit.iter().map(|kind| kind.value.as_str()).collect();
     if npm.production {
         omit.insert(0, "dev");
@@ -445,7 +547,8 @@ fn npm_install(npm: &Npm) -> String {
     install
 }
 
-fn pip_steps(pip: &Pip, span: Span, rendering: Rendering<'_>, steps: &mut Vec<Step>) {
+/// `cache` is the cache mount of pip's downloads, when there is one.
+fn pip_steps(pip: &Pip, span: Span, cache: Option<String>, rendering: Rendering<'_>, steps: &mut Vec<Step>) {
     // `pip-venv`: the environment is created before the requirements are copied, so
     // that it stays cached; its `bin` leads the PATH of the rest of the stage.
     if let Some(venv) = &pip.venv {
@@ -461,7 +564,10 @@ fn pip_steps(pip: &Pip, span: Span, rendering: Rendering<'_>, steps: &mut Vec<St
             mergeable: false,
         });
     }
-    let mut install = String::from("pip install --no-cache-dir");
+    let (mut install, caches) = match cache {
+        Some(cache) => (format!("pip install --cache-dir={PIP_CACHE}"), vec![cache]),
+        None => ("pip install --no-cache-dir".to_owned(), Vec::new()),
+    };
     for (flag, on) in
         [(" --user", pip.user), (" --no-compile", pip.no_compile), (" --require-hashes", pip.require_hashes)]
     {
@@ -487,7 +593,7 @@ fn pip_steps(pip: &Pip, span: Span, rendering: Rendering<'_>, steps: &mut Vec<St
     for package in &pip.packages {
         let _ = write!(install, " {}", shell_quote(&package.value));
     }
-    steps.push(Step::Run { commands: vec![install], caches: Vec::new(), span, mergeable: false });
+    steps.push(Step::Run { commands: vec![install], caches, span, mergeable: false });
 }
 
 /// `numeric-user`: a user created by kiln is switched to by number, so that runtimes
@@ -626,6 +732,18 @@ pub(crate) fn sanitize_comment(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steps_are_found_by_buildkit_names() {
+        let span = Span::new(kiln_manifest::FileId(0), 0, 1);
+        let mut text = GeneratedText::default();
+        text.instruction("FROM busybox", span, "", 1);
+        text.instruction("RUN true", Span::new(kiln_manifest::FileId(0), 5, 1), "", 2);
+        for name in ["[2/2] RUN true", "[stage-0 2/2] RUN true", "Step 2/2 : RUN true"] {
+            assert_eq!(text.step_origin(name).map(|s| s.span.start), Some(5), "{name}");
+        }
+        assert!(text.step_origin("[stage-1 2/2] RUN true").is_none());
+    }
 
     #[test]
     fn quoting() {
