@@ -180,8 +180,11 @@ pub fn dockerfile(project: &Project, graph: &Graph, id: ImageId, rendering: Rend
         out.instruction(&from, stage.from.span, stage_name, 1);
         let lines = expand_stage(project, &stage.instructions, level, rendering);
         let mut number = 1;
-        for (text, origin) in merge_runs(lines, level) {
+        for (text, origin, lint) in merge_runs(lines, level) {
             number += 1;
+            if !lint.is_empty() {
+                out.line(&format!("# hadolint ignore={}", lint.join(",")), Some(origin));
+            }
             out.instruction(&text, origin, stage_name, number);
         }
         if s == image.target && !image.labels.is_empty() {
@@ -200,6 +203,8 @@ enum Step {
         span: Span,
         /// Package-manager RUNs keep their own layer (see `merge_runs`).
         mergeable: bool,
+        /// hadolint rules this RUN breaks on purpose (see `lint-justified`).
+        lint: Vec<&'static str>,
     },
     Other(String, Span),
 }
@@ -239,6 +244,7 @@ fn expand_stage(
                 },
                 span,
                 mergeable: true,
+                lint: Vec::new(),
             }),
             Instruction::Env(pairs) => steps.push(Step::Other(pairs_instruction("ENV", pairs, true), span)),
             Instruction::Label(pairs) => steps.push(Step::Other(label_instruction(pairs), span)),
@@ -301,7 +307,8 @@ fn expand_stage(
                 } else {
                     (vec![apk_command(&packages)], Vec::new())
                 };
-                steps.push(Step::Run { commands, caches, span, mergeable: false });
+                let lint = unpinned_packages_lint(&packages, is_apt);
+                steps.push(Step::Run { commands, caches, span, mergeable: false, lint });
             }
             Instruction::Pip(pip) => {
                 let cache = level.cache_mounts().then(|| runs_as.cache(PIP_CACHE)).flatten();
@@ -316,7 +323,7 @@ fn expand_stage(
                             (vec![npm_install(npm, ""), "npm cache clean --force".to_owned()], Vec::new())
                         }
                     };
-                steps.push(Step::Run { commands, caches, span, mergeable: false });
+                steps.push(Step::Run { commands, caches, span, mergeable: false, lint: Vec::new() });
             }
             Instruction::GoMod => {
                 steps.push(Step::Other(manifest_copy(rendering, &instruction.value), span));
@@ -325,6 +332,7 @@ fn expand_stage(
                     caches: Vec::new(),
                     span,
                     mergeable: false,
+                    lint: Vec::new(),
                 });
             }
             Instruction::CargoFetch => {
@@ -341,6 +349,7 @@ fn expand_stage(
                     caches: Vec::new(),
                     span,
                     mergeable: false,
+                    lint: Vec::new(),
                 });
             }
         }
@@ -351,7 +360,8 @@ fn expand_stage(
 
 /// `merge-runs`: consecutive `run` nodes with the same cache mounts become one RUN.
 /// Package installs stay separate, so that editing a command does not reinstall them.
-fn merge_runs(steps: Vec<Step>, level: Level) -> Vec<(String, Span)> {
+/// Each instruction comes with the hadolint rules it breaks on purpose.
+fn merge_runs(steps: Vec<Step>, level: Level) -> Vec<(String, Span, Vec<&'static str>)> {
     let mut merged: Vec<Step> = Vec::new();
     for step in steps {
         if let (
@@ -368,8 +378,10 @@ fn merge_runs(steps: Vec<Step>, level: Level) -> Vec<(String, Span)> {
     merged
         .into_iter()
         .map(|step| match step {
-            Step::Other(text, span) => (text, span),
-            Step::Run { commands, caches, span, .. } => (run_instruction(&commands, &caches, level), span),
+            Step::Other(text, span) => (text, span, Vec::new()),
+            Step::Run { commands, caches, span, lint, .. } => {
+                (run_instruction(&commands, &caches, level), span, lint)
+            }
         })
         .collect()
 }
@@ -426,11 +438,13 @@ fn build_only_steps(
     };
     let mut commands = install.commands;
     let mut caches = install.caches;
+    let mut lint = unpinned_packages_lint(&names, is_apt);
     for step in expand_stage(project, block, level, rendering) {
         match step {
-            Step::Run { commands: more, caches: more_caches, .. } => {
+            Step::Run { commands: more, caches: more_caches, lint: more_lint, .. } => {
                 commands.extend(more);
                 caches.extend(more_caches);
+                lint.extend(more_lint);
             }
             other @ Step::Other(..) => steps.push(other),
         }
@@ -441,7 +455,9 @@ fn build_only_steps(
     commands.extend(install.cleanup);
     caches.sort();
     caches.dedup();
-    steps.push(Step::Run { commands, caches, span, mergeable: false });
+    lint.sort_unstable();
+    lint.dedup();
+    steps.push(Step::Run { commands, caches, span, mergeable: false, lint });
 }
 
 /// `level-package-caches`: at level 1.2 and above, downloads live in cache mounts, not
@@ -516,6 +532,19 @@ fn apt_install(packages: &[&str], cached: bool) -> Install {
     }
 }
 
+/// `lint-justified`: apt and apk versions are left to the base image's release (a
+/// pinned version leaves the archive with the next security update, and the build
+/// breaks); `pin-bases` pins the base by digest, and a node may still pin or glob one.
+fn unpinned_packages_lint(packages: &[&str], is_apt: bool) -> Vec<&'static str> {
+    if packages.iter().all(|p| p.contains('=')) {
+        Vec::new()
+    } else if is_apt {
+        vec!["DL3008"]
+    } else {
+        vec!["DL3018"]
+    }
+}
+
 fn apk_command(packages: &[&str]) -> String {
     let packages: Vec<String> = packages.iter().map(|p| shell_quote(p)).collect();
     format!("apk add --no-cache {}", packages.join(" "))
@@ -562,6 +591,7 @@ fn pip_steps(pip: &Pip, span: Span, cache: Option<String>, rendering: Rendering<
             caches: Vec::new(),
             span,
             mergeable: false,
+            lint: Vec::new(),
         });
     }
     let (mut install, caches) = match cache {
@@ -593,7 +623,16 @@ fn pip_steps(pip: &Pip, span: Span, cache: Option<String>, rendering: Rendering<
     for package in &pip.packages {
         let _ = write!(install, " {}", shell_quote(&package.value));
     }
-    steps.push(Step::Run { commands: vec![install], caches, span, mergeable: false });
+    // DL3013: versions come from the manifest's requirements, or were left open on purpose.
+    // DL3042: the cache directory is a cache mount, not part of the layer.
+    let mut lint = Vec::new();
+    if pip.packages.iter().any(|p| !p.value.contains(['=', '<', '>', '~', '@'])) {
+        lint.push("DL3013");
+    }
+    if !caches.is_empty() {
+        lint.push("DL3042");
+    }
+    steps.push(Step::Run { commands: vec![install], caches, span, mergeable: false, lint });
 }
 
 /// `numeric-user`: a user created by kiln is switched to by number, so that runtimes
@@ -626,7 +665,7 @@ fn create_user_step(user: &User, span: Span) -> Option<Step> {
         "    fi".to_owned(),
     ]
     .join("\n");
-    Some(Step::Run { commands: vec![create], caches: Vec::new(), span, mergeable: false })
+    Some(Step::Run { commands: vec![create], caches: Vec::new(), span, mergeable: false, lint: Vec::new() })
 }
 
 fn copy_instruction(project: &Project, copy: &Copy, level: Level, rendering: Rendering<'_>) -> String {

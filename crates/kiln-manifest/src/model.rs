@@ -156,8 +156,8 @@ pub struct Image {
     pub context_dir: PathBuf,
     pub repository: String,
     pub tags: Vec<Text>,
-    /// The tag committed Dockerfiles name this image by: the first one that does not
-    /// change with every commit (`{git.short-sha}` does).
+    /// The tag committed Dockerfiles name this image by: the first one that is neither
+    /// `latest` nor changes with every commit (`{git.short-sha}` does).
     #[serde(skip)]
     #[schemars(skip)]
     pub committed_tag: usize,

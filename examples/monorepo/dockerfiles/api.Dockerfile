@@ -9,7 +9,7 @@ RUN python3 -m venv /opt/venv
 COPY requirements.txt ./
 RUN pip install --no-cache-dir --no-compile -r requirements.txt
 
-FROM registry.example.com/shop/base:latest AS runtime
+FROM registry.example.com/shop/base:2.3.0 AS runtime
 WORKDIR /app
 COPY --from=deps /opt/venv /opt/venv
 ENV PATH="/opt/venv/bin:$PATH" \

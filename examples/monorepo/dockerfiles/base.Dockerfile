@@ -11,6 +11,7 @@ RUN if command -v useradd >/dev/null 2>&1; then \
         && mkdir -p /home/app && chown 10001:10001 /home/app; \
     fi
 WORKDIR /opt/base
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         ca-certificates \

@@ -208,10 +208,16 @@ impl Resolver<'_> {
         unique
     }
 
-    /// The first tag whose text names no git variable (a tag such as `{git.short-sha}`
-    /// changes with every commit), else the first tag.
+    /// The first tag that says which build it is: not `latest` (which moves, and which
+    /// reviewers and linters flag in a `FROM`) and naming no git variable (a tag such as
+    /// `{git.short-sha}` changes with every commit). Else the first without a git
+    /// variable, else the first.
     fn committed_tag(&self, tags: &[Text]) -> usize {
-        tags.iter().position(|tag| !self.sources.text(tag.span).contains("{git.")).unwrap_or(0)
+        let stable = |tag: &&Text| !self.sources.text(tag.span).contains("{git.");
+        tags.iter()
+            .position(|tag| stable(&tag) && tag.value != "latest")
+            .or_else(|| tags.iter().position(|tag| stable(&tag)))
+            .unwrap_or(0)
     }
 
     fn check_platform(&mut self, platform: &Text) {
