@@ -37,6 +37,13 @@ bench-registry *ARGS:
     cargo build --release -p kiln -p kiln-bench
     ./target/release/kiln-bench registry {{ARGS}}
 
+# Image quality on three real apps (Flask, a C extension against libpq, Node) on a debootstrap
+# Debian base: naive and expert Dockerfiles against kiln. Needs the network (real packages),
+# root, debootstrap and hadolint; not run in CI.
+bench-images *ARGS:
+    cargo build --release -p kiln -p kiln-bench
+    ./target/release/kiln-bench images {{ARGS}}
+
 # Build the examples' test versions on a local busybox base image (needs dockerd and busybox-static).
 demo-build:
     cargo build -q -p kiln

@@ -1,6 +1,6 @@
-//! kiln's benchmarks, run with `just bench`, `just bench-build`, `just bench-noop` and
-//! `just bench-registry` (see the README's Performance section). Each times the release
-//! `kiln` binary beside this one.
+//! kiln's benchmarks, run with `just bench`, `just bench-build`, `just bench-noop`,
+//! `just bench-registry` and `just bench-images` (see the README's Performance section).
+//! Each times the release `kiln` binary beside this one.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod build;
 mod emit;
+mod images;
 mod noop;
 mod registry;
 
@@ -33,6 +34,8 @@ enum Command {
     Noop(noop::Args),
     /// A fresh engine whose registry holds every image: `kiln build --push`
     Registry(registry::Args),
+    /// Image quality on real apps: naive and expert Dockerfiles against kiln (network)
+    Images(images::Args),
 }
 
 fn main() {
@@ -43,6 +46,7 @@ fn main() {
         Some(Command::Build(args)) => build::run_bench(args),
         Some(Command::Noop(args)) => noop::run_bench(args),
         Some(Command::Registry(args)) => registry::run_bench(args),
+        Some(Command::Images(args)) => images::run_bench(args),
     }
 }
 

@@ -509,10 +509,12 @@ fn check_npm(npm: &Npm, diags: &mut Diagnostics) {
     }
 }
 
-/// Compilers, build systems and headers only serve while something is built; in the
-/// image that ships they are dead weight (and attack surface).
+/// Compilers, build systems, headers and installers only serve while something is
+/// built; in the image that ships they are dead weight (and attack surface).
 fn check_build_tools(packages: &Packages, node: &str, diags: &mut Diagnostics) {
     const TOOLS: &[&str] = &[
+        // Only needed while `npm ci` runs: the image runs `node`.
+        "npm",
         "build-essential",
         "build-base",
         "gcc",
