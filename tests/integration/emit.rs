@@ -254,6 +254,41 @@ image web {
     insta::assert_snapshot!("package_caches_web", test.read("dockerfiles/web.Dockerfile"));
 }
 
+/// `deps-first`: a manifest in the naive order (sources, then dependencies) gets the
+/// expert's order, where the install needs none of the sources.
+fn installs_move_above_the_sources() {
+    let manifest = r#"
+allow runs-as-root
+image api {
+    from "python:3.12-slim"
+    workdir "/app"
+    copy "." "."
+    apt curl
+    pip requirements="requirements.txt" venv="/opt/venv"
+    run "python -m compileall ."
+}
+image web {
+    from "node:20-slim"
+    workdir "/app"
+    copy "." "."
+    npm production=#true
+}
+"#;
+    let mut test = Test::new()
+        .manifest(manifest)
+        .file("requirements.txt", "flask==3.0.3\n")
+        .file("package.json", r#"{"dependencies": {"express": "4.19.2"}}"#)
+        .file("package-lock.json", "{}");
+    let output = test.args(&["emit"]).run();
+    assert!(!output.stderr.contains("cache-order"), "{}", output.stderr);
+    insta::assert_snapshot!("deps_first_api", test.read("dockerfiles/api.Dockerfile"));
+    insta::assert_snapshot!("deps_first_web", test.read("dockerfiles/web.Dockerfile"));
+    // A lifecycle script may read any file: npm stays, and kiln says why.
+    let mut test = test.file("package.json", r#"{"scripts": {"postinstall": "node build.js"}}"#);
+    let output = test.args(&["check"]).run();
+    assert!(output.stderr.contains("has a `postinstall` script"), "{}", output.stderr);
+}
+
 fn a_line_break_cannot_be_expressed() {
     let manifest = "image app {\n    from \"alpine:3.20\"\n    label note=\"two\\nlines\"\n}\n";
     let output = Test::new().manifest(manifest).args(&["emit"]).expect(2).run();
@@ -424,6 +459,7 @@ pub(crate) const TESTS: &[Case] = &[
     Case::plain("emit_json_lists_changes", emit_json_lists_changes),
     Case::plain("values_are_escaped", values_are_escaped),
     Case::plain("package_nodes_take_expert_options", package_nodes_take_expert_options),
+    Case::plain("installs_move_above_the_sources", installs_move_above_the_sources),
     Case::plain(
         "package_downloads_go_to_cache_mounts_at_level_1_2",
         package_downloads_go_to_cache_mounts_at_level_1_2,

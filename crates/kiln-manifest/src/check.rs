@@ -150,11 +150,11 @@ pub(crate) fn check_stage(
                 if ctx.is_target && packages.build_only_for.is_none() {
                     check_build_tools(packages, instruction.value.node_name(), diags);
                 }
-                cache_order(instruction, copied_whole_context.as_ref(), diags);
+                cache_order(instruction, copied_whole_context.as_ref(), ctx, diags);
             }
             Instruction::Pip(pip) => {
                 check_pip(pip, ctx, diags);
-                cache_order(instruction, copied_whole_context.as_ref(), diags);
+                cache_order(instruction, copied_whole_context.as_ref(), ctx, diags);
                 if pip.requirements.is_some() {
                     needs_workdir(instruction, has_workdir, diags);
                 }
@@ -165,7 +165,7 @@ pub(crate) fn check_stage(
                 }
                 let files = instruction.value.dependency_files();
                 check_files_exist(ctx, files, span, instruction.value.node_name(), diags);
-                cache_order(instruction, copied_whole_context.as_ref(), diags);
+                cache_order(instruction, copied_whole_context.as_ref(), ctx, diags);
                 needs_workdir(instruction, has_workdir, diags);
             }
         }
@@ -173,18 +173,28 @@ pub(crate) fn check_stage(
 }
 
 /// A package node after the whole context is copied reinstalls on every source change.
+/// `deps-first` has already moved those it could; say why this one stayed.
 fn cache_order(
     instruction: &Spanned<Instruction>,
     copied_whole_context: Option<&Text>,
+    ctx: &StageContext<'_>,
     diags: &mut Diagnostics,
 ) {
     let Some(copy) = copied_whole_context else { return };
     let name = instruction.value.node_name();
+    let help = match crate::deps_first::sources_needed(&instruction.value, ctx.context_dir) {
+        Some(reason) if !reason.is_empty() => format!(
+            "kiln moves installs above the sources only when they need none of them, and {reason}; copy what it needs first, then `{name}`, then the rest"
+        ),
+        _ => format!(
+            "move `{name}` before the `copy` of the sources and what depends on them, so its layer stays cached"
+        ),
+    };
     diags.push(
         Diagnostic::new(Code::CacheOrder, format!("`{name}` comes after the sources are copied"))
             .label(instruction.span, "packages reinstall whenever any source file changes")
             .label(copy.span, "sources copied here")
-            .help(format!("move `{name}` before the `copy` of the sources, so its layer stays cached")),
+            .help(help),
     );
 }
 
@@ -513,8 +523,11 @@ fn check_npm(npm: &Npm, diags: &mut Diagnostics) {
 /// built; in the image that ships they are dead weight (and attack surface).
 fn check_build_tools(packages: &Packages, node: &str, diags: &mut Diagnostics) {
     const TOOLS: &[&str] = &[
-        // Only needed while `npm ci` runs: the image runs `node`.
+        // Installers, only needed while dependencies install: the image runs `node`, or
+        // the venv's own Python.
         "npm",
+        "python3-pip",
+        "python3-venv",
         "build-essential",
         "build-base",
         "gcc",

@@ -7,6 +7,7 @@
 
 pub mod ast;
 mod check;
+mod deps_first;
 mod diagnostic;
 mod git;
 mod id;

@@ -10,6 +10,7 @@ use kiln_reference::{validate_repository, validate_tag};
 use super::{Names, Resolver};
 use crate::ast::{CopyFrom, From, ImageBody, ImageDecl, Instruction, Text};
 use crate::check::{StageContext, check_label, check_line, check_stage, is_env_key};
+use crate::deps_first::hoist_installs;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::id::StageId;
 use crate::load::{display_name, normalize};
@@ -42,6 +43,7 @@ impl Resolver<'_> {
         let target = self.target(&body, &stages, name);
         let stage_names: Vec<String> = stages.iter().map(|s| s.name.clone()).collect();
         for (index, stage) in stages.iter_mut().enumerate() {
+            hoist_installs(&mut stage.instructions, &context_dir);
             self.check_stage_inputs(stage, &stage_names, name, names);
             let ctx = StageContext {
                 level: self.settings.level,
