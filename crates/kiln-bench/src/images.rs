@@ -19,6 +19,8 @@ use crate::kiln_binary;
 
 /// The base every app builds on.
 const BASE: &str = "kiln-bench/bookworm:1";
+/// Bumped whenever `ensure_base` makes a different base: an older one is made again.
+const BASE_RECIPE: &str = "2";
 const APPS: &[&str] = &["flask", "psycopg", "node"];
 
 #[derive(Debug, clap::Args)]
@@ -86,6 +88,7 @@ pub(crate) fn run_bench(args: &Args) {
     for app in apps {
         for way in Way::ALL {
             eprintln!("--- {app}: {}", way.name());
+            let before = image_ids();
             let work = tempfile::Builder::new().prefix("kiln-bench-images-").tempdir().expect("temp dir");
             copy_dir(&apps_dir.join(app), work.path());
             let tag = format!("kiln-bench/{app}-{}:latest", way.file().split('.').next().unwrap_or("x"));
@@ -117,7 +120,7 @@ pub(crate) fn run_bench(args: &Args) {
             eprintln!("{}", format_row(&row));
             rows.push(row);
             if !args.keep {
-                remove(&kiln, work.path(), way, &tag);
+                remove(&kiln, work.path(), way, &tag, &before);
             }
         }
     }
@@ -125,12 +128,15 @@ pub(crate) fn run_bench(args: &Args) {
 }
 
 /// The Debian bookworm base: debootstrap's minbase with ca-certificates, the host's own
-/// certificate authorities (the package registries are reached through them), and pip
-/// and npm told to use the system's bundle.
+/// certificate authorities (the package registries are reached through them), pip and
+/// npm told to use the system's bundle, and apt told to keep no downloaded package, as
+/// the Debian images of Docker Hub do.
 fn ensure_base() {
-    if docker(&["image", "inspect", BASE]).is_ok() {
+    let recipe = inspect(BASE, "{{index .Config.Labels \"kiln-bench.recipe\"}}");
+    if recipe == BASE_RECIPE {
         return;
     }
+    let _ = docker(&["rmi", BASE]);
     if Command::new("debootstrap").arg("--version").output().is_err() {
         eprintln!("error: the base needs debootstrap: `apt-get install debootstrap`");
         std::process::exit(2);
@@ -161,6 +167,14 @@ fn ensure_base() {
         .expect("pip.conf");
     std::fs::write(root.path().join("etc/npmrc"), "cafile=/etc/ssl/certs/ca-certificates.crt\n")
         .expect("npmrc");
+    let clean = "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true";
+    std::fs::write(
+        root.path().join("etc/apt/apt.conf.d/docker-clean"),
+        format!(
+            "DPkg::Post-Invoke {{ \"{clean}\"; }};\nAPT::Update::Post-Invoke {{ \"{clean}\"; }};\nDir::Cache::pkgcache \"\";\nDir::Cache::srcpkgcache \"\";\n"
+        ),
+    )
+    .expect("apt configuration");
     // What debootstrap downloaded is no part of a base image.
     for dir in ["var/lib/apt/lists", "var/cache/apt/archives"] {
         let _ = std::fs::remove_dir_all(root.path().join(dir));
@@ -174,7 +188,7 @@ fn ensure_base() {
         .spawn()
         .expect("tar");
     let status = Command::new("docker")
-        .args(["import", "-", BASE])
+        .args(["import", "--change", &format!("LABEL kiln-bench.recipe={BASE_RECIPE}"), "-", BASE])
         .stdin(tar.stdout.take().expect("tar output"))
         .stdout(Stdio::null())
         .status()
@@ -230,11 +244,27 @@ fn retag_manifest(dir: &Path, way: Way, tag: &str) {
     std::fs::write(&path, text).expect("write the manifest");
 }
 
-fn remove(kiln: &Path, dir: &Path, way: Way, tag: &str) {
+/// Removes what one way's builds left: its image, the version the rebuild replaced, the
+/// builder stages and intermediates of the classic builder (every image that was not
+/// there `before`).
+fn remove(kiln: &Path, dir: &Path, way: Way, tag: &str, before: &[String]) {
     if matches!(way, Way::Kiln | Way::KilnFollowed) {
-        let _ = Command::new(kiln).arg("-f").arg(dir.join(way.file())).args(["clean", "-q"]).output();
+        let _ = Command::new(kiln).arg("-f").arg(dir.join(way.file())).args(["clean"]).output();
     }
     let _ = docker(&["rmi", tag]);
+    // Children before parents: repeat while something goes.
+    loop {
+        let left: Vec<String> = image_ids().into_iter().filter(|id| !before.contains(id)).collect();
+        let removed = left.iter().filter(|id| docker(&["rmi", id.as_str()]).is_ok()).count();
+        if left.is_empty() || removed == 0 {
+            break;
+        }
+    }
+}
+
+/// Every image on the engine, intermediates included.
+fn image_ids() -> Vec<String> {
+    docker(&["images", "-aq", "--no-trunc"]).unwrap_or_default().lines().map(str::to_owned).collect()
 }
 
 fn inspect(tag: &str, format: &str) -> String {
@@ -250,9 +280,11 @@ fn docker(args: &[&str]) -> Result<String, String> {
     }
 }
 
-/// Bytes that a layer writes and a later layer of the same image deletes (a whiteout) or
-/// replaces (the same path again): the image ships them without anyone seeing them.
+/// Bytes that a layer of the build writes and a later layer deletes (a whiteout) or
+/// replaces (the same path again): the image ships them without anyone seeing them. What
+/// the base's layers hold is the base's business, not counted.
 fn wasted_bytes(tag: &str) -> u64 {
+    let base_layers: usize = inspect(BASE, "{{len .RootFS.Layers}}").parse().unwrap_or(0);
     let mut save =
         Command::new("docker").args(["save", tag]).stdout(Stdio::piped()).spawn().expect("docker save");
     let mut archive = tar::Archive::new(save.stdout.take().expect("save output"));
@@ -280,10 +312,13 @@ fn wasted_bytes(tag: &str) -> u64 {
         .as_array()
         .map(|l| l.iter().filter_map(|p| p.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
+    // Each path present so far, with its size, or 0 when the base wrote it.
     let mut present: HashMap<String, u64> = HashMap::new();
     let mut wasted = 0;
-    for layer in &order {
+    for (index, layer) in order.iter().enumerate() {
+        let own = index >= base_layers;
         for (name, size) in layers.get(layer).map_or(&[][..], Vec::as_slice) {
+            let size = if own { *size } else { 0 };
             let (dir, file) = name.rsplit_once('/').map_or(("", name.as_str()), |(d, f)| (d, f));
             let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
             if file == ".wh..wh..opq" {
@@ -303,7 +338,7 @@ fn wasted_bytes(tag: &str) -> u64 {
                     }
                     !gone
                 });
-            } else if let Some(old) = present.insert(name.trim_end_matches('/').to_owned(), *size) {
+            } else if let Some(old) = present.insert(name.trim_end_matches('/').to_owned(), size) {
                 wasted += old;
             }
         }

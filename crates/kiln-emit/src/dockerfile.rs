@@ -450,7 +450,15 @@ fn build_only_steps(
         }
     }
     if is_apt {
-        commands.push(format!("apt-get purge -y --auto-remove {}", quoted.join(" ")));
+        // What the packages pulled in goes too, even what an installed package merely
+        // suggests (python3.11 suggests binutils, which gcc brought: 30 MB).
+        let mut purge = String::from(
+            "apt-get purge -y --auto-remove \\\n        -o APT::AutoRemove::RecommendsImportant=false \\\n        -o APT::AutoRemove::SuggestsImportant=false",
+        );
+        for package in &quoted {
+            let _ = write!(purge, " \\\n        {package}");
+        }
+        commands.push(purge);
     }
     commands.extend(install.cleanup);
     caches.sort();
