@@ -53,6 +53,111 @@ fn committed_dockerfiles_pass_hadolint() {
     }
 }
 
+/// Every attribute a bake target may have, from bake's file reference.
+const BAKE_TARGET_ATTRIBUTES: &[&str] = &[
+    "args",
+    "annotations",
+    "attest",
+    "cache-from",
+    "cache-to",
+    "call",
+    "context",
+    "contexts",
+    "description",
+    "dockerfile",
+    "dockerfile-inline",
+    "entitlements",
+    "extra-hosts",
+    "inherits",
+    "labels",
+    "matrix",
+    "name",
+    "network",
+    "no-cache",
+    "no-cache-filter",
+    "output",
+    "platforms",
+    "pull",
+    "secret",
+    "shm-size",
+    "ssh",
+    "tags",
+    "target",
+    "ulimits",
+];
+
+/// `kiln bake` of every example: a snapshot, and the fields checked against bake's file
+/// reference: known attributes of the right types, groups and `target:` contexts that
+/// name targets of the file, Dockerfiles that exist where bake will look (relative to
+/// the context) and that use each context name they are given.
+fn bake_file_of_every_example() {
+    for example in examples() {
+        let output = kiln_in_example(&example, &["bake", "--set", "git.short-sha=0123456789ab"]).success();
+        insta::assert_snapshot!(format!("{example}__docker-bake.json"), output.stdout);
+        let bake: serde_json::Value = serde_json::from_str(&output.stdout).expect("JSON");
+        let root = bake.as_object().expect("an object");
+        assert!(
+            root.keys().all(|k| ["group", "target", "variable", "function"].contains(&k.as_str())),
+            "{example}"
+        );
+        let targets = bake["target"].as_object().expect("targets");
+        let strings =
+            |v: &serde_json::Value| v.as_array().is_some_and(|a| a.iter().all(serde_json::Value::is_string));
+        let string_map = |v: &serde_json::Value| {
+            v.as_object().is_some_and(|m| m.values().all(serde_json::Value::is_string))
+        };
+        for (name, group) in bake["group"].as_object().expect("groups") {
+            assert!(
+                group.as_object().is_some_and(|g| g.keys().all(|k| k == "targets")),
+                "{example}: group {name}"
+            );
+            for member in group["targets"].as_array().expect("an array") {
+                assert!(
+                    targets.contains_key(member.as_str().expect("a name")),
+                    "{example}: group {name} names {member}"
+                );
+            }
+        }
+        let dir = repo_root().join("examples").join(&example);
+        for (name, target) in targets {
+            assert!(
+                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                "{example}: `{name}`"
+            );
+            for (key, value) in target.as_object().expect("a target") {
+                assert!(
+                    BAKE_TARGET_ATTRIBUTES.contains(&key.as_str()),
+                    "{example}: {name}.{key} is no bake attribute"
+                );
+                let ok = match key.as_str() {
+                    "context" | "dockerfile" | "target" => value.is_string(),
+                    "tags" | "platforms" => strings(value),
+                    "args" | "labels" | "contexts" => string_map(value),
+                    "pull" => value.is_boolean(),
+                    _ => false,
+                };
+                assert!(ok, "{example}: {name}.{key} = {value}");
+            }
+            let context = dir.join(target["context"].as_str().expect("a context"));
+            let dockerfile =
+                std::fs::read_to_string(context.join(target["dockerfile"].as_str().expect("a dockerfile")))
+                    .unwrap_or_else(|e| {
+                        panic!("{example}: {name}'s Dockerfile, relative to its context: {e}")
+                    });
+            for (reference, source) in target["contexts"].as_object().into_iter().flatten() {
+                let other =
+                    source.as_str().and_then(|s| s.strip_prefix("target:")).expect("a target: context");
+                assert!(targets.contains_key(other), "{example}: {name} needs unknown target {other}");
+                assert!(
+                    dockerfile.contains(&format!("FROM {reference}"))
+                        || dockerfile.contains(&format!("--from={reference} ")),
+                    "{example}: {name}'s Dockerfile does not use `{reference}`"
+                );
+            }
+        }
+    }
+}
+
 fn generated_files() {
     for example in examples() {
         let mut test = Test::new().copy_from_repo(&format!("examples/{example}"));
@@ -117,6 +222,7 @@ pub(crate) const TESTS: &[Case] = &[
     Case::plain("examples_check_without_warnings", examples_check_without_warnings),
     Case::plain("committed_generated_files_are_up_to_date", committed_generated_files_are_up_to_date),
     Case::plain("generated_files", generated_files),
+    Case::plain("bake_file_of_every_example", bake_file_of_every_example),
     Case::plain("committed_dockerfiles_pass_hadolint", committed_dockerfiles_pass_hadolint),
     Case::plain("plan", plan),
     Case::plain("graph_in_every_format", graph_in_every_format),

@@ -1,6 +1,7 @@
 //! kiln's generated files: an optimized Dockerfile and a `.dockerignore` per image, and
 //! writing them to disk safely or checking that the committed ones are up to date.
 
+mod bake;
 mod dockerfile;
 mod encode;
 mod files;
@@ -10,6 +11,7 @@ mod write;
 use kiln_graph::Graph;
 use kiln_manifest::{Code, Diagnostic, Diagnostics, ImageId, Project};
 
+pub use bake::{BakeNameClash, bake_file};
 pub use dockerfile::{
     CONTEXT_FOLDER, GeneratedText, HEADER_MARK, ImageRefs, OutsideRefs, Rendering, StepOrigin, dockerfile,
     header,

@@ -72,6 +72,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// Show the dependency graph of images and stages
     Graph(GraphArgs),
+    /// Write the plan as a `docker-bake.json` for `docker buildx bake` (run it from the
+    /// root manifest's folder, after `kiln emit`)
+    Bake(BakeArgs),
     /// Build images (and what they depend on) against the Docker engine, in parallel
     Build(BuildArgs),
     /// Resolve the outside images the manifest builds on into `kiln.lock`
@@ -428,6 +431,13 @@ pub struct InspectArgs {
     /// Print as JSON on stdout
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BakeArgs {
+    /// Write the file here (replaced atomically) instead of printing it
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

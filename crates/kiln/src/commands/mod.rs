@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod bake;
 mod build;
 mod check;
 mod emit;
@@ -31,6 +32,7 @@ pub(crate) fn run(cli: &Cli, term: &Term) -> ExitStatus {
         Command::Emit(args) => emit::run(&cli.global, args, term),
         Command::Plan(args) => plan::run(&cli.global, args, term),
         Command::Graph(args) => graph::run(&cli.global, args, term),
+        Command::Bake(args) => bake::run(&cli.global, args, term),
         Command::Build(args) => build::run(&cli.global, args, term),
         Command::Lock(args) => lock::run(&cli.global, args, term),
         Command::Pull(args) => pull::run(&cli.global, args, term),
