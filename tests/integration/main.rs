@@ -24,6 +24,7 @@ mod pins;
 mod property;
 mod random;
 mod reader;
+mod remote;
 mod robustness;
 mod schema;
 
@@ -62,6 +63,7 @@ const MODULES: &[(&str, &[Case])] = &[
     ("oracle", oracle::TESTS),
     ("property", property::TESTS),
     ("pins", pins::TESTS),
+    ("remote", remote::TESTS),
     ("robustness", robustness::TESTS),
     ("schema", schema::TESTS),
 ];

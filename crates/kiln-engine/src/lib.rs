@@ -59,6 +59,31 @@ pub(crate) fn describe(err: &bollard::errors::Error) -> String {
     }
 }
 
+/// An error on the way to an engine, said with its cause: the innermost source ("invalid
+/// peer certificate: UnknownIssuer"), not hyper's wrapping of it, with what to check.
+fn describe_connection(err: &bollard::errors::Error) -> String {
+    let mut innermost = describe(err);
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        innermost = cause.to_string();
+        source = cause.source();
+    }
+    if innermost.contains("HTTP request to an HTTPS server") {
+        format!(
+            "{} The engine talks TLS: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to the folder of ca.pem, cert.pem and key.pem",
+            innermost.trim_end()
+        )
+    } else if innermost.contains("invalid peer certificate") {
+        format!(
+            "TLS: {innermost}: the engine's certificate is not signed by the CA in ca.pem (check DOCKER_CERT_PATH)"
+        )
+    } else if ["CertificateRequired", "bad certificate", "unknown ca"].iter().any(|t| innermost.contains(t)) {
+        format!("TLS: {innermost}: the engine refused kiln's client certificate (check cert.pem and key.pem)")
+    } else {
+        innermost
+    }
+}
+
 /// A connected engine.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -113,12 +138,25 @@ impl Engine {
         let version = bollard::API_DEFAULT_VERSION;
         let docker = if let Some(path) = endpoint.host.strip_prefix("unix://") {
             Docker::connect_with_unix(path, timeout, version).map_err(|e| unreachable(describe(&e)))?
-        } else if endpoint.host.starts_with("tcp://") || endpoint.host.starts_with("http://") {
-            if std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty()) {
-                return Err(EngineError::Config(
-                    "TLS connections to the engine (DOCKER_TLS_VERIFY) are not supported yet; use a unix socket or an SSH tunnel".into(),
-                ));
+        } else if let Some(dir) = &endpoint.tls {
+            for file in ["ca.pem", "cert.pem", "key.pem"] {
+                if !dir.join(file).is_file() {
+                    return Err(EngineError::Config(format!(
+                        "the engine at {endpoint} needs TLS, but `{}` is missing (set DOCKER_CERT_PATH to the folder of ca.pem, cert.pem and key.pem)",
+                        dir.join(file).display()
+                    )));
+                }
             }
+            Docker::connect_with_ssl(
+                &endpoint.host,
+                &dir.join("key.pem"),
+                &dir.join("cert.pem"),
+                &dir.join("ca.pem"),
+                timeout,
+                version,
+            )
+            .map_err(|e| unreachable(describe_connection(&e)))?
+        } else if endpoint.host.starts_with("tcp://") || endpoint.host.starts_with("http://") {
             Docker::connect_with_http(&endpoint.host, timeout, version)
                 .map_err(|e| unreachable(describe(&e)))?
         } else {
@@ -132,8 +170,8 @@ impl Engine {
         let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
             .await
             .map_err(|_| unreachable("no answer within 10 seconds".into()))?
-            .map_err(|e| unreachable(describe(&e)))?;
-        let info = docker.version().await.map_err(|e| unreachable(describe(&e)))?;
+            .map_err(|e| unreachable(describe_connection(&e)))?;
+        let info = docker.version().await.map_err(|e| unreachable(describe_connection(&e)))?;
         Ok(Self {
             api_version: info.api_version.clone().unwrap_or_default(),
             version: info.version.unwrap_or_default(),

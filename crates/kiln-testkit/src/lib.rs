@@ -3,7 +3,7 @@
 //! second Docker engine of the caller's own (see `../shared/docs/ENVIRONMENT.md` of the
 //! workplace: the facts these rely on were verified there).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The local base image builds start from: a root filesystem holding the static
@@ -97,8 +97,12 @@ impl Drop for Registry {
 pub struct SecondEngine {
     root: tempfile::TempDir,
     child: Option<std::process::Child>,
-    /// `unix:///…/docker.sock`, for `--host` and `DOCKER_HOST`.
+    /// `unix:///…/docker.sock` (or `tcp://127.0.0.1:PORT` over TLS), for `--host` and
+    /// `DOCKER_HOST`.
     pub host: String,
+    /// For a TLS engine: the client's `ca.pem`, `cert.pem` and `key.pem`, for
+    /// `DOCKER_CERT_PATH`.
+    pub tls: Option<PathBuf>,
 }
 
 impl SecondEngine {
@@ -118,15 +122,59 @@ impl SecondEngine {
     pub fn start_empty() -> Self {
         let root = tempfile::Builder::new().prefix("kiln-engine-").tempdir().expect("temp dir");
         let host = format!("unix://{}", root.path().join("docker.sock").display());
-        let mut engine = Self { root, child: None, host };
+        let mut engine = Self { root, child: None, host, tls: None };
         engine.run();
         engine
+    }
+
+    /// An engine on a loopback TCP port that only talks TLS and wants a client
+    /// certificate, all signed by a CA made for it; with the test base image.
+    pub fn start_tls() -> Self {
+        let root = tempfile::Builder::new().prefix("kiln-engine-").tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("a free port")
+            .local_addr()
+            .expect("address")
+            .port();
+        let tls = root.path().join("client");
+        make_certificates(root.path(), &tls);
+        let host = format!("tcp://127.0.0.1:{port}");
+        let mut engine = Self { root, child: None, host, tls: Some(tls) };
+        engine.run();
+        let load = format!("docker save {BUSYBOX} | docker {} load -q", engine.cli_args().join(" "));
+        let status = Command::new("sh").arg("-c").arg(load).status().expect("docker save | docker load");
+        assert!(status.success(), "could not load the test base image into the TLS engine");
+        engine
+    }
+
+    /// The docker CLI's flags that reach this engine.
+    fn cli_args(&self) -> Vec<String> {
+        let mut args = vec!["-H".to_owned(), self.host.clone()];
+        if let Some(dir) = &self.tls {
+            args.push("--tlsverify".to_owned());
+            for (flag, file) in
+                [("--tlscacert", "ca.pem"), ("--tlscert", "cert.pem"), ("--tlskey", "key.pem")]
+            {
+                args.push(format!("{flag}={}", dir.join(file).display()));
+            }
+        }
+        args
     }
 
     fn run(&mut self) {
         let root = self.root.path();
         let log = std::fs::File::create(root.join("dockerd.log")).expect("log file");
-        let child = Command::new("dockerd")
+        let mut dockerd = Command::new("dockerd");
+        if self.tls.is_some() {
+            let server = root.join("server");
+            dockerd.arg("--tlsverify");
+            for (flag, file) in
+                [("--tlscacert", "ca.pem"), ("--tlscert", "cert.pem"), ("--tlskey", "key.pem")]
+            {
+                dockerd.arg(format!("{flag}={}", server.join(file).display()));
+            }
+        }
+        let child = dockerd
             .arg("-H")
             .arg(&self.host)
             .arg("--data-root")
@@ -154,8 +202,7 @@ impl SecondEngine {
 
     /// The docker CLI on this engine.
     pub fn docker_try(&self, args: &[&str]) -> (bool, String) {
-        let output =
-            Command::new("docker").arg("-H").arg(&self.host).args(args).output().expect("run docker");
+        let output = Command::new("docker").args(self.cli_args()).args(args).output().expect("run docker");
         (
             output.status.success(),
             String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr),
@@ -203,6 +250,77 @@ impl Drop for SecondEngine {
         // The engine mounts its data root on itself; a killed one leaves the mount.
         let _ = Command::new("umount").arg(self.root.path().join("data")).output();
     }
+}
+
+/// A CA, a server certificate for 127.0.0.1 in `root/server`, and a client certificate in
+/// `client` (named as `DOCKER_CERT_PATH` wants them), made with `openssl`.
+fn make_certificates(root: &Path, client: &Path) {
+    let server = root.join("server");
+    std::fs::create_dir_all(&server).expect("server folder");
+    std::fs::create_dir_all(client).expect("client folder");
+    std::fs::write(
+        root.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("server.ext");
+    std::fs::write(root.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("client.ext");
+    let ca = root.join("ca");
+    make_ca(&ca);
+    let sign = |key: &Path, cert: &Path, subject: &str, ext: &str| {
+        openssl(&["genrsa", "-out", &s(key), "2048"]);
+        let csr = key.with_extension("csr");
+        openssl(&["req", "-new", "-key", &s(key), "-subj", subject, "-out", &s(&csr)]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &s(&csr),
+            "-CA",
+            &s(&ca.join("ca.pem")),
+            "-CAkey",
+            &s(&ca.join("ca-key.pem")),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &s(&root.join(ext)),
+            "-out",
+            &s(cert),
+        ]);
+    };
+    sign(&server.join("key.pem"), &server.join("cert.pem"), "/CN=localhost", "server.ext");
+    sign(&client.join("key.pem"), &client.join("cert.pem"), "/CN=kiln-test", "client.ext");
+    for dir in [&server, &client.to_path_buf()] {
+        std::fs::copy(ca.join("ca.pem"), dir.join("ca.pem")).expect("ca.pem");
+    }
+}
+
+/// A certificate authority in `dir` (`ca.pem`, `ca-key.pem`).
+pub fn make_ca(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("CA folder");
+    openssl(&["genrsa", "-out", &s(&dir.join("ca-key.pem")), "2048"]);
+    openssl(&[
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        &s(&dir.join("ca-key.pem")),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=kiln test CA",
+        "-out",
+        &s(&dir.join("ca.pem")),
+    ]);
+}
+
+fn s(path: &Path) -> String {
+    path.display().to_string()
+}
+
+fn openssl(args: &[&str]) {
+    let output = Command::new("openssl").args(args).output().expect("run openssl");
+    assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
 }
 
 /// What the engine tests and benchmarks need that this machine lacks, each with how to

@@ -1,0 +1,93 @@
+//! Engines beyond the local socket: a `dockerd` on a loopback TCP port that only talks
+//! TLS with client certificates, reached as the docker CLI reaches it
+//! (`DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`, `DOCKER_HOST` or `--host`).
+
+use crate::Case;
+use crate::engine::{self, BUSYBOX, SecondEngine};
+use crate::harness::Test;
+
+const MANIFEST: &str = "allow runs-as-root\nregistry \"kiln-it/tls\"\nimage app {\n    from \"kiln-test/busybox:1\"\n    run \"echo over tls > /tls.txt\"\n    cmd \"cat\" \"/tls.txt\"\n}\n";
+
+fn builds_through_a_tls_engine() {
+    let Some(_engine) = engine::engine_test() else { return };
+    assert_eq!(BUSYBOX, "kiln-test/busybox:1");
+    let tls = SecondEngine::start_tls();
+    let certs = tls.tls.clone().expect("TLS material");
+    let certs = certs.display().to_string();
+
+    // From the environment, as `docker` itself is configured.
+    let mut test = Test::new()
+        .manifest(MANIFEST)
+        .env("DOCKER_HOST", &tls.host)
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", &certs);
+    let output = test.args(&["build", "--network", "none", "--progress", "plain"]).run_unchecked();
+    assert_eq!(output.status, 0, "{}", output.stderr);
+    let (ok, out) = tls.docker_try(&["run", "--rm", "--network", "none", "kiln-it/tls/app:latest"]);
+    assert!(ok && out == "over tls\n", "{out}");
+    // The image commands talk to it the same way.
+    let output = test.args(&["images", "--json"]).run();
+    assert!(output.stdout.contains("kiln-it/tls/app"), "{}", output.stdout);
+
+    // `--host` with the same TLS settings.
+    let output = Test::new()
+        .manifest(MANIFEST)
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", &certs)
+        .args(&["build", "--network", "none", "--progress", "plain", "--host", &tls.host])
+        .run_unchecked();
+    assert_eq!(output.status, 0, "{}", output.stderr);
+}
+
+/// A CA that did not sign the engine's certificate, plain TCP to a TLS port, missing
+/// certificates: each is one clear line naming the endpoint and what to check.
+fn a_tls_engine_refuses_what_it_should() {
+    let Some(_engine) = engine::engine_test() else { return };
+    let tls = SecondEngine::start_tls();
+    let certs = tls.tls.clone().expect("TLS material");
+    let other = tempfile::tempdir().expect("temp dir");
+    kiln_testkit::make_ca(&other.path().join("ca"));
+    std::fs::copy(other.path().join("ca/ca.pem"), other.path().join("ca.pem")).expect("ca.pem");
+    for file in ["cert.pem", "key.pem"] {
+        std::fs::copy(certs.join(file), other.path().join(file)).expect("client files");
+    }
+    let build = |env: &[(&str, &str)]| {
+        let mut test = Test::new().manifest(MANIFEST).env("DOCKER_HOST", &tls.host);
+        for (key, value) in env {
+            test = test.env(key, value);
+        }
+        test.args(&["build", "--network", "none", "--progress", "plain"]).run_unchecked()
+    };
+    let wrong_ca =
+        build(&[("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", &other.path().display().to_string())]);
+    assert_eq!(wrong_ca.status, 1, "{}", wrong_ca.stderr);
+    assert!(
+        wrong_ca.stderr.contains(&tls.host) && wrong_ca.stderr.contains("not signed by the CA in ca.pem"),
+        "{}",
+        wrong_ca.stderr
+    );
+    let plain = build(&[]);
+    assert_eq!(plain.status, 1, "{}", plain.stderr);
+    assert!(
+        plain.stderr.contains(&tls.host) && plain.stderr.contains("set DOCKER_TLS_VERIFY=1"),
+        "{}",
+        plain.stderr
+    );
+    let empty = tempfile::tempdir().expect("temp dir");
+    let missing =
+        build(&[("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", &empty.path().display().to_string())]);
+    assert_ne!(missing.status, 0, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("ca.pem` is missing") && missing.stderr.contains("DOCKER_CERT_PATH"),
+        "{}",
+        missing.stderr
+    );
+    let (_, images) = tls.docker_try(&["images", "-q", "kiln-it/tls/app"]);
+    assert!(images.trim().is_empty(), "a refused connection built something: {images}");
+}
+
+/// This module's tests, for the harness (`main.rs`).
+pub(crate) const TESTS: &[Case] = &[
+    Case::engine("builds_through_a_tls_engine", builds_through_a_tls_engine),
+    Case::engine("a_tls_engine_refuses_what_it_should", a_tls_engine_refuses_what_it_should),
+];
