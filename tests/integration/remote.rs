@@ -1,9 +1,10 @@
 //! Engines beyond the local socket: a `dockerd` on a loopback TCP port that only talks
 //! TLS with client certificates, reached as the docker CLI reaches it
-//! (`DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`, `DOCKER_HOST` or `--host`).
+//! (`DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`, `DOCKER_HOST` or `--host`); and the engine
+//! behind an `sshd` on loopback, through `ssh ... docker system dial-stdio`.
 
 use crate::Case;
-use crate::engine::{self, BUSYBOX, SecondEngine};
+use crate::engine::{self, BUSYBOX, Cleanup, SecondEngine};
 use crate::harness::Test;
 
 const MANIFEST: &str = "allow runs-as-root\nregistry \"kiln-it/tls\"\nimage app {\n    from \"kiln-test/busybox:1\"\n    run \"echo over tls > /tls.txt\"\n    cmd \"cat\" \"/tls.txt\"\n}\n";
@@ -86,8 +87,37 @@ fn a_tls_engine_refuses_what_it_should() {
     assert!(images.trim().is_empty(), "a refused connection built something: {images}");
 }
 
+/// Through ssh, to the engine of the machine sshd runs on (here: this one).
+fn builds_through_ssh() {
+    let Some(_engine) = engine::engine_test() else { return };
+    let sshd = kiln_testkit::SshServer::start();
+    let manifest = MANIFEST.replace("kiln-it/tls", "kiln-it/ssh").replace("over tls", "over ssh");
+    let mut test = Test::new().manifest(&manifest).env("KILN_SSH_COMMAND", &sshd.ssh_command);
+    let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
+    let output = test
+        .args(&["build", "--network", "none", "--progress", "plain", "--host", &sshd.host])
+        .run_unchecked();
+    assert_eq!(output.status, 0, "{}", output.stderr);
+    assert_eq!(engine::run_image("kiln-it/ssh/app:latest"), "over ssh\n");
+    // A key the server does not accept: what ssh said, with the endpoint.
+    let output = Test::new()
+        .manifest(&manifest)
+        .env("KILN_SSH_COMMAND", &sshd.stranger_command())
+        .args(&["images", "--host", &sshd.host])
+        .run_unchecked();
+    assert_eq!(output.status, 1, "{}", output.stderr);
+    assert!(
+        output.stderr.contains(&sshd.host)
+            && output.stderr.contains("ssh: ")
+            && output.stderr.contains("Permission denied"),
+        "{}",
+        output.stderr
+    );
+}
+
 /// This module's tests, for the harness (`main.rs`).
 pub(crate) const TESTS: &[Case] = &[
     Case::engine("builds_through_a_tls_engine", builds_through_a_tls_engine),
     Case::engine("a_tls_engine_refuses_what_it_should", a_tls_engine_refuses_what_it_should),
+    Case::engine("builds_through_ssh", builds_through_ssh),
 ];

@@ -6,6 +6,7 @@
 mod build;
 pub mod endpoint;
 mod registry;
+mod ssh;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -89,6 +90,9 @@ fn describe_connection(err: &bollard::errors::Error) -> String {
 pub struct Engine {
     docker: Docker,
     pub endpoint: Endpoint,
+    /// For an `ssh://` engine: the tunnel the connection goes through, alive as long as
+    /// a clone of the engine is.
+    _ssh: Option<std::sync::Arc<ssh::SshTunnel>>,
     /// The engine's version, such as `20.10.24`.
     pub version: String,
     /// The API version both sides speak.
@@ -136,8 +140,14 @@ impl Engine {
             |reason: String| EngineError::Unreachable { endpoint: endpoint.to_string(), reason };
         let timeout = REQUEST_TIMEOUT.as_secs();
         let version = bollard::API_DEFAULT_VERSION;
+        let mut tunnel = None;
         let docker = if let Some(path) = endpoint.host.strip_prefix("unix://") {
             Docker::connect_with_unix(path, timeout, version).map_err(|e| unreachable(describe(&e)))?
+        } else if endpoint.host.starts_with("ssh://") {
+            let started = ssh::SshTunnel::start(&endpoint.host).map_err(EngineError::Config)?;
+            let socket = started.socket().to_string_lossy().into_owned();
+            tunnel = Some(std::sync::Arc::new(started));
+            Docker::connect_with_unix(&socket, timeout, version).map_err(|e| unreachable(describe(&e)))?
         } else if let Some(dir) = &endpoint.tls {
             for file in ["ca.pem", "cert.pem", "key.pem"] {
                 if !dir.join(file).is_file() {
@@ -161,18 +171,24 @@ impl Engine {
                 .map_err(|e| unreachable(describe(&e)))?
         } else {
             return Err(EngineError::Config(format!(
-                "unsupported engine address `{}`: use `unix:///path` or `tcp://host:port`",
+                "unsupported engine address `{}`: use `unix:///path`, `tcp://host:port` or `ssh://[user@]host[:port]`",
                 endpoint.host
             )));
         };
         // Negotiation asks the engine which API version it speaks, so that requests
         // carry a version Engine 20.10 (API 1.41) accepts.
-        let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
+        // Over ssh, what `ssh` said (a refused key, an unknown host) is the reason.
+        let reason = |described: String| match tunnel.as_ref().and_then(|t| t.last_error()) {
+            Some(said) => format!("ssh: {said}"),
+            None => described,
+        };
+        let docker = tokio::time::timeout(Duration::from_secs(30), docker.negotiate_version())
             .await
-            .map_err(|_| unreachable("no answer within 10 seconds".into()))?
-            .map_err(|e| unreachable(describe_connection(&e)))?;
-        let info = docker.version().await.map_err(|e| unreachable(describe_connection(&e)))?;
+            .map_err(|_| unreachable(reason("no answer within 30 seconds".into())))?
+            .map_err(|e| unreachable(reason(describe_connection(&e))))?;
+        let info = docker.version().await.map_err(|e| unreachable(reason(describe_connection(&e))))?;
         Ok(Self {
+            _ssh: tunnel,
             api_version: info.api_version.clone().unwrap_or_default(),
             version: info.version.unwrap_or_default(),
             docker,

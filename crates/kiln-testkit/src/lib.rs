@@ -252,6 +252,92 @@ impl Drop for SecondEngine {
     }
 }
 
+/// An `sshd` of the caller's own on a free loopback port, letting in the user running
+/// the tests with a key made for it; `ssh_command` is the `ssh` (with its own config: that
+/// key, no known-hosts file) that reaches it. Stopped when dropped.
+pub struct SshServer {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+    /// `ssh://user@127.0.0.1:PORT`.
+    pub host: String,
+    /// For `KILN_SSH_COMMAND`.
+    pub ssh_command: String,
+}
+
+impl SshServer {
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new().prefix("kiln-sshd-").tempdir().expect("temp dir");
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        for key in ["host_key", "client_key", "stranger_key"] {
+            let status = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f", &path(key)])
+                .status()
+                .expect("ssh-keygen");
+            assert!(status.success(), "ssh-keygen failed");
+        }
+        std::fs::copy(path("client_key.pub"), path("authorized_keys")).expect("authorized_keys");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("a free port")
+            .local_addr()
+            .expect("address")
+            .port();
+        std::fs::write(
+            path("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPrintMotd no\n",
+                path("host_key"),
+                path("sshd.pid"),
+                path("authorized_keys")
+            ),
+        )
+        .expect("sshd_config");
+        let client = |key: &str| {
+            format!(
+                "Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n  BatchMode yes\n",
+                path(key)
+            )
+        };
+        std::fs::write(path("ssh_config"), client("client_key")).expect("ssh_config");
+        std::fs::write(path("stranger_config"), client("stranger_key")).expect("stranger_config");
+        // sshd wants its privilege separation folder.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let child = Command::new("sshd")
+            .args(["-D", "-e", "-f", &path("sshd_config")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(path("sshd.log")).expect("log"))
+            .spawn()
+            .expect("start sshd (Debian's openssh-server)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sshd did not start: {}",
+                std::fs::read_to_string(path("sshd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let user = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "root".to_owned());
+        Self {
+            host: format!("ssh://{user}@127.0.0.1:{port}"),
+            ssh_command: format!("ssh -F {}", path("ssh_config")),
+            child,
+            dir,
+        }
+    }
+
+    /// An `ssh` whose key the server does not know.
+    pub fn stranger_command(&self) -> String {
+        format!("ssh -F {}", self.dir.path().join("stranger_config").display())
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A CA, a server certificate for 127.0.0.1 in `root/server`, and a client certificate in
 /// `client` (named as `DOCKER_CERT_PATH` wants them), made with `openssl`.
 fn make_certificates(root: &Path, client: &Path) {
@@ -359,6 +445,14 @@ fn missing_from(
     if !on_path("docker-registry") {
         missing.push("a registry to push to and pull from: `apt-get install docker-registry`".to_owned());
     }
+    if !on_path("openssl") {
+        missing.push("openssl, for the certificates of the TLS engine: `apt-get install openssl`".to_owned());
+    }
+    if !on_path("sshd") || !on_path("ssh") {
+        missing.push(
+            "an ssh server and client, for the ssh:// engine: `apt-get install openssh-server`".to_owned(),
+        );
+    }
     missing
 }
 
@@ -375,10 +469,12 @@ mod tests {
                 "the Docker engine and CLI: `apt-get install docker.io`",
                 "a static busybox, for the local base image: `apt-get install busybox-static`",
                 "a registry to push to and pull from: `apt-get install docker-registry`",
+                "openssl, for the certificates of the TLS engine: `apt-get install openssl`",
+                "an ssh server and client, for the ssh:// engine: `apt-get install openssh-server`",
             ]
         );
         let bin = tempfile::tempdir().expect("temp dir");
-        for program in ["docker", "dockerd", "docker-registry", "busybox"] {
+        for program in ["docker", "dockerd", "docker-registry", "busybox", "openssl", "ssh", "sshd"] {
             std::fs::write(bin.path().join(program), "").expect("write");
         }
         let busybox = bin.path().join("busybox");
