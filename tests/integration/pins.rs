@@ -224,6 +224,8 @@ fn an_engine_killed_mid_build_leaves_no_pin_after_the_next_run() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(1), "{rest:#?}");
+    // Said as what happened, not as a transport error.
+    assert!(rest.iter().any(|l| l.contains("lost the connection to the engine at unix://")), "{rest:#?}");
     second.restart();
     let pins = |second: &engine::SecondEngine| {
         let (_, listing) = second.docker_try(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);

@@ -9,7 +9,7 @@ use bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion};
 use futures_util::TryStreamExt;
 use kiln_context::TarStream;
 
-use crate::{Engine, describe};
+use crate::{Engine, describe, describe_connection};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Builder {
@@ -185,7 +185,19 @@ impl Engine {
             let item = match stream.try_next().await {
                 Ok(Some(item)) => item,
                 Ok(None) => break,
-                Err(err) => return Err(steps.failure(describe(&err))),
+                Err(err) => {
+                    // The engine did not fail the build: the connection went away under it.
+                    let message = if is_transport_error(&err) {
+                        format!(
+                            "lost the connection to the engine at {}: {}",
+                            self.endpoint,
+                            describe_connection(&err)
+                        )
+                    } else {
+                        describe(&err)
+                    };
+                    return Err(steps.failure(message));
+                }
             };
             if let Some(detail) = item.error_detail.as_ref().and_then(|d| d.message.clone()) {
                 return Err(steps.failure(detail));
@@ -249,6 +261,16 @@ fn classic_text(steps: &mut Steps, text: &str, emit: &mut dyn FnMut(BuildEvent))
         let step = steps.current_classic.clone();
         steps.log(step.as_deref(), line, emit);
     }
+}
+
+/// Whether a request failed on the way rather than at the engine: a connection reset, a
+/// body cut short, an engine that went away.
+fn is_transport_error(err: &bollard::errors::Error) -> bool {
+    use bollard::errors::Error as E;
+    !matches!(
+        err,
+        E::DockerResponseServerError { .. } | E::DockerStreamError { .. } | E::JsonDataError { .. }
+    )
 }
 
 #[cfg(test)]

@@ -301,7 +301,12 @@ impl SshServer {
         std::fs::write(path("stranger_config"), client("stranger_key")).expect("stranger_config");
         // sshd wants its privilege separation folder.
         let _ = std::fs::create_dir_all("/run/sshd");
-        let child = Command::new("sshd")
+        // sshd re-executes itself, so it must be started by its absolute path.
+        let sshd = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|dir| dir.join("sshd"))
+            .find(|path| path.is_file())
+            .unwrap_or_else(|| PathBuf::from("/usr/sbin/sshd"));
+        let child = Command::new(sshd)
             .args(["-D", "-e", "-f", &path("sshd_config")])
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(path("sshd.log")).expect("log"))
