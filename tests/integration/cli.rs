@@ -171,12 +171,44 @@ image other {
     assert!(plan.stdout.contains("other"), "{}", plan.stdout);
 }
 
+/// `kiln completions`: a script for each shell; bash's, sourced in a real bash,
+/// completes commands, flags, and the image and group names of the manifest.
+fn shell_completions_and_the_manual_page() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let output = Test::new().args(&["completions", shell]).run();
+        assert!(output.stdout.contains("build") && output.stdout.len() > 1000, "{shell}");
+    }
+    let manifest = "allow runs-as-root\nimage api {\n    from \"alpine:3.20\"\n}\nimage app {\n    from \"alpine:3.20\"\n}\ngroup all api app\n";
+    let test = Test::new().manifest(manifest);
+    let bin =
+        std::path::Path::new(env!("CARGO_BIN_EXE_kiln")).parent().expect("bin folder").display().to_string();
+    let complete = |words: &str| -> String {
+        let script = format!(
+            "source <(kiln completions bash); COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); _kiln_with_names kiln \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; echo \"${{COMPREPLY[*]}}\""
+        );
+        let output = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .current_dir(test.path())
+            .env("PATH", format!("{bin}:{}", std::env::var("PATH").unwrap_or_default()))
+            .output()
+            .expect("bash");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    assert_eq!(complete("kiln bui"), "build");
+    assert_eq!(complete("kiln build a"), "api app all");
+    assert_eq!(complete("kiln push al"), "all");
+    assert_eq!(complete("kiln build --prog"), "--progress");
+    let man = Test::new().args(&["man"]).run();
+    assert!(man.stdout.contains(".TH kiln 1") && man.stdout.contains("completions"), "{}", man.stdout);
+}
+
 pub(crate) const TESTS: &[Case] = &[
     Case::plain(
         "build_refuses_missing_context_files_before_starting",
         build_refuses_missing_context_files_before_starting,
     ),
     Case::plain("help_text", help_text),
+    Case::plain("shell_completions_and_the_manual_page", shell_completions_and_the_manual_page),
     Case::plain("finds_the_manifest_in_a_parent_folder", finds_the_manifest_in_a_parent_folder),
     Case::plain("missing_manifest_is_a_usage_error", missing_manifest_is_a_usage_error),
     Case::plain("file_flag_picks_another_manifest", file_flag_picks_another_manifest),

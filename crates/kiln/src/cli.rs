@@ -103,6 +103,20 @@ pub enum Command {
     Manifest,
     /// Print a JSON Schema of kiln's JSON output
     Schema(SchemaArgs),
+    /// Print a shell completion script: `source <(kiln completions bash)`
+    Completions(CompletionsArgs),
+    /// Print kiln's manual page (roff): `kiln man > kiln.1`, `man ./kiln.1`
+    Man,
+    /// The image and group names of the manifest, one per line (for completion scripts)
+    #[command(hide = true, name = "__names")]
+    Names,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell; bash and fish also complete image and group names from the manifest
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

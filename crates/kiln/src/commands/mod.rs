@@ -3,6 +3,7 @@
 mod bake;
 mod build;
 mod check;
+mod completions;
 mod emit;
 mod engine_session;
 mod explain;
@@ -47,6 +48,9 @@ pub(crate) fn run(cli: &Cli, term: &Term) -> ExitStatus {
         Command::Explain(args) => explain::run(&cli.global, args, term),
         Command::Manifest => manifest::run(&cli.global, term),
         Command::Schema(args) => Ok(schema::run(args, term)),
+        Command::Completions(args) => Ok(completions::script(args.shell, term)),
+        Command::Man => completions::man(term),
+        Command::Names => completions::names(&cli.global, term),
     };
     result.unwrap_or_else(|error| {
         error.print(term);
