@@ -53,8 +53,8 @@ pub(crate) fn man(term: &Term) -> Result<ExitStatus, CliError> {
 
 /// Image and group names, for completion scripts: nothing (and success) where there is
 /// no manifest or it does not load, so that completion never prints errors.
-pub(crate) fn names(global: &GlobalArgs, term: &Term) -> Result<ExitStatus, CliError> {
-    let Ok(session) = session::load(global) else { return Ok(ExitStatus::Success) };
+pub(crate) fn names(global: &GlobalArgs, term: &Term) -> ExitStatus {
+    let Ok(session) = session::load(global) else { return ExitStatus::Success };
     let mut names: Vec<&str> = session.project.images.iter().map(|i| i.name.as_str()).collect();
     names.extend(session.project.groups.keys().map(String::as_str));
     let mut text = names.join("\n");
@@ -62,5 +62,5 @@ pub(crate) fn names(global: &GlobalArgs, term: &Term) -> Result<ExitStatus, CliE
         text.push('\n');
     }
     term.out(&text);
-    Ok(ExitStatus::Success)
+    ExitStatus::Success
 }

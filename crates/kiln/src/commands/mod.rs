@@ -50,7 +50,7 @@ pub(crate) fn run(cli: &Cli, term: &Term) -> ExitStatus {
         Command::Schema(args) => Ok(schema::run(args, term)),
         Command::Completions(args) => Ok(completions::script(args.shell, term)),
         Command::Man => completions::man(term),
-        Command::Names => completions::names(&cli.global, term),
+        Command::Names => Ok(completions::names(&cli.global, term)),
     };
     result.unwrap_or_else(|error| {
         error.print(term);
