@@ -289,6 +289,28 @@ image web {
     assert!(output.stderr.contains("has a `postinstall` script"), "{}", output.stderr);
 }
 
+/// A variant (or an image over its template) that sets `cmd` replaces the image's: one
+/// CMD in the file, and no "set twice" warning, which is for one declaration only.
+fn a_variant_replaces_single_value_instructions() {
+    let manifest = r#"
+allow runs-as-root
+image api {
+    from "alpine:3.20"
+    cmd "serve"
+    stopsignal "SIGTERM"
+    variant debug {
+        cmd "serve" "--debug"
+    }
+}
+"#;
+    let mut test = Test::new().manifest(manifest);
+    let output = test.args(&["emit"]).run();
+    assert!(!output.stderr.contains("duplicate-instruction"), "{}", output.stderr);
+    let debug = test.read("dockerfiles/api.debug.Dockerfile");
+    assert_eq!(debug.matches("CMD ").count(), 1, "{debug}");
+    assert!(debug.contains(r#"CMD ["serve", "--debug"]"#) && debug.contains("STOPSIGNAL SIGTERM"), "{debug}");
+}
+
 fn a_line_break_cannot_be_expressed() {
     let manifest = "image app {\n    from \"alpine:3.20\"\n    label note=\"two\\nlines\"\n}\n";
     let output = Test::new().manifest(manifest).args(&["emit"]).expect(2).run();
@@ -460,6 +482,7 @@ pub(crate) const TESTS: &[Case] = &[
     Case::plain("values_are_escaped", values_are_escaped),
     Case::plain("package_nodes_take_expert_options", package_nodes_take_expert_options),
     Case::plain("installs_move_above_the_sources", installs_move_above_the_sources),
+    Case::plain("a_variant_replaces_single_value_instructions", a_variant_replaces_single_value_instructions),
     Case::plain(
         "package_downloads_go_to_cache_mounts_at_level_1_2",
         package_downloads_go_to_cache_mounts_at_level_1_2,

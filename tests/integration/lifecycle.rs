@@ -11,7 +11,7 @@ use crate::harness::Test;
 
 fn json(test: &mut Test, args: &[&str]) -> Value {
     let output = test.args(args).run_unchecked();
-    assert!(output.status == 0, "kiln {args:?} failed:\n{}", output.stderr);
+    assert!(output.status == 0, "kiln {args:?} failed:\n{}{}", output.stderr, output.stdout);
     serde_json::from_str(&output.stdout)
         .unwrap_or_else(|e| panic!("kiln {args:?}: not JSON ({e}): {}", output.stdout))
 }

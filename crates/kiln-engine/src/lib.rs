@@ -177,16 +177,26 @@ impl Engine {
         };
         // Negotiation asks the engine which API version it speaks, so that requests
         // carry a version Engine 20.10 (API 1.41) accepts.
-        // Over ssh, what `ssh` said (a refused key, an unknown host) is the reason.
-        let reason = |described: String| match tunnel.as_ref().and_then(|t| t.last_error()) {
-            Some(said) => format!("ssh: {said}"),
-            None => described,
+        let negotiated = match tokio::time::timeout(Duration::from_secs(30), docker.negotiate_version()).await
+        {
+            Err(_) => Err("no answer within 30 seconds".to_owned()),
+            Ok(Err(e)) => Err(describe_connection(&e)),
+            Ok(Ok(docker)) => match docker.version().await {
+                Ok(info) => Ok((docker, info)),
+                Err(e) => Err(describe_connection(&e)),
+            },
         };
-        let docker = tokio::time::timeout(Duration::from_secs(30), docker.negotiate_version())
-            .await
-            .map_err(|_| unreachable(reason("no answer within 30 seconds".into())))?
-            .map_err(|e| unreachable(reason(describe_connection(&e))))?;
-        let info = docker.version().await.map_err(|e| unreachable(reason(describe_connection(&e))))?;
+        let (docker, info) = match negotiated {
+            Ok(connected) => connected,
+            // Over ssh, what `ssh` said (a refused key, an unknown host) is the reason.
+            Err(described) => {
+                let said = match &tunnel {
+                    Some(tunnel) => tunnel.error_of_last_connection().await,
+                    None => None,
+                };
+                return Err(unreachable(said.map_or(described, |said| format!("ssh: {said}"))));
+            }
+        };
         Ok(Self {
             _ssh: tunnel,
             api_version: info.api_version.clone().unwrap_or_default(),

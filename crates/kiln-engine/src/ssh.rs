@@ -95,10 +95,17 @@ impl SshTunnel {
         &self.socket
     }
 
-    /// What the last failed `ssh` said, if one failed.
-    pub(crate) fn last_error(&self) -> Option<String> {
-        let said = self.last_error.lock().expect("not poisoned").clone();
-        (!said.is_empty()).then_some(said)
+    /// What the last failed `ssh` said, if one failed. The client sees the connection
+    /// close before its `ssh` has exited and been read: wait a little for it.
+    pub(crate) async fn error_of_last_connection(&self) -> Option<String> {
+        for _ in 0..100 {
+            let said = self.last_error.lock().expect("not poisoned").clone();
+            if !said.is_empty() {
+                return Some(said);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        None
     }
 }
 

@@ -1,10 +1,12 @@
 //! How a body is laid over another: a template under an image, an image under its variant.
 //!
 //! One rule at every level: settings of the overlay replace those of the base,
-//! instructions are appended after the base's, `build-arg` and `label` merge by key,
-//! ignore patterns accumulate, and stages and variants merge by name.
+//! instructions are appended after the base's (a `cmd`, `entrypoint`, `healthcheck` or
+//! `stopsignal` of the overlay replaces the base's: Docker keeps only the last),
+//! `build-arg` and `label` merge by key, ignore patterns accumulate, and stages and
+//! variants merge by name.
 
-use crate::ast::{ImageBody, KeyValue, StageBody, StageDecl, VariantDecl};
+use crate::ast::{ImageBody, Instruction, KeyValue, StageBody, StageDecl, VariantDecl};
 
 pub(crate) fn merge_bodies(base: &ImageBody, overlay: &ImageBody) -> ImageBody {
     ImageBody {
@@ -36,10 +38,31 @@ pub(crate) fn merge_bodies(base: &ImageBody, overlay: &ImageBody) -> ImageBody {
 }
 
 pub(crate) fn merge_stages(base: &StageBody, overlay: &StageBody) -> StageBody {
+    let replaced = |instruction: &Instruction| {
+        is_single_value(instruction)
+            && overlay.instructions.iter().any(|o| o.value.node_name() == instruction.node_name())
+    };
     StageBody {
         from: overlay.from.clone().or_else(|| base.from.clone()),
-        instructions: base.instructions.iter().chain(&overlay.instructions).cloned().collect(),
+        instructions: base
+            .instructions
+            .iter()
+            .filter(|i| !replaced(&i.value))
+            .chain(&overlay.instructions)
+            .cloned()
+            .collect(),
     }
+}
+
+/// Instructions of which an image keeps one: a later one replaces it.
+fn is_single_value(instruction: &Instruction) -> bool {
+    matches!(
+        instruction,
+        Instruction::Cmd(_)
+            | Instruction::Entrypoint(_)
+            | Instruction::Healthcheck(_)
+            | Instruction::StopSignal(_)
+    )
 }
 
 /// Keys keep the position where they first appeared; the overlay's value wins.
