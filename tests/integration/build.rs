@@ -372,6 +372,26 @@ image app {
     assert_eq!(run_image("kiln-it/package-caches/app:latest"), "0\n/tmp/installed\n");
 }
 
+/// The engines of these machines have no bridge network (`--bridge=none`): a RUN on the
+/// default network fails, and kiln says which `--network` to use.
+fn a_missing_bridge_network_says_which_network_to_use() {
+    let Some(_engine) = engine::engine_test() else { return };
+    let manifest = "allow runs-as-root\nregistry \"kiln-it/bridge\"\nimage app {\n    from \"kiln-test/busybox:1\"\n    run \"echo no network\"\n}\n";
+    for builder in ["classic", "buildkit"] {
+        let mut test = Test::new().manifest(manifest);
+        let _cleanup = cleanup(&test);
+        let output = test.args(&["build", "--progress", "plain", "--builder", builder]).run_unchecked();
+        if output.status != 0 {
+            assert!(
+                output.stderr.contains("network bridge not found")
+                    && output.stderr.contains("--network none"),
+                "{builder}: {}",
+                output.stderr
+            );
+        }
+    }
+}
+
 fn ignored_files_stay_out_of_the_image() {
     let Some(_engine) = engine::engine_test() else { return };
     let manifest = r#"
@@ -518,6 +538,10 @@ pub(crate) const TESTS: &[Case] = &[
     Case::engine("ignored_files_stay_out_of_the_image", ignored_files_stay_out_of_the_image),
     Case::engine("build_only_packages_leave_no_layer_behind", build_only_packages_leave_no_layer_behind),
     Case::engine("package_caches_stay_out_of_the_image", package_caches_stay_out_of_the_image),
+    Case::engine(
+        "a_missing_bridge_network_says_which_network_to_use",
+        a_missing_bridge_network_says_which_network_to_use,
+    ),
     Case::engine(
         "the_hosts_node_modules_stay_out_of_the_image",
         the_hosts_node_modules_stay_out_of_the_image,

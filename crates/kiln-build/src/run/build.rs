@@ -110,10 +110,10 @@ pub(super) async fn build(
         Err(err) => {
             let origin = err.step.as_deref().and_then(|s| dockerfile.step_origin(s));
             return Err(Failure {
-                error: err.message,
-                step: err.step,
+                error: users_words(&err.message, &spec.network),
+                step: err.step.map(|s| without_context_folder(&s)),
                 span: origin.map(|o| o.span),
-                log: err.log,
+                log: without_context_folder(&err.log),
             });
         }
     };
@@ -241,5 +241,48 @@ async fn retire(shared: &Shared, old: &str, content: &str) {
         let _ = shared.engine.remove(old, false, true).await;
     } else {
         let _ = shared.engine.tag(old, &kiln_marks::tags::retired_tag(content, old)).await;
+    }
+}
+
+/// Paths as the user knows them: the build's tar holds the context in a folder of its
+/// own (`CONTEXT_FOLDER`), which the engine's messages name (`"/context/app.py" not found`).
+fn without_context_folder(text: &str) -> String {
+    let folder = kiln_emit::CONTEXT_FOLDER;
+    text.replace(&format!("\"/{folder}/"), "\"")
+        .replace(&format!(" /{folder}/"), " ")
+        .replace(&format!(" {folder}/"), " ")
+}
+
+/// The engine's message in the user's words, with what to do where kiln knows it.
+fn users_words(message: &str, network: &Option<String>) -> String {
+    let mut text = without_context_folder(message);
+    if text.contains("network bridge not found") && network.is_none() {
+        text.push_str(
+            " (this engine has no bridge network: build with `--network none`, or `--network host` for steps that download)",
+        );
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_users_paths() {
+        let engine = r#"failed to compute cache key: "/context/app.py" not found: not found"#;
+        assert_eq!(
+            without_context_folder(engine),
+            r#"failed to compute cache key: "app.py" not found: not found"#
+        );
+        assert_eq!(
+            without_context_folder(
+                "COPY failed: file not found in build context: stat context/x: no such file"
+            ),
+            "COPY failed: file not found in build context: stat x: no such file"
+        );
+        let bridge = users_words("network bridge not found", &None);
+        assert!(bridge.contains("--network none"), "{bridge}");
+        assert_eq!(users_words("network bridge not found", &Some("none".into())), "network bridge not found");
     }
 }
