@@ -110,7 +110,7 @@ pub(super) async fn build(
         Err(err) => {
             let origin = err.step.as_deref().and_then(|s| dockerfile.step_origin(s));
             return Err(Failure {
-                error: users_words(&err.message, &spec.network),
+                error: users_words(&err.message, spec.network.as_deref()),
                 step: err.step.map(|s| without_context_folder(&s)),
                 span: origin.map(|o| o.span),
                 log: without_context_folder(&err.log),
@@ -254,7 +254,7 @@ fn without_context_folder(text: &str) -> String {
 }
 
 /// The engine's message in the user's words, with what to do where kiln knows it.
-fn users_words(message: &str, network: &Option<String>) -> String {
+fn users_words(message: &str, network: Option<&str>) -> String {
     let mut text = without_context_folder(message);
     if text.contains("network bridge not found") && network.is_none() {
         text.push_str(
@@ -281,8 +281,8 @@ mod tests {
             ),
             "COPY failed: file not found in build context: stat x: no such file"
         );
-        let bridge = users_words("network bridge not found", &None);
+        let bridge = users_words("network bridge not found", None);
         assert!(bridge.contains("--network none"), "{bridge}");
-        assert_eq!(users_words("network bridge not found", &Some("none".into())), "network bridge not found");
+        assert_eq!(users_words("network bridge not found", Some("none")), "network bridge not found");
     }
 }
