@@ -392,6 +392,38 @@ fn a_missing_bridge_network_says_which_network_to_use() {
     }
 }
 
+/// `--build-arg` sets what the manifest's `build-arg` says, for this build only; the
+/// image is another one (its key covers the value), and an argument nothing declares is
+/// refused before anything is built.
+fn build_args_from_the_command_line() {
+    let Some(_engine) = engine::engine_test() else { return };
+    let manifest = r#"
+allow runs-as-root
+registry "kiln-it/build-args"
+image app {
+    from "kiln-test/busybox:1"
+    build-arg GREETING="hello"
+    arg GREETING
+    run "echo $GREETING > /greeting.txt"
+    cmd "cat" "/greeting.txt"
+}
+"#;
+    let mut test = Test::new().manifest(manifest);
+    let _cleanup = cleanup(&test);
+    let (output, _) = build(&mut test, &["--build-arg", "GREETING=bonjour"]);
+    assert_eq!(output.status, 0, "{}", output.stderr);
+    assert_eq!(run_image("kiln-it/build-args/app:latest"), "bonjour\n");
+    let (output, _) = build(&mut test, &[]);
+    assert_eq!(output.status, 0, "{}", output.stderr);
+    assert_eq!(
+        run_image("kiln-it/build-args/app:latest"),
+        "hello\n",
+        "the manifest's value, not the last build's"
+    );
+    let output = test.args(&["build", "--build-arg", "GREETNG=x"]).expect(2).run();
+    assert!(output.stderr.contains("no image being built declares `arg GREETNG`"), "{}", output.stderr);
+}
+
 fn ignored_files_stay_out_of_the_image() {
     let Some(_engine) = engine::engine_test() else { return };
     let manifest = r#"
@@ -538,6 +570,7 @@ pub(crate) const TESTS: &[Case] = &[
     Case::engine("ignored_files_stay_out_of_the_image", ignored_files_stay_out_of_the_image),
     Case::engine("build_only_packages_leave_no_layer_behind", build_only_packages_leave_no_layer_behind),
     Case::engine("package_caches_stay_out_of_the_image", package_caches_stay_out_of_the_image),
+    Case::engine("build_args_from_the_command_line", build_args_from_the_command_line),
     Case::engine(
         "a_missing_bridge_network_says_which_network_to_use",
         a_missing_bridge_network_says_which_network_to_use,

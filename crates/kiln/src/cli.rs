@@ -205,6 +205,11 @@ pub struct BuildArgs {
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = key_value)]
     pub labels: Vec<(String, String)>,
 
+    /// Set a build argument for the images being built that declare it with `arg`,
+    /// over the manifest's `build-arg` (repeatable)
+    #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = key_value)]
+    pub arg_overrides: Vec<(String, String)>,
+
     /// Push every selected image, built or up to date, with its content tag; an image
     /// whose content tag is already in its registry is only tagged there, not pulled
     #[arg(long)]

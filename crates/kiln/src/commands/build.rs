@@ -18,8 +18,13 @@ use crate::term::Term;
 use crate::{CliError, ExitStatus};
 
 pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<ExitStatus, CliError> {
-    let session = session::load(global)?;
+    let mut session = session::load(global)?;
     session::report(&session, term)?;
+    if !args.arg_overrides.is_empty() {
+        let selected = kiln_graph::select(&session.project, &session.graph, &args.targets)
+            .map_err(session::unknown_names)?;
+        override_build_args(&mut session.project, &selected, &args.arg_overrides)?;
+    }
     let labels = args.labels.clone();
     let project = &session.project;
     let targets = if args.targets.is_empty() && project.groups.contains_key("default") {
@@ -144,6 +149,45 @@ fn check_locked(session: &Session) -> Result<(), CliError> {
     if session.diagnostics.iter().any(|d| d.code == kiln_manifest::Code::StaleLock) {
         return Err(CliError::failure(format!("--locked, but `{lock_file}` does not match the manifest"))
             .hint("`kiln lock` updates it"));
+    }
+    Ok(())
+}
+
+/// `--build-arg NAME=VALUE`: for each image being built whose stages declare `arg NAME`,
+/// the value replaces the manifest's `build-arg` (or is added). An argument no such image
+/// declares is an error: Docker would ignore it with a warning, and the build would not
+/// be the one asked for.
+fn override_build_args(
+    project: &mut kiln_manifest::Project,
+    selected: &PerImage<bool>,
+    overrides: &[(String, String)],
+) -> Result<(), CliError> {
+    for (name, value) in overrides {
+        let mut used = false;
+        for id in selected.chosen().collect::<Vec<_>>() {
+            let image = &mut project.images[id.index()];
+            let declares = image.stages.iter().flat_map(|s| &s.instructions).any(|i| {
+                matches!(&i.value, kiln_manifest::ast::Instruction::Arg { name: declared, .. } if declared.value == *name)
+            });
+            if !declares {
+                continue;
+            }
+            used = true;
+            let span = image.name_span;
+            match image.build_args.iter_mut().find(|kv| kv.key.value == *name) {
+                Some(pair) => pair.value = kiln_manifest::Spanned::new(value.clone(), pair.value.span),
+                None => image.build_args.push(kiln_manifest::ast::KeyValue {
+                    key: kiln_manifest::Spanned::new(name.clone(), span),
+                    value: kiln_manifest::Spanned::new(value.clone(), span),
+                }),
+            }
+        }
+        if !used {
+            return Err(CliError::invalid(format!(
+                "`--build-arg {name}`: no image being built declares `arg {name}`"
+            ))
+            .hint(format!("add `arg {name}` to the stage that uses it")));
+        }
     }
     Ok(())
 }
