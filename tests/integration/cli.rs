@@ -51,6 +51,19 @@ fn unknown_command_line_values_exit_2() {
 
     For more information, try '--help'.
     ");
+    // An unknown option says what exists, not clap's `-- --squash`, which fails too.
+    let output = Test::new().manifest(MINIMAL).args(&["build", "--squash"]).expect(2).run();
+    insta::assert_snapshot!(output.stderr(), @"
+    error: unknown option `--squash`
+
+    hint: kiln has no `--squash` here; `kiln build --help` lists the options
+    ");
+    let output = Test::new().manifest(MINIMAL).args(&["build", "--no-cach"]).expect(2).run();
+    insta::assert_snapshot!(output.stderr(), @"
+    error: unknown option `--no-cach`
+
+    hint: did you mean `--no-cache`? `kiln build --help` lists the options
+    ");
     let output = Test::new().manifest(MINIMAL).args(&["plan", "ap"]).expect(2).run();
     insta::assert_snapshot!(output.stderr(), @r"
     error: no image or group named `ap`

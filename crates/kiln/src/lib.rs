@@ -59,9 +59,39 @@ pub fn main() -> ExitCode {
             "error: internal error: {message}{place}\n\nhint: this is a bug in kiln; please report it with the command that ran into it\n"
         ));
     }));
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|error| exit_on_parse_error(&error));
     let term = term::Term::new(&cli.global);
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commands::run(&cli, &term)))
         .unwrap_or(ExitStatus::Failure)
         .into()
+}
+
+/// clap's errors, except for an unknown option: clap's tip there ("to pass '--squash' as
+/// a value, use '-- --squash'") leads to a command that fails too. Say what exists instead.
+fn exit_on_parse_error(error: &clap::Error) -> ! {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::UnknownArgument {
+        error.exit();
+    }
+    let text = |kind| match error.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(s)) => s.first().cloned(),
+        Some(ContextValue::StyledStr(s)) => Some(s.to_string()),
+        _ => None,
+    };
+    let argument = text(ContextKind::InvalidArg).unwrap_or_default();
+    let usage = text(ContextKind::Usage).unwrap_or_default();
+    // `kiln build --squash`: the command's help, found from its usage line.
+    let command: Vec<&str> = usage
+        .split_whitespace()
+        .skip_while(|w| *w != "kiln")
+        .take_while(|w| !w.starts_with('-') && !w.starts_with('[') && !w.starts_with('<'))
+        .collect();
+    let command = if command.is_empty() { "kiln".to_owned() } else { command.join(" ") };
+    let hint = match text(ContextKind::SuggestedArg) {
+        Some(similar) => format!("did you mean `{similar}`? `{command} --help` lists the options"),
+        None => format!("kiln has no `{argument}` here; `{command} --help` lists the options"),
+    };
+    term::to_stderr(&format!("error: unknown option `{argument}`\n\nhint: {hint}\n"));
+    std::process::exit(2);
 }
