@@ -424,6 +424,50 @@ image app {
     assert!(output.stderr.contains("no image being built declares `arg GREETNG`"), "{}", output.stderr);
 }
 
+/// `--iidfile` (one image) and `--metadata-file` (every image: ID, tags, status, with
+/// bake's keys), checked against the engine.
+fn iidfile_and_metadata_file() {
+    let Some(_engine) = engine::engine_test() else { return };
+    let manifest = r#"
+allow runs-as-root
+registry "kiln-it/metadata"
+image base {
+    tags latest "1.0"
+    from "kiln-test/busybox:1"
+    run "echo base > /base.txt"
+}
+image app {
+    from image=base
+    cmd "cat" "/base.txt"
+}
+"#;
+    let mut test = Test::new().manifest(manifest);
+    let _cleanup = cleanup(&test);
+    // Outside the context, which a file written there would change.
+    let results = tempfile::tempdir().expect("temp dir");
+    let metadata = results.path().join("out/metadata.json");
+    let (output, _) = build(&mut test, &["--metadata-file", &metadata.display().to_string()]);
+    assert_eq!(output.status, 0, "{}", output.stderr);
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(&metadata).expect("written")).expect("JSON");
+    let base_id = image_id("kiln-it/metadata/base:latest").expect("base");
+    assert_eq!(written["base"]["containerimage.config.digest"], base_id.as_str(), "{written:#}");
+    assert_eq!(written["base"]["image.name"], "kiln-it/metadata/base:latest,kiln-it/metadata/base:1.0");
+    assert_eq!(written["app"]["kiln.status"], "built", "{written:#}");
+    // One image: its ID, as `docker build --iidfile`.
+    let iid = results.path().join("iid");
+    let (output, _) = build(&mut test, &["base", "--iidfile", &iid.display().to_string()]);
+    assert_eq!(output.status, 0, "{}", output.stderr);
+    assert_eq!(std::fs::read_to_string(&iid).expect("written"), base_id);
+    // Several: refused before anything runs.
+    let output = test.args(&["build", "--iidfile", &iid.display().to_string()]).expect(2).run();
+    assert!(
+        output.stderr.contains("--iidfile writes one image ID, and this build has 2 images"),
+        "{}",
+        output.stderr
+    );
+}
+
 fn ignored_files_stay_out_of_the_image() {
     let Some(_engine) = engine::engine_test() else { return };
     let manifest = r#"
@@ -571,6 +615,7 @@ pub(crate) const TESTS: &[Case] = &[
     Case::engine("build_only_packages_leave_no_layer_behind", build_only_packages_leave_no_layer_behind),
     Case::engine("package_caches_stay_out_of_the_image", package_caches_stay_out_of_the_image),
     Case::engine("build_args_from_the_command_line", build_args_from_the_command_line),
+    Case::engine("iidfile_and_metadata_file", iidfile_and_metadata_file),
     Case::engine(
         "a_missing_bridge_network_says_which_network_to_use",
         a_missing_bridge_network_says_which_network_to_use,

@@ -210,6 +210,15 @@ pub struct BuildArgs {
     #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = key_value)]
     pub arg_overrides: Vec<(String, String)>,
 
+    /// Write the image ID to this file, as `docker build --iidfile` (one image only)
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+
+    /// Write what was built as JSON to this file, per image: its ID, tags and status,
+    /// with the keys `docker buildx bake --metadata-file` uses
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+
     /// Push every selected image, built or up to date, with its content tag; an image
     /// whose content tag is already in its registry is only tagged there, not pulled
     #[arg(long)]

@@ -44,6 +44,13 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
         None => targets,
     };
     let selected = kiln_graph::select(project, &session.graph, &targets).map_err(session::unknown_names)?;
+    if args.iidfile.is_some() && selected.chosen().count() != 1 {
+        return Err(CliError::invalid(format!(
+            "--iidfile writes one image ID, and this build has {} images",
+            selected.chosen().count()
+        ))
+        .hint("name one image without dependencies, or use --metadata-file for several"));
+    }
     if args.locked {
         check_locked(&session)?;
     }
@@ -128,6 +135,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
             scheduler.await.map_err(|e| CliError::failure(format!("the scheduler stopped: {e}")))?;
         display.finish(&summary);
         record_durations(durations_file.as_deref(), &project, &summary);
+        write_result_files(args, &project, &summary)?;
         Ok(if summary.interrupted {
             ExitStatus::Interrupted
         } else if summary.all_built() {
@@ -362,6 +370,44 @@ fn dry_run_json(session: &Session, schedule: &Schedule, jobs: usize) -> serde_js
         })).collect::<Vec<_>>(),
         "estimated_seconds": seconds.then(|| schedule.estimate(graph, jobs)),
     })
+}
+
+/// `--iidfile` and `--metadata-file`, once the images are there.
+fn write_result_files(
+    args: &BuildArgs,
+    project: &kiln_manifest::Project,
+    summary: &Summary,
+) -> Result<(), CliError> {
+    let write = |path: &std::path::Path, text: &str| {
+        kiln_emit::write_atomically(path, text)
+            .map_err(|e| CliError::failure(format!("cannot write `{}`: {e}", path.display())))
+    };
+    if let Some(path) = &args.iidfile
+        && let Some(Status::Built { id, .. }) = summary.outcomes.first().map(|o| &o.status)
+    {
+        write(path, id)?;
+    }
+    if let Some(path) = &args.metadata_file {
+        let mut metadata = serde_json::Map::new();
+        for outcome in &summary.outcomes {
+            let image = &project[outcome.image];
+            let status = match &outcome.status {
+                Status::Built { up_to_date: true, .. } => "up-to-date",
+                Status::Built { .. } => "built",
+                Status::Failed => "failed",
+                Status::Skipped(_) => "skipped",
+                Status::Cancelled => "cancelled",
+            };
+            let mut entry =
+                serde_json::json!({ "image.name": image.references().join(","), "kiln.status": status });
+            if let Status::Built { id, .. } = &outcome.status {
+                entry["containerimage.config.digest"] = serde_json::json!(id);
+            }
+            metadata.insert(image.name.clone(), entry);
+        }
+        write(path, &(serde_json::to_string_pretty(&metadata).expect("JSON values serialize") + "\n"))?;
+    }
+    Ok(())
 }
 
 /// The summary event for `--progress json`.
