@@ -468,6 +468,28 @@ image app {
     );
 }
 
+/// `--platform`: the engine's own platform builds; several at once are refused with why.
+fn platform_from_the_command_line() {
+    let Some(_engine) = engine::engine_test() else { return };
+    let arch = engine::docker(&["version", "--format", "{{.Server.Arch}}"]).trim().to_owned();
+    let manifest = "allow runs-as-root\nregistry \"kiln-it/platform\"\nimage app {\n    from \"kiln-test/busybox:1\"\n    run \"echo built\"\n}\n";
+    let mut test = Test::new().manifest(manifest);
+    let _cleanup = cleanup(&test);
+    let platform = format!("linux/{arch}");
+    let (output, _) = build(&mut test, &["--platform", &platform]);
+    assert_eq!(output.status, 0, "{}", output.stderr);
+    let built = engine::docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Os}}/{{.Architecture}}",
+        "kiln-it/platform/app:latest",
+    ]);
+    assert_eq!(built.trim(), platform);
+    let output = test.args(&["build", "--platform", "linux/amd64,linux/arm64"]).expect(2).run();
+    assert!(output.stderr.contains("one platform per build"), "{}", output.stderr);
+}
+
 fn ignored_files_stay_out_of_the_image() {
     let Some(_engine) = engine::engine_test() else { return };
     let manifest = r#"
@@ -616,6 +638,7 @@ pub(crate) const TESTS: &[Case] = &[
     Case::engine("package_caches_stay_out_of_the_image", package_caches_stay_out_of_the_image),
     Case::engine("build_args_from_the_command_line", build_args_from_the_command_line),
     Case::engine("iidfile_and_metadata_file", iidfile_and_metadata_file),
+    Case::engine("platform_from_the_command_line", platform_from_the_command_line),
     Case::engine(
         "a_missing_bridge_network_says_which_network_to_use",
         a_missing_bridge_network_says_which_network_to_use,

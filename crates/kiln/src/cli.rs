@@ -210,6 +210,10 @@ pub struct BuildArgs {
     #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = key_value)]
     pub arg_overrides: Vec<(String, String)>,
 
+    /// Build for this platform (`os/arch[/variant]`), over the manifest's `platform`
+    #[arg(long, value_name = "PLATFORM", value_parser = platform)]
+    pub platform: Option<String>,
+
     /// Write the image ID to this file, as `docker build --iidfile` (one image only)
     #[arg(long, value_name = "FILE")]
     pub iidfile: Option<PathBuf>,
@@ -513,6 +517,24 @@ fn key_value(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .ok_or_else(|| "needs the form `NAME=VALUE`".to_owned())
+}
+
+/// One `os/arch[/variant]`: Engine 20.10 builds an image for one platform (several need
+/// buildx's multi-platform builders).
+fn platform(text: &str) -> Result<String, String> {
+    if text.contains(',') {
+        return Err("one platform per build: Engine 20.10 cannot build several into one image (that needs buildx and a multi-platform builder); build once per platform".to_owned());
+    }
+    let parts: Vec<&str> = text.split('/').collect();
+    let valid = (2..=3).contains(&parts.len())
+        && parts.iter().all(|p| {
+            !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        });
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err("expected `os/arch` or `os/arch/variant`, such as `linux/amd64`".to_owned())
+    }
 }
 
 fn level(text: &str) -> Result<Level, String> {

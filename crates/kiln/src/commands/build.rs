@@ -20,6 +20,13 @@ use crate::{CliError, ExitStatus};
 pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<ExitStatus, CliError> {
     let mut session = session::load(global)?;
     session::report(&session, term)?;
+    if let Some(platform) = &args.platform {
+        // Every image of this run: its key covers the platform, so nothing built for another
+        // platform is taken for it.
+        for image in &mut session.project.images {
+            image.platform = Some(kiln_manifest::Spanned::new(platform.clone(), image.name_span));
+        }
+    }
     if !args.arg_overrides.is_empty() {
         let selected = kiln_graph::select(&session.project, &session.graph, &args.targets)
             .map_err(session::unknown_names)?;
