@@ -490,6 +490,30 @@ fn platform_from_the_command_line() {
     assert!(output.stderr.contains("one platform per build"), "{}", output.stderr);
 }
 
+/// `--progress quiet` says only how the run ended; `--progress tty` without a terminal is
+/// refused before anything runs.
+fn progress_quiet_and_tty() {
+    let Some(_engine) = engine::engine_test() else { return };
+    let manifest = "allow runs-as-root\nregistry \"kiln-it/quiet\"\nimage app {\n    from \"kiln-test/busybox:1\"\n    run \"echo quiet\"\n}\n";
+    let mut test = Test::new().manifest(manifest);
+    let _cleanup = cleanup(&test);
+    let quiet = test.args(&["build", "--network", "none", "--progress", "quiet"]).run();
+    let plain = test.args(&["build", "--network", "none", "--progress", "plain", "--rebuild"]).run();
+    assert!(
+        quiet.stderr.lines().count() < plain.stderr.lines().count(),
+        "{}\n---\n{}",
+        quiet.stderr,
+        plain.stderr
+    );
+    assert!(!quiet.stderr.contains("[app]"), "{}", quiet.stderr);
+    let output = test.args(&["build", "--progress", "tty"]).expect(2).run();
+    insta::assert_snapshot!(output.stderr(), @"
+    error: --progress tty needs a terminal on stderr
+
+    hint: use `--progress plain` (or `json`) when the output goes to a file or a pipe
+    ");
+}
+
 fn ignored_files_stay_out_of_the_image() {
     let Some(_engine) = engine::engine_test() else { return };
     let manifest = r#"
@@ -639,6 +663,7 @@ pub(crate) const TESTS: &[Case] = &[
     Case::engine("build_args_from_the_command_line", build_args_from_the_command_line),
     Case::engine("iidfile_and_metadata_file", iidfile_and_metadata_file),
     Case::engine("platform_from_the_command_line", platform_from_the_command_line),
+    Case::engine("progress_quiet_and_tty", progress_quiet_and_tty),
     Case::engine(
         "a_missing_bridge_network_says_which_network_to_use",
         a_missing_bridge_network_says_which_network_to_use,

@@ -167,7 +167,7 @@ pub struct BuildArgs {
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
 
-    /// How progress is shown [default: `auto`: a live view on a terminal, `plain` otherwise]
+    /// How progress is shown [default: `auto`: the live view on a terminal, `plain` otherwise]
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
 
@@ -275,8 +275,12 @@ pub enum CacheTo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProgressMode {
     Auto,
+    /// The live view (needs a terminal on stderr)
+    Tty,
     Plain,
     Json,
+    /// Only failures and the summary, as `-q`
+    Quiet,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -18,6 +18,10 @@ use crate::term::Term;
 use crate::{CliError, ExitStatus};
 
 pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<ExitStatus, CliError> {
+    if args.progress == ProgressMode::Tty && !std::io::stderr().is_terminal() {
+        return Err(CliError::invalid("--progress tty needs a terminal on stderr")
+            .hint("use `--progress plain` (or `json`) when the output goes to a file or a pipe"));
+    }
     let mut session = session::load(global)?;
     session::report(&session, term)?;
     if let Some(platform) = &args.platform {
@@ -103,11 +107,14 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
             }
         }
         let mode = match args.progress {
+            // `tty` without a terminal was refused at the start.
+            ProgressMode::Tty => None,
             ProgressMode::Auto if std::io::stderr().is_terminal() => None,
-            ProgressMode::Auto | ProgressMode::Plain => Some(ProgressMode::Plain),
+            ProgressMode::Auto | ProgressMode::Plain | ProgressMode::Quiet => Some(ProgressMode::Plain),
             ProgressMode::Json => Some(ProgressMode::Json),
         };
-        let mut display = Display::new(mode, &project, &schedule, term.quiet);
+        let quiet = term.quiet || args.progress == ProgressMode::Quiet;
+        let mut display = Display::new(mode, &project, &schedule, quiet);
         let options = kiln_build::Options {
             jobs,
             builder: args.builder.builder(),
