@@ -442,7 +442,9 @@ image app {
 }
 "#;
     let mut test = Test::new().manifest(manifest);
-    let _cleanup = cleanup(&test);
+    let mut cleanup = cleanup(&test);
+    cleanup.also("kiln-it/metadata-extra/base:candidate");
+    cleanup.also("kiln-it/metadata-extra/base:latest");
     // Outside the context, which a file written there would change.
     let results = tempfile::tempdir().expect("temp dir");
     let metadata = results.path().join("out/metadata.json");
@@ -454,11 +456,17 @@ image app {
     assert_eq!(written["base"]["containerimage.config.digest"], base_id.as_str(), "{written:#}");
     assert_eq!(written["base"]["image.name"], "kiln-it/metadata/base:latest,kiln-it/metadata/base:1.0");
     assert_eq!(written["app"]["kiln.status"], "built", "{written:#}");
-    // One image: its ID, as `docker build --iidfile`.
+    // One image: its ID, as `docker build --iidfile`, and more tags, as `-t`.
     let iid = results.path().join("iid");
-    let (output, _) = build(&mut test, &["base", "--iidfile", &iid.display().to_string()]);
+    let iid_arg = iid.display().to_string();
+    let tags = ["-t", "kiln-it/metadata-extra/base:candidate", "--tag", "kiln-it/metadata-extra/base"];
+    let (output, _) = build(&mut test, &[&["base", "--iidfile", &iid_arg][..], &tags].concat());
     assert_eq!(output.status, 0, "{}", output.stderr);
     assert_eq!(std::fs::read_to_string(&iid).expect("written"), base_id);
+    assert_eq!(image_id("kiln-it/metadata-extra/base:candidate").as_deref(), Some(base_id.as_str()));
+    assert_eq!(image_id("kiln-it/metadata-extra/base:latest").as_deref(), Some(base_id.as_str()));
+    let output = test.args(&["build", "-t", "kiln-it/metadata-extra/x:1"]).expect(2).run();
+    assert!(output.stderr.contains("-t/--tag names one image"), "{}", output.stderr);
     // Several: refused before anything runs.
     let output = test.args(&["build", "--iidfile", &iid.display().to_string()]).expect(2).run();
     assert!(

@@ -210,6 +210,11 @@ pub struct BuildArgs {
     #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = key_value)]
     pub arg_overrides: Vec<(String, String)>,
 
+    /// Also tag the built image `NAME[:TAG]`, as `docker build -t` (one image only;
+    /// repeatable)
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]", value_parser = extra_tag)]
+    pub extra_tags: Vec<String>,
+
     /// Build for this platform (`os/arch[/variant]`), over the manifest's `platform`
     #[arg(long, value_name = "PLATFORM", value_parser = platform)]
     pub platform: Option<String>,
@@ -521,6 +526,15 @@ fn key_value(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .ok_or_else(|| "needs the form `NAME=VALUE`".to_owned())
+}
+
+/// An image reference with a tag (none means `latest`, as for `docker build -t`).
+fn extra_tag(text: &str) -> Result<String, String> {
+    let parsed = kiln_reference::ImageRef::parse(text).map_err(|e| e.to_string())?;
+    if parsed.digest.is_some() {
+        return Err("a digest cannot be given to an image; use `NAME:TAG`".to_owned());
+    }
+    Ok(if parsed.tag.is_some() { text.to_owned() } else { format!("{text}:latest") })
 }
 
 /// One `os/arch[/variant]`: Engine 20.10 builds an image for one platform (several need

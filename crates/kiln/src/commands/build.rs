@@ -55,12 +55,21 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
         None => targets,
     };
     let selected = kiln_graph::select(project, &session.graph, &targets).map_err(session::unknown_names)?;
-    if args.iidfile.is_some() && selected.chosen().count() != 1 {
+    let one_image_only = if args.iidfile.is_some() {
+        Some("--iidfile writes one image ID")
+    } else if args.extra_tags.is_empty() {
+        None
+    } else {
+        Some("-t/--tag names one image")
+    };
+    if let Some(what) = one_image_only
+        && selected.chosen().count() != 1
+    {
         return Err(CliError::invalid(format!(
-            "--iidfile writes one image ID, and this build has {} images",
+            "{what}, and this build has {} images",
             selected.chosen().count()
         ))
-        .hint("name one image without dependencies, or use --metadata-file for several"));
+        .hint("name one image without dependencies (or give the others their tags in the manifest)"));
     }
     if args.locked {
         check_locked(&session)?;
@@ -89,6 +98,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
     let (project, graph) = (Arc::new(project), Arc::new(graph));
     runtime.block_on(async move {
         let engine = engine_session::engine(global).await?;
+        let tagger = engine.clone();
         // `--pull` refreshes the outside bases first, so that every build uses them.
         if args.pull {
             let targets = kiln_images::pull_targets(
@@ -150,6 +160,15 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
         display.finish(&summary);
         record_durations(durations_file.as_deref(), &project, &summary);
         write_result_files(args, &project, &summary)?;
+        // `-t`: on the one image, once it is there (built or up to date).
+        if let Some(Status::Built { id, .. }) = summary.outcomes.first().map(|o| &o.status) {
+            for reference in &args.extra_tags {
+                tagger
+                    .tag(id, reference)
+                    .await
+                    .map_err(|e| CliError::failure(format!("cannot tag the image `{reference}`: {e}")))?;
+            }
+        }
         Ok(if summary.interrupted {
             ExitStatus::Interrupted
         } else if summary.all_built() {
