@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::Case;
 use crate::engine::{self, Cleanup, docker, run_in_image};
 use crate::harness::Test;
-use crate::random::{INVISIBLE, Rng, kdl, kdl_list, kdl_pairs};
+use crate::random::{INVISIBLE, Rng, kdl, kdl_list, kdl_pairs, runnable};
 
 /// What the manifest sets, to compare with what the engine reports.
 struct Expected {
@@ -45,15 +45,10 @@ fn hostile_manifest(seed: u64, builder: &str) -> (String, Vec<String>, Expected)
             .map(|_| format!("{}\n{}{}", rng.hostile(), INVISIBLE[rng.below(INVISIBLE.len())], rng.hostile()))
             .collect()
     };
-    // A program name with a blank is refused (`command-in-one-argument`); CMD holds the
-    // entrypoint's arguments, where anything goes.
-    let program = |mut args: Vec<String>| {
-        args[0] = args[0].replace(char::is_whitespace, "_");
-        args
-    };
+    // CMD holds the entrypoint's arguments, where anything goes.
     let cmd = args(4, &mut rng);
-    let entrypoint = program(args(2, &mut rng));
-    let health = program(args(3, &mut rng));
+    let entrypoint = runnable(args(2, &mut rng));
+    let health = runnable(args(3, &mut rng));
     let shell = args(2, &mut rng);
     // File names: no `/`, and none of the glob characters COPY gives a meaning to.
     let mut files: Vec<String> = (0..6)

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use crate::Case;
-use crate::random::{INVISIBLE, Rng, kdl, kdl_list, kdl_pairs};
+use crate::random::{INVISIBLE, Rng, kdl, kdl_list, kdl_pairs, runnable};
 use crate::reader::{self, Args, Read};
 
 /// What a generated manifest sets, in the order its Dockerfile must have it.
@@ -67,13 +67,8 @@ fn generate(rng: &mut Rng) -> Generated {
         (0..=rng.below(2)).map(|_| rng.hostile().replace(['*', '?', '['], "_").trim().to_owned()).collect();
     let dest = format!("/d/{}/", rng.hostile());
     let volumes: Vec<String> = (0..=rng.below(2)).map(|_| format!("/v/{}", rng.hostile())).collect();
-    // A program name with a blank is refused (`command-in-one-argument`).
-    let program = |mut args: Vec<String>| {
-        args[0] = args[0].replace(char::is_whitespace, "_");
-        args
-    };
     let (entrypoint, cmd, health, shell) =
-        (program(json_args(rng)), json_args(rng), program(json_args(rng)), json_args(rng));
+        (runnable(json_args(rng)), json_args(rng), runnable(json_args(rng)), json_args(rng));
 
     let manifest = format!(
         "dockerfile-level {level}\nimage p {{\n    from \"alpine:3.20\"\n    env {env}\n    arg A0 {arg}\n    \

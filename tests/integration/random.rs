@@ -41,6 +41,15 @@ impl Rng {
     }
 }
 
+/// Exec-form arguments whose program has no blank: kiln refuses a program name with one
+/// (`command-in-one-argument`); the arguments after it may hold anything.
+pub(crate) fn runnable(mut args: Vec<String>) -> Vec<String> {
+    if let Some(program) = args.first_mut() {
+        *program = program.replace(char::is_whitespace, "_");
+    }
+    args
+}
+
 /// `value` as a KDL string for a kiln manifest: KDL escapes, and braces doubled so
 /// that kiln does not read `{X}` as a variable.
 pub(crate) fn kdl(value: &str) -> String {
