@@ -1,8 +1,7 @@
 //! Writing an image's `.dockerignore`.
 
-use kiln_dockerignore::Matcher;
 use kiln_manifest::lock::LOCK_FILE;
-use kiln_manifest::{Image, Project};
+use kiln_manifest::{Image, Project, keeps_default_ignore};
 
 use crate::dockerfile::{GeneratedText, header, sanitize_comment};
 use crate::encode;
@@ -23,10 +22,7 @@ pub fn dockerignore(project: &Project, image: &Image) -> GeneratedText {
     push(&format!("# Build context: {}", sanitize_comment(&image.context)));
     let copied = image.context_paths();
     // `ignore-keeps-copied`: a default that would exclude a copied file is left out.
-    let keeps = |pattern: &str| {
-        let matcher = Matcher::new([pattern]).unwrap_or_default();
-        !copied.iter().any(|path| matcher.is_excluded(path))
-    };
+    let keeps = |pattern: &str| keeps_default_ignore(pattern, &copied);
     // A default the manifest lists itself is written once, under the manifest's patterns.
     let declared = |pattern: &str| image.ignore.iter().any(|p| p.value == pattern);
     let mut section = |comment: &str, patterns: Vec<String>| {

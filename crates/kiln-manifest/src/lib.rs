@@ -31,7 +31,9 @@ pub use diagnostic::{
 pub use git::git;
 pub use id::{ImageId, PerImage, StageId};
 pub use load::{MANIFEST_FILE, display_name, find_manifest, normalize, relative_path};
-pub use model::{Group, Image, Level, Project, PullPolicy, Stage, StageInput, VariantOf};
+pub use model::{
+    Group, Image, Level, Project, PullPolicy, Stage, StageInput, VariantOf, keeps_default_ignore,
+};
 pub use resolve::DEFAULT_OUTPUT;
 pub use source::{FileId, SourceFile, SourceMap, Span, Spanned};
 pub use suggest::did_you_mean;

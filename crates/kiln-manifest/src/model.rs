@@ -273,21 +273,27 @@ impl Image {
         needed
     }
 
+    /// The instructions of the stages the target needs, in order.
+    pub fn needed_instructions(&self) -> impl Iterator<Item = &Spanned<Instruction>> {
+        self.stages
+            .iter()
+            .zip(self.needed_stages())
+            .filter(|(_, needed)| *needed)
+            .flat_map(|(stage, _)| &stage.instructions)
+    }
+
     /// Every path the needed stages take from the context, cleaned (`.` left out).
     pub fn context_paths(&self) -> Vec<String> {
         let mut paths = Vec::new();
-        for (stage, _) in self.stages.iter().zip(self.needed_stages()).filter(|(_, needed)| *needed) {
-            for instruction in &stage.instructions {
-                match &instruction.value {
-                    Instruction::Copy(copy) if copy.from == CopyFrom::Context => {
-                        paths.extend(copy.sources.iter().map(|s| kiln_dockerignore::clean_path(&s.value)));
-                    }
-                    Instruction::Pip(pip) => {
-                        paths
-                            .extend(pip.requirements.iter().map(|r| kiln_dockerignore::clean_path(&r.value)));
-                    }
-                    other => paths.extend(other.dependency_files().iter().map(|f| (*f).to_owned())),
+        for instruction in self.needed_instructions() {
+            match &instruction.value {
+                Instruction::Copy(copy) if copy.from == CopyFrom::Context => {
+                    paths.extend(copy.sources.iter().map(|s| kiln_dockerignore::clean_path(&s.value)));
                 }
+                Instruction::Pip(pip) => {
+                    paths.extend(pip.requirements.iter().map(|r| kiln_dockerignore::clean_path(&r.value)));
+                }
+                other => paths.extend(other.dependency_files().iter().map(|f| (*f).to_owned())),
             }
         }
         paths.retain(|p| p != ".");
@@ -297,13 +303,9 @@ impl Image {
     /// The `package_outputs` of the package-manager nodes of the needed stages, once each.
     pub fn package_outputs(&self) -> Vec<&'static str> {
         let mut outputs: Vec<&'static str> = Vec::new();
-        for (stage, _) in self.stages.iter().zip(self.needed_stages()).filter(|(_, needed)| *needed) {
-            for instruction in &stage.instructions {
-                for output in instruction.value.package_outputs() {
-                    if !outputs.contains(output) {
-                        outputs.push(output);
-                    }
-                }
+        for output in self.needed_instructions().flat_map(|i| i.value.package_outputs()) {
+            if !outputs.contains(output) {
+                outputs.push(output);
             }
         }
         outputs
@@ -325,6 +327,13 @@ impl Image {
         }
         refs
     }
+}
+
+/// `ignore-keeps-copied`: whether a default ignore pattern stays, that is, excludes none
+/// of the `copied` paths (`Image::context_paths`); one that would gives way.
+pub fn keeps_default_ignore(pattern: &str, copied: &[String]) -> bool {
+    let matcher = kiln_dockerignore::Matcher::new([pattern]).unwrap_or_default();
+    !copied.iter().any(|path| matcher.is_excluded(path))
 }
 
 impl Stage {

@@ -14,7 +14,7 @@ use crate::deps_first::hoist_installs;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::id::StageId;
 use crate::load::{display_name, normalize};
-use crate::model::{Image, PullPolicy, Stage, VariantOf};
+use crate::model::{Image, PullPolicy, Stage, VariantOf, keeps_default_ignore};
 use crate::source::{Span, Spanned};
 use crate::suggest::did_you_mean;
 
@@ -269,19 +269,11 @@ impl Resolver<'_> {
             return;
         }
         let copied = image.context_paths();
-        let kept: Vec<&str> = outputs
-            .iter()
-            .copied()
-            .filter(|output| {
-                let matcher = Matcher::new([*output]).unwrap_or_default();
-                !copied.iter().any(|path| matcher.is_excluded(path))
-            })
-            .collect();
+        let kept: Vec<&str> =
+            outputs.iter().copied().filter(|output| keeps_default_ignore(output, &copied)).collect();
         let user = ignore_texts.iter().map(|t| t.value.as_str());
         let Ok(ignore) = Matcher::new(kept.iter().copied().chain(user)) else { return };
-        let needed = image.needed_stages();
-        let stages = image.stages.iter().zip(needed).filter(|(_, needed)| *needed).map(|(stage, _)| stage);
-        let instructions: Vec<_> = stages.flat_map(|stage| &stage.instructions).collect();
+        let instructions: Vec<_> = image.needed_instructions().collect();
         for output in outputs {
             let name = output.trim_start_matches("**/");
             if name.contains('*') || ignore.is_excluded(name) || !image.context_dir.join(name).exists() {
