@@ -491,10 +491,11 @@ impl RunsAs {
         if let Some(uid) = &user.uid {
             return Self::Ids(uid.value, user.gid.as_ref().map_or(uid.value, |g| g.value));
         }
+        if user.names_root() {
+            return Self::Root;
+        }
         let (name, group) = user.name.value.split_once(':').unwrap_or((&user.name.value, ""));
         match (name.parse::<u32>(), group.parse::<u32>()) {
-            (Ok(0), _) => Self::Root,
-            _ if name == "root" => Self::Root,
             (Ok(uid), Ok(gid)) => Self::Ids(uid, gid),
             (Ok(uid), _) if group.is_empty() => Self::Ids(uid, uid),
             _ => Self::Named,

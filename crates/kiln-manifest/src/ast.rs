@@ -283,6 +283,15 @@ pub struct User {
     pub gid: Option<Spanned<u32>>,
 }
 
+impl User {
+    /// Whether the spec names root, by name or number, whatever its group (`root`, `0`,
+    /// `0:0`).
+    pub fn names_root(&self) -> bool {
+        let name = self.name.value.split(':').next().unwrap_or_default();
+        name == "root" || name.parse::<u32>() == Ok(0)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct Healthcheck {

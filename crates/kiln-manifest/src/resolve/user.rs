@@ -26,7 +26,7 @@ impl Resolver<'_> {
             let mut seen = Vec::new();
             let (span, reason) = match final_user(images, image, image.target, &mut seen) {
                 Err(Unresolved) => return,
-                Ok(FinalUser::Set(user, span)) if is_root(user) => (span, "sets root"),
+                Ok(FinalUser::Set(user, span)) if user.names_root() => (span, "sets root"),
                 Ok(FinalUser::FromBase(span)) => {
                     (span, "no `user` on the way to this base, whose user is root for most images")
                 }
@@ -91,9 +91,4 @@ fn final_user<'a>(
             final_user(images, parent, parent.target, seen)
         }
     }
-}
-
-fn is_root(user: &User) -> bool {
-    let name = user.name.value.split(':').next().unwrap_or_default();
-    name == "root" || name == "0"
 }
