@@ -66,7 +66,7 @@ impl Test {
 
     /// Copies a folder of the repository (such as an example) into the test folder.
     pub(crate) fn copy_from_repo(self, from: &str) -> Self {
-        copy_tree(&repo_root().join(from), self.dir.path());
+        kiln_testkit::copy_tree(&repo_root().join(from), self.dir.path());
         self
     }
 
@@ -185,19 +185,6 @@ impl Output {
             self.stdout, self.stderr
         );
         self
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create folder");
-    for entry in std::fs::read_dir(from).expect("read folder") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy file");
-        }
     }
 }
 

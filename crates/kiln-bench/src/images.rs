@@ -90,7 +90,7 @@ pub(crate) fn run_bench(args: &Args) {
             eprintln!("--- {app}: {}", way.name());
             let before = image_ids();
             let work = tempfile::Builder::new().prefix("kiln-bench-images-").tempdir().expect("temp dir");
-            copy_dir(&apps_dir.join(app), work.path());
+            kiln_testkit::copy_tree(&apps_dir.join(app), work.path());
             let tag = format!("kiln-bench/{app}-{}:latest", way.file().split('.').next().unwrap_or("x"));
             let build = || build(&kiln, work.path(), way, &tag);
             let cold = build();
@@ -399,18 +399,6 @@ fn edit_one_line(dir: &Path) {
         if let Ok(mut text) = std::fs::read_to_string(&path) {
             text.push_str(comment);
             std::fs::write(&path, text).expect("edit");
-        }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).expect("an app folder").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            std::fs::create_dir_all(&target).expect("a folder");
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("a file");
         }
     }
 }
