@@ -350,6 +350,38 @@ image naive {
     assert!(naive > 5_000_000, "the naive image should keep the 5 MB it removed later: {naive}");
 }
 
+/// `venv-builder`: the venv is built in a stage of its own, with the build-only
+/// packages around it, and the image gets the venv alone. The base has no apt and no
+/// Python: stand-ins write a 5 MB "compiler" and a venv that records it was there.
+fn a_venv_builder_ships_the_venv_alone() {
+    let Some(_engine) = engine::engine_test() else { return };
+    let manifest = r##"
+registry "kiln-it/venv-builder"
+image app {
+    from "kiln-test/busybox:1"
+    run #"echo 'case $1 in install) dd if=/dev/zero of=/opt/compiler bs=1024 count=5120 2>/dev/null;; purge) rm -f /opt/compiler;; esac' > /bin/apt-get"# #"echo 'test "$1 $2" = "-m venv" && mkdir -p "$3/bin"' > /bin/python3"# #"echo 'test -f /opt/compiler && echo "built with the compiler" > "$VIRTUAL_ENV/installed"' > /bin/pip"# "chmod +x /bin/apt-get /bin/python3 /bin/pip" "mkdir -p /opt"
+    apt compiler build-only=#true {
+        pip flask venv="/opt/venv" builder=#true
+    }
+    user app uid=10001
+    cmd "sh" "-c" "cat $VIRTUAL_ENV/installed; ls /opt; echo $PYTHONUNBUFFERED"
+}
+"##;
+    let mut test = Test::new().manifest(manifest);
+    let _cleanup = cleanup(&test);
+    let (output, _) = build(&mut test, &[]);
+    assert_eq!(output.status, 0, "{}{}", output.stderr, output.stdout);
+    assert_eq!(run_image("kiln-it/venv-builder/app:latest"), "built with the compiler\nvenv\n1\n");
+    let size = |reference: &str| -> i64 {
+        engine::docker(&["image", "inspect", "--format", "{{.Size}}", reference])
+            .trim()
+            .parse()
+            .expect("a size")
+    };
+    let added = size("kiln-it/venv-builder/app:latest") - size(BUSYBOX);
+    assert!(added < 100_000, "the builder's packages reached the image: {added} bytes");
+}
+
 /// At level 1.2, pip's downloads go to a cache mount that a non-root user can write,
 /// and not into the image. The base has no pip: a stand-in writes a "wheel" to its cache.
 fn package_caches_stay_out_of_the_image() {
@@ -667,6 +699,7 @@ pub(crate) const TESTS: &[Case] = &[
     Case::engine("example_rust_service_builds_and_runs", example_rust_service_builds_and_runs),
     Case::engine("ignored_files_stay_out_of_the_image", ignored_files_stay_out_of_the_image),
     Case::engine("build_only_packages_leave_no_layer_behind", build_only_packages_leave_no_layer_behind),
+    Case::engine("a_venv_builder_ships_the_venv_alone", a_venv_builder_ships_the_venv_alone),
     Case::engine("package_caches_stay_out_of_the_image", package_caches_stay_out_of_the_image),
     Case::engine("build_args_from_the_command_line", build_args_from_the_command_line),
     Case::engine("iidfile_and_metadata_file", iidfile_and_metadata_file),

@@ -289,6 +289,40 @@ image web {
     assert!(output.stderr.contains("has a `postinstall` script"), "{}", output.stderr);
 }
 
+/// `venv-builder`: one `pip builder=#true` node gives the expert's two stages. The
+/// builder has the stage's steps so far and the build-only block's packages for good;
+/// the stage copies the venv alone, and keeps what the block held besides the install.
+fn a_venv_builds_in_a_stage_of_its_own() {
+    let manifest = r#"
+image api {
+    from "debian:bookworm-slim"
+    workdir "/app"
+    apt python3 libpq5
+    apt python3-venv gcc libpq-dev build-only=#true {
+        pip requirements="requirements.txt" venv="/opt/venv" builder=#true no-compile=#true
+        run "gcc --version"
+    }
+    copy "." "."
+    user app uid=10001
+    cmd python3 "app.py"
+}
+image worker {
+    stage runtime {
+        from "python:3.12-slim"
+        pip celery venv="/venv" builder=#true
+        user worker uid=10002
+        cmd celery "worker"
+    }
+}
+"#;
+    let mut test =
+        Test::new().manifest(manifest).file("requirements.txt", "psycopg2==2.9.9\n").file("app.py", "");
+    let output = test.args(&["emit"]).run();
+    assert!(!output.stderr.contains("warning"), "{}", output.stderr);
+    insta::assert_snapshot!("venv_builder_api", test.read("dockerfiles/api.Dockerfile"));
+    insta::assert_snapshot!("venv_builder_worker", test.read("dockerfiles/worker.Dockerfile"));
+}
+
 /// A variant (or an image over its template) that sets `cmd` replaces the image's: one
 /// CMD in the file, and no "set twice" warning, which is for one declaration only.
 fn a_variant_replaces_single_value_instructions() {
@@ -482,6 +516,7 @@ pub(crate) const TESTS: &[Case] = &[
     Case::plain("values_are_escaped", values_are_escaped),
     Case::plain("package_nodes_take_expert_options", package_nodes_take_expert_options),
     Case::plain("installs_move_above_the_sources", installs_move_above_the_sources),
+    Case::plain("a_venv_builds_in_a_stage_of_its_own", a_venv_builds_in_a_stage_of_its_own),
     Case::plain("a_variant_replaces_single_value_instructions", a_variant_replaces_single_value_instructions),
     Case::plain(
         "package_downloads_go_to_cache_mounts_at_level_1_2",

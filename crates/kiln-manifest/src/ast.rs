@@ -311,6 +311,9 @@ pub struct Pip {
     /// A virtual environment to create (if missing) and install into; the stage's
     /// `PATH` then starts with its `bin`.
     pub venv: Option<Text>,
+    /// With `builder=#true` (and a venv): installs in a builder stage of its own and
+    /// copies only the venv into this stage (T34, `venv-builder`).
+    pub builder: bool,
     /// `--no-compile`: no `.pyc` files in the layer.
     pub no_compile: bool,
     pub index_url: Option<Text>,

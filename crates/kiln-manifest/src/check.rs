@@ -8,7 +8,7 @@ use kiln_dockerignore::Matcher;
 use crate::ast::{Copy, CopyFrom, Healthcheck, Instruction, KeyValue, Npm, Packages, Pip, Run, Text, User};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
 use crate::model::Level;
-use crate::source::Spanned;
+use crate::source::{Span, Spanned};
 
 /// What the checks of a stage need to know about its image.
 pub(crate) struct StageContext<'a> {
@@ -153,7 +153,7 @@ pub(crate) fn check_stage(
                 cache_order(instruction, copied_whole_context.as_ref(), ctx, diags);
             }
             Instruction::Pip(pip) => {
-                check_pip(pip, ctx, diags);
+                check_pip(pip, span, ctx, diags);
                 cache_order(instruction, copied_whole_context.as_ref(), ctx, diags);
                 if pip.requirements.is_some() {
                     needs_workdir(instruction, has_workdir, diags);
@@ -458,7 +458,14 @@ fn check_files_exist(
     }
 }
 
-fn check_pip(pip: &Pip, ctx: &StageContext<'_>, diags: &mut Diagnostics) {
+fn check_pip(pip: &Pip, span: Span, ctx: &StageContext<'_>, diags: &mut Diagnostics) {
+    if pip.builder && pip.venv.is_none() {
+        diags.push(
+            Diagnostic::new(Code::MissingValue, "`builder=#true` needs a venv to copy out of the builder")
+                .label(span, "installs into no venv")
+                .help("add `venv=\"/opt/venv\"`: the builder stage installs into it, and only it is copied into this stage"),
+        );
+    }
     for package in &pip.packages {
         check_line(package, "a requirement", diags);
         if package.value.starts_with('-') {

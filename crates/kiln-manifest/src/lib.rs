@@ -21,6 +21,7 @@ mod source;
 mod suggest;
 mod syntax;
 mod vars;
+mod venv_builder;
 
 use std::path::{Path, PathBuf};
 

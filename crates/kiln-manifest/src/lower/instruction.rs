@@ -70,6 +70,7 @@ impl Lowerer<'_> {
                         "requirements",
                         "user",
                         "venv",
+                        "builder",
                         "no-compile",
                         "index-url",
                         "extra-index-url",
@@ -81,6 +82,7 @@ impl Lowerer<'_> {
                 let requirements = n.prop_text("requirements");
                 let user = n.prop_bool("user").unwrap_or(false);
                 let venv = n.prop_text("venv");
+                let builder = n.prop_bool("builder").unwrap_or(false);
                 let no_compile = n.prop_bool("no-compile").unwrap_or(false);
                 let index_url = n.prop_text("index-url");
                 let extra_index_url = n.prop_text("extra-index-url");
@@ -99,6 +101,7 @@ impl Lowerer<'_> {
                     requirements,
                     user,
                     venv,
+                    builder,
                     no_compile,
                     index_url,
                     extra_index_url,

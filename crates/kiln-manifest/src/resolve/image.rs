@@ -17,6 +17,7 @@ use crate::load::{display_name, normalize};
 use crate::model::{Image, PullPolicy, Stage, VariantOf, keeps_default_ignore};
 use crate::source::{Span, Spanned};
 use crate::suggest::did_you_mean;
+use crate::venv_builder::split_venv_builders;
 
 impl Resolver<'_> {
     pub(super) fn build_image(
@@ -56,6 +57,11 @@ impl Resolver<'_> {
             self.check_stage_instructions(stage, &ctx);
         }
         self.check_build_args(&body, &stages);
+        // After the checks, so that the steps a builder shares with its stage are
+        // reported once.
+        let target_name = stages.get(target).map(|s| s.name.clone());
+        split_venv_builders(&mut stages, self.diags);
+        let target = target_name.and_then(|n| stages.iter().position(|s| s.name == n)).unwrap_or(target);
 
         let image = Image {
             name: name.to_owned(),
