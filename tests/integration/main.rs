@@ -21,6 +21,7 @@ mod identity;
 mod lock;
 mod oracle;
 mod pins;
+mod pool;
 mod property;
 mod random;
 mod reader;
@@ -63,6 +64,7 @@ const MODULES: &[(&str, &[Case])] = &[
     ("oracle", oracle::TESTS),
     ("property", property::TESTS),
     ("pins", pins::TESTS),
+    ("pool", pool::TESTS),
     ("remote", remote::TESTS),
     ("robustness", robustness::TESTS),
     ("schema", schema::TESTS),

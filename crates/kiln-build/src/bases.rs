@@ -94,7 +94,9 @@ impl Bases {
         policy: PullPolicy,
         note: &mut (dyn FnMut(String) + Send),
     ) -> Result<String, String> {
-        let cell = self.locals.lock().await.entry(reference.to_owned()).or_default().clone();
+        // Per engine: each engine of a pool has its own copy, or pulls it.
+        let key = format!("{}\n{reference}", engine.endpoint.host);
+        let cell = self.locals.lock().await.entry(key).or_default().clone();
         cell.get_or_init(|| async {
             let parsed = parse(reference)?;
             let source = match self.lock.as_ref().and_then(|l| l.get(reference)) {

@@ -48,7 +48,22 @@ pub enum Event {
     /// The image is selected and waits for its dependencies or a free job.
     Queued { image: String },
     /// Its build started.
-    Started { image: String },
+    Started {
+        image: String,
+        /// The engine it builds on, when the run has several.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        engine: Option<String>,
+    },
+    /// The image was copied to another engine of the pool (for a dependent's build, or
+    /// for its tags there).
+    Transferred {
+        image: String,
+        /// The engine it was copied to.
+        to: String,
+        /// `registry` (pushed once by digest, pulled there) or `save-load` (streamed).
+        via: String,
+        duration_ms: u64,
+    },
     /// A build step started, or was found in the cache.
     Step { image: String, step: String, cached: bool },
     /// Output of a build step.
@@ -101,7 +116,8 @@ impl Event {
         match self {
             Self::Summary { .. } => "",
             Self::Queued { image }
-            | Self::Started { image }
+            | Self::Started { image, .. }
+            | Self::Transferred { image, .. }
             | Self::Step { image, .. }
             | Self::Log { image, .. }
             | Self::Finished { image, .. }

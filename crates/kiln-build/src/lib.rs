@@ -11,10 +11,12 @@ pub mod explain;
 pub mod history;
 pub mod identity;
 pub mod labels;
+pub mod pool;
 pub mod prepare;
 pub mod run;
 pub mod schedule;
 
 pub use event::{Event, Origin, TimedEvent};
+pub use pool::{Pool, PoolEngine};
 pub use run::{Options, Outcome, Status, Summary, run};
-pub use schedule::{CostUnit, Schedule};
+pub use schedule::{CostUnit, Placed, Schedule, SimulatedEngine};

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use crate::pool::{EngineLoad, place};
 use kiln_graph::Graph;
 use kiln_manifest::{ImageId, PerImage, Project};
 
@@ -127,28 +128,73 @@ impl Schedule {
     /// A simulation of the run with `jobs` builds at once, with this schedule's
     /// choices; in the schedule's unit.
     pub fn estimate(&self, graph: &Graph, jobs: usize) -> f64 {
+        let one = [SimulatedEngine { slots: jobs, labels: Vec::new() }];
+        self.simulate(graph, &one, &|_| Vec::new()).into_iter().map(|p| p.end).fold(0.0, f64::max)
+    }
+
+    /// Where and when each image would build on a pool of engines, with the scheduler's
+    /// choices (most critical first, `pool::place`); an image no engine can take is left
+    /// out. In the schedule's unit.
+    pub fn simulate(
+        &self,
+        graph: &Graph,
+        engines: &[SimulatedEngine],
+        needs: &dyn Fn(ImageId) -> Vec<String>,
+    ) -> Vec<Placed> {
         let mut waiting: HashMap<ImageId, usize> = self
             .images
             .iter()
             .map(|&i| (i, graph.dependencies(i).iter().filter(|d| self.selected[**d]).count()))
             .collect();
         let mut ready: Vec<ImageId> = self.images.iter().copied().filter(|i| waiting[i] == 0).collect();
-        let mut running: Vec<(f64, ImageId)> = Vec::new();
+        let mut busy = vec![0usize; engines.len()];
+        let mut running: Vec<Placed> = Vec::new();
+        let mut placed: Vec<Placed> = Vec::new();
+        let mut built_on: HashMap<ImageId, usize> = HashMap::new();
         let mut clock = 0.0;
         loop {
             ready.sort_by(|a, b| self.priority[*b].total_cmp(&self.priority[*a]));
-            while running.len() < jobs.max(1) && !ready.is_empty() {
-                let next = ready.remove(0);
-                running.push((clock + self.cost[next], next));
+            let mut index = 0;
+            while index < ready.len() {
+                let image = ready[index];
+                let needed = needs(image);
+                let loads: Vec<EngineLoad> = engines
+                    .iter()
+                    .enumerate()
+                    .map(|(e, engine)| EngineLoad {
+                        free_slots: engine.slots.max(1) - busy[e].min(engine.slots.max(1)),
+                        up: true,
+                        offers: needed.iter().all(|n| engine.labels.contains(n)),
+                        holds: graph
+                            .dependencies(image)
+                            .iter()
+                            .filter(|d| built_on.get(d) == Some(&e))
+                            .count(),
+                    })
+                    .collect();
+                match place(&loads) {
+                    Some(engine) => {
+                        ready.remove(index);
+                        busy[engine] += 1;
+                        running.push(Placed { image, engine, start: clock, end: clock + self.cost[image] });
+                    }
+                    None if loads.iter().any(|l| l.offers) => index += 1,
+                    None => {
+                        ready.remove(index);
+                    }
+                }
             }
             let Some(position) =
-                running.iter().enumerate().min_by(|a, b| a.1.0.total_cmp(&b.1.0)).map(|(p, _)| p)
+                running.iter().enumerate().min_by(|a, b| a.1.end.total_cmp(&b.1.end)).map(|(p, _)| p)
             else {
-                return clock;
+                return placed;
             };
-            let (end, done) = running.remove(position);
-            clock = end;
-            for dependent in graph.dependents(done) {
+            let done = running.remove(position);
+            clock = done.end;
+            busy[done.engine] -= 1;
+            built_on.insert(done.image, done.engine);
+            placed.push(done);
+            for dependent in graph.dependents(done.image) {
                 if let Some(count) = waiting.get_mut(dependent) {
                     *count -= 1;
                     if *count == 0 {
@@ -158,6 +204,22 @@ impl Schedule {
             }
         }
     }
+}
+
+/// An engine as the simulation sees it.
+#[derive(Debug, Clone)]
+pub struct SimulatedEngine {
+    pub slots: usize,
+    pub labels: Vec<String>,
+}
+
+/// One image's simulated build.
+#[derive(Debug, Clone, Copy)]
+pub struct Placed {
+    pub image: ImageId,
+    pub engine: usize,
+    pub start: f64,
+    pub end: f64,
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Flag,
+    /// `kiln build --engine`, one engine of a pool.
+    EngineFlag,
     DockerHost,
     Context(String),
     Default,
@@ -33,6 +35,7 @@ impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.source {
             Source::Flag => write!(f, "{} (from --host", self.host)?,
+            Source::EngineFlag => write!(f, "{} (from --engine", self.host)?,
             Source::DockerHost => write!(f, "{} (from DOCKER_HOST", self.host)?,
             Source::Context(name) => write!(f, "{} (from docker context `{name}`", self.host)?,
             Source::Default => write!(f, "{} (the default", self.host)?,

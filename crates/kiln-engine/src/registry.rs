@@ -80,3 +80,14 @@ fn credentials_for(registry: &str) -> Option<DockerCredentials> {
         ..DockerCredentials::default()
     })
 }
+
+impl Engine {
+    /// Copies an image (by ID) into `target`, streaming `docker save` into `docker load`:
+    /// the image arrives untagged, with the same ID. For engines that share no registry.
+    pub async fn copy_image_to(&self, id: &str, target: &Engine) -> Result<(), EngineError> {
+        let saved = self.docker.export_image(id);
+        let options = bollard::query_parameters::ImportImageOptionsBuilder::default().quiet(true).build();
+        let loaded = target.docker.import_image_stream(options, saved, None);
+        drain(loaded, &mut |_| {}, |info| (info.error_detail.and_then(|d| d.message), None, None)).await
+    }
+}

@@ -69,6 +69,8 @@ pub struct ImageBody {
     pub target: Option<Text>,
     pub pull_policy: Option<Text>,
     pub ignore: Vec<Text>,
+    /// Labels an engine of the pool must offer to build the image (`needs "big"`).
+    pub needs: Vec<Text>,
     /// `from` and instructions written directly in the image: its single, implicit stage.
     pub implicit: StageBody,
     pub stages: Vec<StageDecl>,
@@ -390,6 +392,7 @@ impl VisitStrings for ImageBody {
         visit_opt(&mut self.platform, Generated, f);
         visit_opt(&mut self.pull_policy, Generated, f);
         visit_all(&mut self.ignore, Generated, f);
+        visit_all(&mut self.needs, Generated, f);
         self.implicit.visit_strings(f);
         for stage in &mut self.stages {
             stage.body.visit_strings(f);

@@ -21,6 +21,7 @@ pub(crate) fn merge_bodies(base: &ImageBody, overlay: &ImageBody) -> ImageBody {
         target: overlay.target.clone().or_else(|| base.target.clone()),
         pull_policy: overlay.pull_policy.clone().or_else(|| base.pull_policy.clone()),
         ignore: base.ignore.iter().chain(&overlay.ignore).cloned().collect(),
+        needs: base.needs.iter().chain(&overlay.needs).cloned().collect(),
         implicit: merge_stages(&base.implicit, &overlay.implicit),
         stages: merge_named(
             &base.stages,

@@ -169,6 +169,8 @@ pub struct Image {
     pub target: StageId,
     /// Ignore patterns declared for the context (kiln adds its defaults when emitting).
     pub ignore: Vec<Text>,
+    /// Labels the engine that builds it must offer (see `kiln build --engine`).
+    pub needs: Vec<Text>,
     pub stages: Vec<Stage>,
 }
 

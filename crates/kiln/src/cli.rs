@@ -76,7 +76,7 @@ pub enum Command {
     /// root manifest's folder, after `kiln emit`)
     Bake(BakeArgs),
     /// Build images (and what they depend on) against the Docker engine, in parallel
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Resolve the outside images the manifest builds on into `kiln.lock`
     Lock(LockArgs),
     /// Pull the outside images the selected images build on
@@ -170,6 +170,19 @@ pub struct BuildArgs {
     /// How progress is shown [default: `auto`: the live view on a terminal, `plain` otherwise]
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+
+    /// Build on a pool of engines: `ADDRESS[,slots=N][,label=L]...[,tags]`, repeated, as
+    /// `unix:///run/a.sock,slots=2` or `tcp://10.0.0.2:2376,slots=4,label=big`. `slots`
+    /// defaults to `-j`; `tags` marks the engines that get the images' tags [default: the
+    /// first]. An image that `needs` a label builds on an engine with it
+    #[arg(long = "engine", value_name = "SPEC", value_parser = engine_spec)]
+    pub engines: Vec<EngineSpec>,
+
+    /// A registry (`host[:port]`) through which the pool moves images between engines:
+    /// pushed once, pulled by digest [default: streamed from engine to engine, as
+    /// `docker save | docker load`]
+    #[arg(long, value_name = "HOST[:PORT]", requires = "engines")]
+    pub transfer_registry: Option<String>,
 
     /// Print the schedule (waves, critical path, estimated time) and build nothing
     #[arg(long)]
@@ -529,6 +542,42 @@ fn key_value(text: &str) -> Result<(String, String), String> {
 }
 
 /// An image reference with a tag (none means `latest`, as for `docker build -t`).
+/// One engine of `--engine`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineSpec {
+    pub address: String,
+    pub slots: Option<usize>,
+    pub labels: Vec<String>,
+    pub tags: bool,
+}
+
+fn engine_spec(text: &str) -> Result<EngineSpec, String> {
+    let mut parts = text.split(',');
+    let address = parts.next().unwrap_or_default().trim().to_owned();
+    if !["unix://", "tcp://", "http://", "ssh://"].iter().any(|scheme| address.starts_with(scheme)) {
+        return Err(format!(
+            "`{address}` is not an engine address: use `unix:///path`, `tcp://host:port` or `ssh://[user@]host`"
+        ));
+    }
+    let mut spec = EngineSpec { address, slots: None, labels: Vec::new(), tags: false };
+    for part in parts {
+        match part.split_once('=') {
+            Some(("slots", n)) => match n.parse::<usize>() {
+                Ok(n) if n > 0 => spec.slots = Some(n),
+                _ => return Err(format!("`slots={n}`: a number of builds at once, 1 or more")),
+            },
+            Some(("label", label)) if !label.is_empty() => spec.labels.push(label.to_owned()),
+            None if part == "tags" => spec.tags = true,
+            _ => {
+                return Err(format!(
+                    "`{part}`: an engine takes `slots=N`, `label=NAME` (repeatable) and `tags`"
+                ));
+            }
+        }
+    }
+    Ok(spec)
+}
+
 fn extra_tag(text: &str) -> Result<String, String> {
     let parsed = kiln_reference::ImageRef::parse(text).map_err(|e| e.to_string())?;
     if parsed.digest.is_some() {

@@ -91,7 +91,11 @@ impl<'a> Display<'a> {
             Mode::Plain => {
                 let line = match event {
                     Event::Queued { .. } | Event::Summary { .. } => None,
-                    Event::Started { .. } => Some("started".to_owned()),
+                    Event::Started { engine: None, .. } => Some("started".to_owned()),
+                    Event::Started { engine: Some(engine), .. } => Some(format!("started on {engine}")),
+                    Event::Transferred { to, via, duration_ms, .. } => {
+                        Some(format!("copied to {to} ({via}) in {}", human_duration(millis(*duration_ms))))
+                    }
                     Event::Step { step, cached, .. } => {
                         Some(format!("#{step_number} {step}{}", if *cached { " (cached)" } else { "" }))
                     }
@@ -168,7 +172,10 @@ impl<'a> Display<'a> {
                         total.inc(1);
                         bar.abandon_with_message(format!("- {reason}"));
                     }
-                    Event::Queued { .. } | Event::Log { .. } | Event::Summary { .. } => {}
+                    Event::Queued { .. }
+                    | Event::Log { .. }
+                    | Event::Transferred { .. }
+                    | Event::Summary { .. } => {}
                 }
             }
         }

@@ -11,6 +11,7 @@ use kiln_engine::{BuildSpec, ImageInfo, StepState};
 use tokio_util::sync::CancellationToken;
 
 use super::check::{pull, reference_span};
+use super::transfer::{self, ensure_on};
 use super::{BUILD_ATTEMPTS, Dependency, Failure, Shared, TaskResult, millis, ready};
 use crate::event::{Event, Origin};
 use crate::labels;
@@ -19,6 +20,7 @@ use crate::prepare::{self, DOCKERFILE, Prepared};
 pub(super) async fn build(
     shared: &Arc<Shared>,
     index: ImageId,
+    engine: usize,
     prepared: &Prepared,
     dependencies: &HashMap<ImageId, Dependency>,
     cancel: &CancellationToken,
@@ -30,9 +32,10 @@ pub(super) async fn build(
     let image = &shared.project[index];
     let name = image.name.clone();
     let log = |text: String| shared.send(Event::Log { image: name.clone(), step: None, text });
-    shared.send(Event::Started { image: name.clone() });
+    shared.send(Event::Started { image: name.clone(), engine: shared.engine_name(engine) });
     shared.sweep();
-    let (dependency_pins, base_pins) = pin_inputs(shared, index, dependencies, prepared, &log).await?;
+    let (dependency_pins, base_pins) =
+        pin_inputs(shared, index, engine, dependencies, prepared, &log).await?;
     let dockerfile = prepare::render(&shared.project, &shared.graph, index, &dependency_pins, &base_pins);
     let mut build_args: HashMap<String, String> =
         image.build_args.iter().map(|kv| (kv.key.value.clone(), kv.value.value.clone())).collect();
@@ -43,7 +46,7 @@ pub(super) async fn build(
     build_labels.extend(labels::build_time_labels(shared.git()));
     // Born pinned: a build is never untagged, so never pruned, before `finish` tags it.
     let pin = shared.run.pin(&image.name, &prepared.key);
-    shared.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(pin.clone());
+    shared.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((engine, pin.clone()));
     let spec = BuildSpec {
         dockerfile: DOCKERFILE.to_owned(),
         builder: shared.options.builder,
@@ -91,7 +94,7 @@ pub(super) async fn build(
             vec![(DOCKERFILE.to_owned(), dockerfile.text.clone().into_bytes())],
         );
         let result = tokio::select! {
-            result = shared.engine.build(&spec, tar, &mut emit) => result,
+            result = shared.engine_at(engine).build(&spec, tar, &mut emit) => result,
             () = cancel.cancelled() => return Ok(TaskResult::Cancelled),
         };
         match result {
@@ -127,15 +130,17 @@ pub(super) async fn build(
             None,
         ));
     }
-    finish(shared, index, prepared, id, Origin::Built, None, begin).await
+    finish(shared, index, prepared, id, Origin::Built, None, engine, begin).await
 }
 
-/// Pins what a build uses: its dependencies (pulled by content tag when this engine
-/// does not have them) and its outside images (pulled when missing). Returns the pins,
-/// by dependency and by outside reference.
+/// Pins what a build uses on its engine: its dependencies (copied from the engine of the
+/// pool that has them, or pulled by content tag when only their registry does) and its
+/// outside images (pulled when missing). Returns the pins, by dependency and by outside
+/// reference.
 async fn pin_inputs(
     shared: &Arc<Shared>,
     index: ImageId,
+    engine: usize,
     dependencies: &HashMap<ImageId, Dependency>,
     prepared: &Prepared,
     log: &(dyn Fn(String) + Sync),
@@ -143,13 +148,18 @@ async fn pin_inputs(
     let image = &shared.project[index];
     let mut dependency_pins = HashMap::new();
     for (&dependency, found) in dependencies {
-        let id = match &found.local {
-            Some(id) => id.clone(),
-            None => pull(shared, &found.content, log).await.map_err(|e| Failure::new(e, None))?,
+        let id = if let Some(id) = &found.local {
+            let ready = transfer::Ready { image: dependency, id, content_tag: &found.content };
+            ensure_on(shared, &ready, engine).await.map_err(|e| Failure::new(e, None))?;
+            id.clone()
+        } else {
+            let id = pull(shared, engine, &found.content, log).await.map_err(|e| Failure::new(e, None))?;
+            shared.add_holder(dependency, engine);
+            id
         };
         let name = &shared.project[dependency].name;
         let pin = shared.run.pin(name, &found.key);
-        shared.pin(&id, &pin).await.map_err(|e| {
+        shared.pin(engine, &id, &pin).await.map_err(|e| {
             Failure::new(format!("`{name}` ({id}) went away before this build could use it: {e}"), None)
         })?;
         dependency_pins.insert(dependency, pin);
@@ -160,13 +170,18 @@ async fn pin_inputs(
         let span = reference_span(image, reference);
         let id = shared
             .bases
-            .local(&shared.engine, reference, image.pull_policy, &mut note)
+            .local(shared.engine_at(engine), reference, image.pull_policy, &mut note)
             .await
             .map_err(|error| Failure::new(error, span))?;
         let identity = prepared.inputs.bases.get(reference).cloned().unwrap_or_default();
+        if engine != shared.pool.home() {
+            same_base_as_home(shared, engine, reference, &id, &identity)
+                .await
+                .map_err(|e| Failure::new(e, span))?;
+        }
         let pin = shared.run.pin_outside(reference, &identity);
         shared
-            .pin(&id, &pin)
+            .pin(engine, &id, &pin)
             .await
             .map_err(|e| Failure::new(format!("cannot pin `{reference}` for the build: {e}"), span))?;
         base_pins.insert(reference.to_owned(), pin);
@@ -174,9 +189,11 @@ async fn pin_inputs(
     Ok((dependency_pins, base_pins))
 }
 
-/// Applies the image's content tag and tags (those it lacks, when `known` says which it
-/// has), pushes them with `push`, then reports the image ready. Not cancellable: the
-/// tags of an image are applied all or nothing.
+/// Applies the image's content tag on the engine that has it (`engine`), and its tags
+/// (those it lacks, when `known` says which it has) on each engine that takes tags,
+/// copying it there first; pushes them with `push`, then reports the image ready. Not
+/// cancellable: the tags of an image are applied all or nothing.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn finish(
     shared: &Arc<Shared>,
     index: ImageId,
@@ -184,22 +201,23 @@ pub(super) async fn finish(
     id: String,
     origin: Origin,
     known: Option<ImageInfo>,
+    engine: usize,
     begin: Instant,
 ) -> Result<TaskResult, Failure> {
     let image = &shared.project[index];
+    let here = shared.engine_at(engine);
     let content = kiln_marks::tags::content_tag(&image.repository, &prepared.key);
     // A rebuild of a key takes its content tag from the build it replaces.
     let replaced = match origin {
-        Origin::Built => {
-            shared.engine.inspect(&content).await.ok().flatten().map(|i| i.id).filter(|old| *old != id)
-        }
+        Origin::Built => here.inspect(&content).await.ok().flatten().map(|i| i.id).filter(|old| *old != id),
         _ => None,
     };
     let mut tags = vec![content.clone()];
     tags.extend(image.references());
     let has = known.as_ref().map(|info| info.tags.clone()).unwrap_or_default();
-    for reference in tags.iter().filter(|t| !has.contains(t)) {
-        if let Err(err) = shared.engine.tag(&id, reference).await {
+    let takes_tags = shared.pool.engines[engine].tags;
+    for reference in tags.iter().take(if takes_tags { tags.len() } else { 1 }).filter(|t| !has.contains(t)) {
+        if let Err(err) = here.tag(&id, reference).await {
             return Err(Failure::new(
                 format!("`{id}` is ready but could not be tagged `{reference}`: {err}"),
                 None,
@@ -207,8 +225,27 @@ pub(super) async fn finish(
         }
     }
     if let Some(old) = replaced {
-        retire(shared, &old, &content).await;
+        retire(here, &old, &content).await;
     }
+    shared.add_holder(index, engine);
+    let others: Vec<usize> = shared.tag_engines().filter(|&t| t != engine).collect();
+    for other in others {
+        let ready = transfer::Ready { image: index, id: &id, content_tag: &content };
+        ensure_on(shared, &ready, other).await.map_err(|e| Failure::new(e, None))?;
+        for reference in &tags[1..] {
+            if let Err(err) = shared.engine_at(other).tag(&id, reference).await {
+                return Err(Failure::new(
+                    format!(
+                        "`{id}` is ready but could not be tagged `{reference}` on the engine at {}: {err}",
+                        shared.engine_at(other).endpoint
+                    ),
+                    None,
+                ));
+            }
+        }
+    }
+    // Pushed from an engine that has the tags.
+    let pusher = shared.engine_at(if takes_tags { engine } else { shared.pool.home() });
     if shared.options.push {
         for reference in &tags {
             shared.send(Event::Log {
@@ -216,7 +253,7 @@ pub(super) async fn finish(
                 step: None,
                 text: format!("kiln: pushing `{reference}`\n"),
             });
-            if let Err(err) = shared.engine.push(reference, &mut |_| {}).await {
+            if let Err(err) = pusher.push(reference, &mut |_| {}).await {
                 return Err(Failure::new(
                     format!("`{id}` is ready but could not be pushed as `{reference}`: {err}"),
                     None,
@@ -226,7 +263,7 @@ pub(super) async fn finish(
     }
     let size = match known {
         Some(info) => info.size,
-        None => shared.engine.inspect(&id).await.ok().flatten().map_or(0, |info| info.size),
+        None => here.inspect(&id).await.ok().flatten().map_or(0, |info| info.size),
     };
     Ok(ready(shared, index, prepared, id, true, size, origin, begin))
 }
@@ -235,13 +272,37 @@ pub(super) async fn finish(
 /// nothing else names it (with the classic builder's intermediate images it leaves
 /// untagged), else kept with a retired content tag (so that kiln still knows it as its
 /// own).
-async fn retire(shared: &Shared, old: &str, content: &str) {
-    let Ok(Some(info)) = shared.engine.inspect(old).await else { return };
+async fn retire(engine: &kiln_engine::Engine, old: &str, content: &str) {
+    let Ok(Some(info)) = engine.inspect(old).await else { return };
     if info.tags.is_empty() {
-        let _ = shared.engine.remove(old, false, true).await;
+        let _ = engine.remove(old, false, true).await;
     } else {
-        let _ = shared.engine.tag(old, &kiln_marks::tags::retired_tag(content, old)).await;
+        let _ = engine.tag(old, &kiln_marks::tags::retired_tag(content, old)).await;
     }
+}
+
+/// An outside image on another engine than the home one must be the one the image's key
+/// names (the home engine's, or the lock's): the same tag may name another image there.
+async fn same_base_as_home(
+    shared: &Shared,
+    engine: usize,
+    reference: &str,
+    id: &str,
+    identity: &str,
+) -> Result<(), String> {
+    let here = shared.engine_at(engine);
+    let Ok(Some(info)) = here.inspect(id).await else {
+        return Err(format!("`{reference}` went away from the engine at {}", here.endpoint));
+    };
+    let parsed = kiln_reference::ImageRef::parse(reference).map_err(|e| e.to_string())?;
+    let found = crate::bases::identity(&parsed, &info);
+    if found == identity || info.id == identity || info.digests.iter().any(|d| d.ends_with(identity)) {
+        return Ok(());
+    }
+    Err(format!(
+        "`{reference}` is another image on the engine at {} ({found}) than the one this build's key names ({identity}); load the same image on every engine, or lock it with `kiln lock`",
+        here.endpoint
+    ))
 }
 
 /// Paths as the user knows them: the build's tar holds the context in a folder of its

@@ -55,21 +55,36 @@ pub(super) async fn check(
         return Ok(Checked::Build(Box::new(prepared)));
     }
     let content = kiln_marks::tags::content_tag(&image.repository, &prepared.key);
-    // On the engine.
-    if let Ok(Some(info)) = shared.engine.inspect(&content).await {
-        shared.send(Event::Started { image: name.clone() });
-        return finish(shared, index, &prepared, info.id.clone(), Origin::Local, Some(info), begin)
+    // On an engine of the pool, the home engine first.
+    let home = shared.pool.home();
+    let engines = std::iter::once(home).chain((0..shared.pool.engines.len()).filter(|&e| e != home));
+    for engine in engines.filter(|&e| shared.is_up(e)) {
+        if let Ok(Some(info)) = shared.engine_at(engine).inspect(&content).await {
+            shared.send(Event::Started { image: name.clone(), engine: shared.engine_name(engine) });
+            return finish(
+                shared,
+                index,
+                &prepared,
+                info.id.clone(),
+                Origin::Local,
+                Some(info),
+                engine,
+                begin,
+            )
             .await
             .map(Checked::Done);
+        }
     }
     // In its registry.
     if let Some(found) = in_registry(shared, index, &content, &log).await {
-        shared.send(Event::Started { image: name.clone() });
+        shared.send(Event::Started { image: name.clone(), engine: shared.engine_name(home) });
         if shared.options.push {
             return tag_in_registry(shared, index, &prepared, &found, begin).await.map(Checked::Done);
         }
-        let id = pull(shared, &content, &log).await.map_err(|e| Failure::new(e, None))?;
-        return finish(shared, index, &prepared, id, Origin::Pulled, None, begin).await.map(Checked::Done);
+        let id = pull(shared, home, &content, &log).await.map_err(|e| Failure::new(e, None))?;
+        return finish(shared, index, &prepared, id, Origin::Pulled, None, home, begin)
+            .await
+            .map(Checked::Done);
     }
     Ok(Checked::Build(Box::new(prepared)))
 }
@@ -122,19 +137,17 @@ async fn in_registry(
     }
 }
 
-/// Pulls `reference`; the image ID.
+/// Pulls `reference` on an engine of the pool; the image ID.
 pub(super) async fn pull(
     shared: &Shared,
+    engine: usize,
     reference: &str,
     log: &(dyn Fn(String) + Sync),
 ) -> Result<String, String> {
     log(format!("kiln: pulling `{reference}`\n"));
-    shared
-        .engine
-        .pull(reference, &mut |_| {})
-        .await
-        .map_err(|e| format!("cannot pull `{reference}`: {e}"))?;
-    match shared.engine.inspect(reference).await {
+    let engine = shared.engine_at(engine);
+    engine.pull(reference, &mut |_| {}).await.map_err(|e| format!("cannot pull `{reference}`: {e}"))?;
+    match engine.inspect(reference).await {
         Ok(Some(info)) => Ok(info.id),
         Ok(None) => Err(format!("`{reference}` is not here after pulling it")),
         Err(err) => Err(err.to_string()),

@@ -21,14 +21,21 @@
 //!   during the build, and are never left half applied: tagging is not interrupted.
 //! - A failure skips the failed image's dependents; other images go on, unless
 //!   `fail_fast`, which stops starting builds.
+//! - With several engines ([`Pool`]), a build goes to the engine that offers what the
+//!   image `needs`, has a free slot and already holds most of its dependencies
+//!   ([`crate::pool::place`]); the dependencies it lacks are copied there first
+//!   ([`transfer`]). Tags go only to the engines that take them. An engine that stops
+//!   answering gets no more builds: its images fail, the rest goes on where it can.
 //! - Cancelling stops starting checks and builds and drops the builds in flight (the
 //!   engine aborts a build whose client goes away, and removes its containers: builds
 //!   run with `rm` and `forcerm`).
 
 mod build;
 mod check;
+mod transfer;
 
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -43,12 +50,14 @@ use tokio_util::sync::CancellationToken;
 use crate::bases::{Bases, Registries};
 use crate::event::{Event, Origin, TimedEvent};
 use crate::labels::GitInfo;
+use crate::pool::{EngineLoad, Pool, place};
 use crate::prepare::Prepared;
 use crate::schedule::Schedule;
 use kiln_marks::pin::{self, Liveness};
 
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// Builds at once on an engine given without slots (`-j`).
     pub jobs: usize,
     pub builder: Builder,
     /// `none`, `host`, or the engine's default.
@@ -123,7 +132,7 @@ enum Checked {
 #[derive(Debug, Clone)]
 struct Dependency {
     key: String,
-    /// Its image ID, when it is on this engine.
+    /// Its image ID, when an engine of the pool has it (`Shared::holders` says which).
     local: Option<String>,
     /// Its content tag, to pull it from when it is not.
     content: String,
@@ -135,7 +144,14 @@ struct Shared {
     run: pin::Run,
     project: Arc<Project>,
     graph: Arc<Graph>,
+    /// The home engine (the pool's first that takes tags): registry settings, `-t`.
     engine: Engine,
+    pool: Pool,
+    /// Engines that stopped answering: no more builds go there.
+    down: Vec<AtomicBool>,
+    /// The engines that hold each ready image.
+    holders: Mutex<HashMap<ImageId, BTreeSet<usize>>>,
+    transfers: transfer::Transfers,
     options: Options,
     events: UnboundedSender<TimedEvent>,
     /// Read when the first build needs it (its labels): a run that builds nothing does
@@ -145,8 +161,8 @@ struct Shared {
     hashes: Arc<HashCache>,
     registries: Arc<Registries>,
     bases: Bases,
-    /// The pins this run set, to remove at its end.
-    pins: Mutex<Vec<String>>,
+    /// The pins this run set, with their engine, to remove at its end.
+    pins: Mutex<Vec<(usize, String)>>,
     /// The removal of the pins of runs that are gone, started by the run's first build
     /// (a run that builds nothing leaves the engine as it is).
     sweep: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -166,17 +182,56 @@ impl Shared {
     fn sweep(&self) {
         let mut sweep = self.sweep.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if sweep.is_none() {
-            let engine = self.engine.clone();
+            let engines: Vec<Engine> = self.pool.engines.iter().map(|e| e.engine.clone()).collect();
             *sweep = Some(tokio::spawn(async move {
-                remove_pins(&engine, |run| run.liveness() == Liveness::Gone).await;
+                for engine in &engines {
+                    remove_pins(engine, |run| run.liveness() == Liveness::Gone).await;
+                }
             }));
         }
     }
 
-    /// Tags `id` with `pin` and remembers it for the end of the run.
-    async fn pin(&self, id: &str, pin: &str) -> Result<(), kiln_engine::EngineError> {
-        self.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(pin.to_owned());
-        self.engine.tag(id, pin).await
+    /// Tags `id` with `pin` on an engine and remembers it for the end of the run.
+    async fn pin(&self, engine: usize, id: &str, pin: &str) -> Result<(), kiln_engine::EngineError> {
+        self.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((engine, pin.to_owned()));
+        self.engine_at(engine).tag(id, pin).await
+    }
+
+    fn engine_at(&self, engine: usize) -> &Engine {
+        &self.pool.engines[engine].engine
+    }
+
+    /// How an engine is named in events: its endpoint, when the run has several.
+    fn engine_name(&self, engine: usize) -> Option<String> {
+        (self.pool.engines.len() > 1).then(|| self.engine_at(engine).endpoint.host.clone())
+    }
+
+    fn is_up(&self, engine: usize) -> bool {
+        !self.down[engine].load(Ordering::Relaxed)
+    }
+
+    /// The engines that hold a ready image.
+    fn holders_of(&self, image: ImageId) -> BTreeSet<usize> {
+        self.holders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&image)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn add_holder(&self, image: ImageId, engine: usize) {
+        self.holders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(image)
+            .or_default()
+            .insert(engine);
+    }
+
+    /// The engines that take tags, in order.
+    fn tag_engines(&self) -> impl Iterator<Item = usize> + '_ {
+        self.pool.engines.iter().enumerate().filter(|(_, e)| e.tags).map(|(i, _)| i)
     }
 }
 
@@ -201,13 +256,14 @@ pub async fn run(
     project: Arc<Project>,
     graph: Arc<Graph>,
     schedule: Schedule,
-    engine: Engine,
+    pool: Pool,
     options: Options,
     events: UnboundedSender<TimedEvent>,
     cancel: CancellationToken,
 ) -> Summary {
     let started = Instant::now();
     let hashes_file = crate::history::cache_file(project.manifest_path(), "hashes");
+    let engine = pool.engines[pool.home()].engine.clone();
     let registries = Arc::new(Registries::new(engine.clone()));
     let shared = Arc::new(Shared {
         run: pin::Run::current(),
@@ -217,6 +273,10 @@ pub async fn run(
         project: project.clone(),
         graph: graph.clone(),
         engine,
+        down: pool.engines.iter().map(|_| AtomicBool::new(false)).collect(),
+        holders: Mutex::new(HashMap::new()),
+        transfers: transfer::Transfers::default(),
+        pool,
         options: options.clone(),
         events,
         bases: Bases::new(project.lock.clone(), registries.clone()),
@@ -241,7 +301,9 @@ pub async fn run(
             ready.push(priority(i));
         }
     }
-    let mut to_build: BinaryHeap<(Ready, ImageId)> = BinaryHeap::new();
+    // Waiting for a slot, most critical last.
+    let mut to_build: BTreeSet<Ready> = BTreeSet::new();
+    let mut busy: Vec<usize> = vec![0; shared.pool.engines.len()];
     let mut prepared: HashMap<ImageId, (Box<Prepared>, Instant)> = HashMap::new();
     let mut outcomes: HashMap<ImageId, Outcome> = HashMap::new();
     let mut done: HashMap<ImageId, Dependency> = HashMap::new();
@@ -249,7 +311,7 @@ pub async fn run(
     // The checks in flight, by priority: a build waits for the checks of more critical
     // images, so that slots go in priority order (checks take milliseconds).
     let mut checking: std::collections::BTreeSet<Ready> = std::collections::BTreeSet::new();
-    let mut builds: JoinSet<(ImageId, Instant, Result<TaskResult, Failure>)> = JoinSet::new();
+    let mut builds: JoinSet<(ImageId, usize, Instant, Result<TaskResult, Failure>)> = JoinSet::new();
     let mut stop_reason: Option<String> = None;
     let mut interrupted = false;
     let dependencies_of =
@@ -273,17 +335,39 @@ pub async fn run(
             // (A check that panicked left its entry behind.)
             checking.clear();
         }
-        while stop_reason.is_none() && builds.len() < options.jobs.max(1) {
-            if to_build.peek().is_none_or(|(p, _)| checking.last().is_some_and(|c| p <= c)) {
-                break;
-            }
-            let Some((_, next)) = to_build.pop() else { break };
+        // Slots go in priority order; an image no free engine can take lets a less
+        // critical one that fits go first.
+        while stop_reason.is_none() {
+            let most_critical = checking.last().copied();
+            let candidate =
+                to_build.iter().rev().take_while(|entry| most_critical.is_none_or(|c| **entry > c)).find_map(
+                    |entry| match placement(&shared, &graph, entry.2, &busy) {
+                        Placement::On(engine) => Some((*entry, Some(engine))),
+                        Placement::Never => Some((*entry, None)),
+                        Placement::Wait => None,
+                    },
+                );
+            let Some((entry, engine)) = candidate else { break };
+            to_build.remove(&entry);
+            let next = entry.2;
             let (inputs, begin) = prepared.remove(&next).expect("a checked image has its inputs");
+            let Some(engine) = engine else {
+                // Back through the loop below as this image's failure.
+                let needs: Vec<&str> = project[next].needs.iter().map(|n| n.value.as_str()).collect();
+                let failure = Failure::new(
+                    format!("no engine that is up offers what it needs ({})", needs.join(", ")),
+                    project[next].needs.first().map(|n| n.span),
+                );
+                builds.spawn(async move { (next, usize::MAX, begin, Err(failure)) });
+                continue;
+            };
+            busy[engine] += 1;
             let (shared, cancel, dependencies) =
                 (shared.clone(), cancel.clone(), dependencies_of(next, &done));
             builds.spawn(async move {
-                let result = build::build(&shared, next, &inputs, &dependencies, &cancel, begin).await;
-                (next, begin, result)
+                let result =
+                    build::build(&shared, next, engine, &inputs, &dependencies, &cancel, begin).await;
+                (next, engine, begin, result)
             });
         }
         if checks.is_empty() && builds.is_empty() {
@@ -295,13 +379,21 @@ pub async fn run(
                 match checked {
                 Ok(Checked::Build(inputs)) => {
                     prepared.insert(image, (inputs, begin));
-                    to_build.push((priority(image), image));
+                    to_build.insert(priority(image));
                     continue;
                 }
                 Ok(Checked::Done(result)) => (image, begin, Ok(result)),
                 Err(failure) => (image, begin, Err(failure)),
             }},
-            Some(Ok(built)) = builds.join_next(), if !builds.is_empty() => built,
+            Some(Ok((image, engine, begin, built))) = builds.join_next(), if !builds.is_empty() => {
+                if let Some(count) = busy.get_mut(engine) {
+                    *count -= 1;
+                    if built.is_err() && !answers(shared.engine_at(engine)).await {
+                        shared.down[engine].store(true, Ordering::Relaxed);
+                    }
+                }
+                (image, begin, built)
+            }
             () = cancel.cancelled(), if !interrupted => {
                 interrupted = true;
                 stop_reason = Some("interrupted".to_owned());
@@ -352,8 +444,10 @@ pub async fn run(
     // The pins were only for this run (a build it stopped waiting for may still have
     // finished, pinned: its pin is in the list from before it started).
     let pins = std::mem::take(&mut *shared.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-    for pin in pins {
-        let _ = shared.engine.remove(&pin, false, true).await;
+    for (engine, pin) in pins {
+        if shared.is_up(engine) {
+            let _ = shared.engine_at(engine).remove(&pin, false, true).await;
+        }
     }
     let sweep = shared.sweep.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
     if let Some(sweep) = sweep {
@@ -393,6 +487,42 @@ fn ready(
     let content = kiln_marks::tags::content_tag(&image.repository, &prepared.key);
     let dependency = Dependency { key: prepared.key.clone(), local: local.then(|| id.clone()), content };
     TaskResult::Ready { id, size, origin, dependency }
+}
+
+/// Where an image waiting for a slot can build now.
+enum Placement {
+    On(usize),
+    /// Every engine that could take it is busy.
+    Wait,
+    /// No engine that is up offers what it needs.
+    Never,
+}
+
+fn placement(shared: &Shared, graph: &Graph, image: ImageId, busy: &[usize]) -> Placement {
+    let needs: Vec<String> = shared.project[image].needs.iter().map(|n| n.value.clone()).collect();
+    let dependencies = graph.dependencies(image);
+    let loads: Vec<EngineLoad> = shared
+        .pool
+        .engines
+        .iter()
+        .enumerate()
+        .map(|(index, engine)| EngineLoad {
+            free_slots: engine.slots.saturating_sub(busy[index]),
+            up: shared.is_up(index),
+            offers: engine.offers(&needs),
+            holds: dependencies.iter().filter(|d| shared.holders_of(**d).contains(&index)).count(),
+        })
+        .collect();
+    match place(&loads) {
+        Some(engine) => Placement::On(engine),
+        None if loads.iter().any(|l| l.up && l.offers) => Placement::Wait,
+        None => Placement::Never,
+    }
+}
+
+/// Whether an engine still answers (after a build on it failed).
+async fn answers(engine: &Engine) -> bool {
+    matches!(tokio::time::timeout(Duration::from_secs(5), engine.docker().ping()).await, Ok(Ok(_)))
 }
 
 /// Reports a failure as an event.

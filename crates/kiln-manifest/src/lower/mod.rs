@@ -44,6 +44,7 @@ const IMAGE_SETTINGS: &[&str] = &[
     "context",
     "repository",
     "tags",
+    "needs",
     "build-arg",
     "label",
     "platform",
@@ -239,6 +240,11 @@ impl Lowerer<'_> {
                     let mut n = self.node(child, &[], false);
                     n.arg_count(1, None);
                     body.tags.get_or_insert_with(Vec::new).extend(n.arg_scalars(0, "a tag"));
+                }
+                "needs" => {
+                    let mut n = self.node(child, &[], false);
+                    n.arg_count(1, None);
+                    body.needs.extend(n.arg_texts(0, "an engine label"));
                 }
                 "build-arg" => {
                     let pairs = self.key_values(child);

@@ -81,6 +81,7 @@ impl Resolver<'_> {
             pull_policy,
             target: StageId::new(target),
             ignore: body.ignore,
+            needs: body.needs,
             stages,
         };
         self.check_shipped_package_outputs(&image, &ignore_texts);

@@ -11,7 +11,7 @@ use kiln_manifest::{ImageId, PerImage};
 use tokio_util::sync::CancellationToken;
 
 use super::engine_session;
-use crate::cli::{BuildArgs, CacheTo, GlobalArgs, ProgressMode};
+use crate::cli::{BuildArgs, CacheTo, EngineSpec, GlobalArgs, ProgressMode};
 use crate::progress::{Display, human_duration};
 use crate::session::{self, Session};
 use crate::term::Term;
@@ -83,12 +83,24 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
     let durations = history::load(durations_file.as_deref());
     let schedule = Schedule::new(project, &session.graph, selected, &steps, &durations);
     let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
+    if args.engines.is_empty() {
+        // `needs` places images on a pool; one engine builds them all.
+        for image in &mut session.project.images {
+            image.needs.clear();
+        }
+    } else {
+        check_needs(&session.project, &schedule, &args.engines)?;
+    }
 
     if args.dry_run {
         if args.progress == ProgressMode::Json {
             term.json(&dry_run_json(&session, &schedule, jobs));
         } else {
-            term.out(&dry_run_text(&session, &schedule, jobs, &durations));
+            let mut text = dry_run_text(&session, &schedule, jobs, &durations);
+            if !args.engines.is_empty() {
+                text.push_str(&placement_text(&session, &schedule, &args.engines, jobs));
+            }
+            term.out(&text);
         }
         return Ok(ExitStatus::Success);
     }
@@ -97,7 +109,8 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
     let Session { project, graph, .. } = session;
     let (project, graph) = (Arc::new(project), Arc::new(graph));
     runtime.block_on(async move {
-        let engine = engine_session::engine(global).await?;
+        let pool = connect_pool(global, args, jobs).await?;
+        let engine = pool.engines[pool.home()].engine.clone();
         let tagger = engine.clone();
         // `--pull` refreshes the outside bases first, so that every build uses them.
         if args.pull {
@@ -147,7 +160,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
             project.clone(),
             graph.clone(),
             schedule.clone(),
-            engine,
+            pool,
             options,
             sender,
             cancel,
@@ -177,6 +190,87 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
             ExitStatus::Failure
         })
     })
+}
+
+/// The engines of the run: `--engine`, each connected (an engine that cannot be reached
+/// stops the run before anything starts), else the one engine of `--host`.
+async fn connect_pool(
+    global: &GlobalArgs,
+    args: &BuildArgs,
+    jobs: usize,
+) -> Result<kiln_build::Pool, CliError> {
+    let specs = &args.engines;
+    if specs.is_empty() {
+        return Ok(kiln_build::Pool::single(engine_session::engine(global).await?, jobs));
+    }
+    let any_tags = specs.iter().any(|s| s.tags);
+    let mut engines = Vec::new();
+    for (index, spec) in specs.iter().enumerate() {
+        let env = |key: &str| std::env::var(key).ok();
+        let mut endpoint =
+            kiln_engine::endpoint::resolve(Some(&spec.address), &env).map_err(CliError::invalid)?;
+        endpoint.source = kiln_engine::Source::EngineFlag;
+        let engine = kiln_engine::Engine::connect_to(endpoint).await?;
+        engines.push(kiln_build::PoolEngine {
+            engine,
+            slots: spec.slots.unwrap_or(jobs),
+            labels: spec.labels.clone(),
+            tags: spec.tags || (!any_tags && index == 0),
+        });
+    }
+    Ok(kiln_build::Pool { engines, transfer_registry: args.transfer_registry.clone() })
+}
+
+/// Every image to build must have an engine that offers what it `needs`.
+fn check_needs(
+    project: &kiln_manifest::Project,
+    schedule: &Schedule,
+    specs: &[EngineSpec],
+) -> Result<(), CliError> {
+    for &image in &schedule.images {
+        for need in &project[image].needs {
+            if !specs.iter().any(|s| s.labels.contains(&need.value)) {
+                return Err(CliError::failure(format!(
+                    "image `{}` needs `{}`, and no engine of the pool offers it ({})",
+                    project[image].name,
+                    need.value,
+                    project.sources.location(need.span)
+                ))
+                .hint(format!(
+                    "give an engine `label={}`: `--engine ADDRESS,label={}`",
+                    need.value, need.value
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `--dry-run` with `--engine`: where each image would build, from the estimated costs.
+fn placement_text(session: &Session, schedule: &Schedule, specs: &[EngineSpec], jobs: usize) -> String {
+    let project = &session.project;
+    let engines: Vec<kiln_build::SimulatedEngine> = specs
+        .iter()
+        .map(|s| kiln_build::SimulatedEngine { slots: s.slots.unwrap_or(jobs), labels: s.labels.clone() })
+        .collect();
+    let needs = |image: ImageId| project[image].needs.iter().map(|n| n.value.clone()).collect::<Vec<_>>();
+    let mut placed = schedule.simulate(&session.graph, &engines, &needs);
+    placed.sort_by(|a, b| a.start.total_cmp(&b.start));
+    let mut out = String::from("placement (from the estimated costs):\n");
+    for (index, spec) in specs.iter().enumerate() {
+        let names: Vec<&str> =
+            placed.iter().filter(|p| p.engine == index).map(|p| project[p.image].name.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "  {} ({}): {}",
+            spec.address,
+            session::count(engines[index].slots, "slot"),
+            if names.is_empty() { "nothing".to_owned() } else { names.join(", ") }
+        );
+    }
+    let end = placed.iter().map(|p| p.end).fold(0.0, f64::max);
+    let _ = writeln!(out, "estimated time on the pool: {}", cost_text(schedule, end));
+    out
 }
 
 /// `--locked`: the lock must exist and lock exactly the outside images the manifest uses
