@@ -37,6 +37,11 @@ bench-registry *ARGS:
     cargo build --release -p kiln -p kiln-bench
     ./target/release/kiln-bench registry {{ARGS}}
 
+# The scheduling graph on a pool: two engines x 2 slots against one engine x 4 and x 2.
+bench-pool *ARGS:
+    cargo build --release -p kiln -p kiln-bench
+    ./target/release/kiln-bench pool {{ARGS}}
+
 # Image quality on three real apps (Flask, a C extension against libpq, Node) on a debootstrap
 # Debian base: naive and expert Dockerfiles against kiln. Needs the network (real packages),
 # root, debootstrap and hadolint; not run in CI.

@@ -247,4 +247,45 @@ pub(crate) const TESTS: &[Case] = &[
         "an_engine_lost_mid_run_fails_only_its_images",
         an_engine_lost_mid_run_fails_only_its_images,
     ),
+    Case::plain("placement_is_planned_and_needs_are_checked", placement_is_planned_and_needs_are_checked),
 ];
+
+/// `--dry-run` with a pool says where each image would build (nothing is contacted), and
+/// an image that needs a label no engine offers stops the run before it starts.
+fn placement_is_planned_and_needs_are_checked() {
+    let manifest = r#"
+allow runs-as-root
+image base {
+    from "kiln-test/busybox:1"
+}
+image api {
+    from image=base
+}
+image worker {
+    from image=base
+}
+image trainer {
+    needs "gpu"
+    from image=base
+}
+"#;
+    let mut test = Test::new().manifest(manifest);
+    let output = test
+        .args(&[
+            "build",
+            "--dry-run",
+            "--engine",
+            "unix:///run/first.sock,slots=2",
+            "--engine",
+            "tcp://127.0.0.1:1,label=gpu,slots=1",
+        ])
+        .run();
+    insta::assert_snapshot!("pool_dry_run", output.stdout);
+    let output = test
+        .args(&["build", "--engine", "unix:///run/first.sock", "--engine", "tcp://127.0.0.1:1"])
+        .expect(1)
+        .run();
+    insta::assert_snapshot!("pool_unmet_needs", output.stderr);
+    let output = test.args(&["build", "--dry-run", "--engine", "unix:///run/a.sock,slot=2"]).expect(2).run();
+    assert!(output.stderr.contains("an engine takes `slots=N`"), "{}", output.stderr);
+}

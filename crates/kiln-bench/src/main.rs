@@ -1,5 +1,5 @@
 //! kiln's benchmarks, run with `just bench`, `just bench-build`, `just bench-noop`,
-//! `just bench-registry` and `just bench-images` (see the README's Performance section).
+//! `just bench-registry`, `just bench-images` and `just bench-pool` (see the README's Performance section).
 //! Each times the release `kiln` binary beside this one.
 
 use std::path::PathBuf;
@@ -11,6 +11,7 @@ mod build;
 mod emit;
 mod images;
 mod noop;
+mod pool;
 mod registry;
 
 #[derive(Debug, Parser)]
@@ -34,6 +35,8 @@ enum Command {
     Noop(noop::Args),
     /// A fresh engine whose registry holds every image: `kiln build --push`
     Registry(registry::Args),
+    /// The scheduling graph on two engines x 2 slots, against one engine x 4 and x 2
+    Pool(pool::Args),
     /// Image quality on real apps: naive and expert Dockerfiles against kiln (network)
     Images(images::Args),
 }
@@ -47,6 +50,7 @@ fn main() {
         Some(Command::Noop(args)) => noop::run_bench(args),
         Some(Command::Registry(args)) => registry::run_bench(args),
         Some(Command::Images(args)) => images::run_bench(args),
+        Some(Command::Pool(args)) => pool::run_bench(args),
     }
 }
 

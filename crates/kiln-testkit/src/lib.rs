@@ -103,12 +103,25 @@ pub struct SecondEngine {
     /// For a TLS engine: the client's `ca.pem`, `cert.pem` and `key.pem`, for
     /// `DOCKER_CERT_PATH`.
     pub tls: Option<PathBuf>,
+    /// `vfs` for the tests (a killed engine leaves no mount); `overlay2`, as a real
+    /// engine runs, for benchmarks.
+    driver: &'static str,
 }
 
 impl SecondEngine {
     /// An engine with the test base image, moved over as is (same ID).
     pub fn start() -> Self {
-        let engine = Self::start_empty();
+        Self::start_with_driver("vfs")
+    }
+
+    /// The same, on the `overlay2` storage driver, as engines usually run: for
+    /// benchmarks, which stop their engines cleanly.
+    pub fn start_overlay() -> Self {
+        Self::start_with_driver("overlay2")
+    }
+
+    fn start_with_driver(driver: &'static str) -> Self {
+        let engine = Self::empty(driver);
         let status = Command::new("sh")
             .arg("-c")
             .arg(format!("docker save {BUSYBOX} | docker -H '{}' load -q", engine.host))
@@ -120,9 +133,13 @@ impl SecondEngine {
 
     /// An engine with no image at all.
     pub fn start_empty() -> Self {
+        Self::empty("vfs")
+    }
+
+    fn empty(driver: &'static str) -> Self {
         let root = tempfile::Builder::new().prefix("kiln-engine-").tempdir().expect("temp dir");
         let host = format!("unix://{}", root.path().join("docker.sock").display());
-        let mut engine = Self { root, child: None, host, tls: None };
+        let mut engine = Self { root, child: None, host, tls: None, driver };
         engine.run();
         engine
     }
@@ -139,7 +156,7 @@ impl SecondEngine {
         let tls = root.path().join("client");
         make_certificates(root.path(), &tls);
         let host = format!("tcp://127.0.0.1:{port}");
-        let mut engine = Self { root, child: None, host, tls: Some(tls) };
+        let mut engine = Self { root, child: None, host, tls: Some(tls), driver: "vfs" };
         engine.run();
         let load = format!("docker save {BUSYBOX} | docker {} load -q", engine.cli_args().join(" "));
         let status = Command::new("sh").arg("-c").arg(load).status().expect("docker save | docker load");
@@ -183,7 +200,7 @@ impl SecondEngine {
             .arg(root.join("exec"))
             .arg("--pidfile")
             .arg(root.join("dockerd.pid"))
-            .args(["--iptables=false", "--bridge=none", "--storage-driver", "vfs"])
+            .args(["--iptables=false", "--bridge=none", "--storage-driver", self.driver])
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()

@@ -98,6 +98,13 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
         } else {
             let mut text = dry_run_text(&session, &schedule, jobs, &durations);
             if !args.engines.is_empty() {
+                let slots: usize = args.engines.iter().map(|e| e.slots.unwrap_or(jobs)).sum();
+                let pool = format!(
+                    "on {}, {}",
+                    session::count(args.engines.len(), "engine"),
+                    session::count(slots, "slot")
+                );
+                text = text.replacen(&format!("with -j {jobs}"), &pool, 1);
                 text.push_str(&placement_text(&session, &schedule, &args.engines, jobs));
             }
             term.out(&text);
