@@ -281,6 +281,13 @@ image trainer {
         ])
         .run();
     insta::assert_snapshot!("pool_dry_run", output.stdout);
+    // The same pool from the environment, as a CI sets it once.
+    let from_env = Test::new()
+        .manifest(manifest)
+        .env("KILN_ENGINES", "unix:///run/first.sock,slots=2\n  tcp://127.0.0.1:1,label=gpu,slots=1")
+        .args(&["build", "--dry-run"])
+        .run();
+    assert_eq!(from_env.stdout, output.stdout);
     let output = test
         .args(&["build", "--engine", "unix:///run/first.sock", "--engine", "tcp://127.0.0.1:1"])
         .expect(1)

@@ -174,14 +174,15 @@ pub struct BuildArgs {
     /// Build on a pool of engines: `ADDRESS[,slots=N][,label=L]...[,tags]`, repeated, as
     /// `unix:///run/a.sock,slots=2` or `tcp://10.0.0.2:2376,slots=4,label=big`. `slots`
     /// defaults to `-j`; `tags` marks the engines that get the images' tags [default: the
-    /// first]. An image that `needs` a label builds on an engine with it
+    /// first]. An image that `needs` a label builds on an engine with it. Also
+    /// `KILN_ENGINES`: specs separated by blanks
     #[arg(long = "engine", value_name = "SPEC", value_parser = engine_spec)]
     pub engines: Vec<EngineSpec>,
 
     /// A registry (`host[:port]`) through which the pool moves images between engines:
     /// pushed once, pulled by digest [default: streamed from engine to engine, as
     /// `docker save | docker load`]
-    #[arg(long, value_name = "HOST[:PORT]", requires = "engines")]
+    #[arg(long, value_name = "HOST[:PORT]")]
     pub transfer_registry: Option<String>,
 
     /// Print the schedule (waves, critical path, estimated time) and build nothing
@@ -551,7 +552,7 @@ pub struct EngineSpec {
     pub tags: bool,
 }
 
-fn engine_spec(text: &str) -> Result<EngineSpec, String> {
+pub(crate) fn engine_spec(text: &str) -> Result<EngineSpec, String> {
     let mut parts = text.split(',');
     let address = parts.next().unwrap_or_default().trim().to_owned();
     if !["unix://", "tcp://", "http://", "ssh://"].iter().any(|scheme| address.starts_with(scheme)) {

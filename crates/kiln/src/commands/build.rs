@@ -83,13 +83,14 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
     let durations = history::load(durations_file.as_deref());
     let schedule = Schedule::new(project, &session.graph, selected, &steps, &durations);
     let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
-    if args.engines.is_empty() {
+    let engines = pool_specs(args)?;
+    if engines.is_empty() {
         // `needs` places images on a pool; one engine builds them all.
         for image in &mut session.project.images {
             image.needs.clear();
         }
     } else {
-        check_needs(&session.project, &schedule, &args.engines)?;
+        check_needs(&session.project, &schedule, &engines)?;
     }
 
     if args.dry_run {
@@ -97,15 +98,15 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
             term.json(&dry_run_json(&session, &schedule, jobs));
         } else {
             let mut text = dry_run_text(&session, &schedule, jobs, &durations);
-            if !args.engines.is_empty() {
-                let slots: usize = args.engines.iter().map(|e| e.slots.unwrap_or(jobs)).sum();
+            if !engines.is_empty() {
+                let slots: usize = engines.iter().map(|e| e.slots.unwrap_or(jobs)).sum();
                 let pool = format!(
                     "on {}, {}",
-                    session::count(args.engines.len(), "engine"),
+                    session::count(engines.len(), "engine"),
                     session::count(slots, "slot")
                 );
                 text = text.replacen(&format!("with -j {jobs}"), &pool, 1);
-                text.push_str(&placement_text(&session, &schedule, &args.engines, jobs));
+                text.push_str(&placement_text(&session, &schedule, &engines, jobs));
             }
             term.out(&text);
         }
@@ -116,7 +117,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
     let Session { project, graph, .. } = session;
     let (project, graph) = (Arc::new(project), Arc::new(graph));
     runtime.block_on(async move {
-        let pool = connect_pool(global, args, jobs).await?;
+        let pool = connect_pool(global, &engines, args.transfer_registry.clone(), jobs).await?;
         let engine = pool.engines[pool.home()].engine.clone();
         let tagger = engine.clone();
         // `--pull` refreshes the outside bases first, so that every build uses them.
@@ -203,10 +204,10 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
 /// stops the run before anything starts), else the one engine of `--host`.
 async fn connect_pool(
     global: &GlobalArgs,
-    args: &BuildArgs,
+    specs: &[EngineSpec],
+    transfer_registry: Option<String>,
     jobs: usize,
 ) -> Result<kiln_build::Pool, CliError> {
-    let specs = &args.engines;
     if specs.is_empty() {
         return Ok(kiln_build::Pool::single(engine_session::engine(global).await?, jobs));
     }
@@ -225,7 +226,24 @@ async fn connect_pool(
             tags: spec.tags || (!any_tags && index == 0),
         });
     }
-    Ok(kiln_build::Pool { engines, transfer_registry: args.transfer_registry.clone() })
+    Ok(kiln_build::Pool { engines, transfer_registry })
+}
+
+/// The pool: `--engine`, else `KILN_ENGINES` (the same specs, separated by blanks or
+/// lines: what a CI sets once for every job), else none (one engine, `--host`).
+fn pool_specs(args: &BuildArgs) -> Result<Vec<EngineSpec>, CliError> {
+    if !args.engines.is_empty() {
+        return Ok(args.engines.clone());
+    }
+    let Ok(text) = std::env::var("KILN_ENGINES") else { return Ok(Vec::new()) };
+    text.split_whitespace()
+        .map(|spec| {
+            crate::cli::engine_spec(spec).map_err(|e| {
+                CliError::invalid(format!("KILN_ENGINES: {e}"))
+                    .hint("KILN_ENGINES takes `--engine` specs separated by blanks")
+            })
+        })
+        .collect()
 }
 
 /// Every image to build must have an engine that offers what it `needs`.
