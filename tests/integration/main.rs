@@ -28,6 +28,7 @@ mod reader;
 mod remote;
 mod robustness;
 mod schema;
+mod secrets;
 
 use std::process::ExitCode;
 
@@ -68,6 +69,7 @@ const MODULES: &[(&str, &[Case])] = &[
     ("remote", remote::TESTS),
     ("robustness", robustness::TESTS),
     ("schema", schema::TESTS),
+    ("secrets", secrets::TESTS),
 ];
 
 fn main() -> ExitCode {

@@ -47,6 +47,22 @@ impl GeneratedText {
         self.steps.iter().find(|s| s.stage == stage && s.number == number)
     }
 
+    /// The manifest location of the RUN whose command failed, from BuildKit's message
+    /// when it names no step (`executor failed running [/bin/sh -c make && ...]: ...`):
+    /// the line that holds the command's first part.
+    pub fn failed_command_origin(&self, message: &str) -> Option<Span> {
+        let command = message.split("[/bin/sh -c ").nth(1)?;
+        let first = command.split("&&").next()?.split(']').next()?.trim();
+        if first.is_empty() {
+            return None;
+        }
+        self.text
+            .lines()
+            .zip(&self.origins)
+            .find(|(line, origin)| origin.is_some() && line.contains(first))
+            .and_then(|(_, origin)| *origin)
+    }
+
     /// A stage as BuildKit names it: by its name, or `stage-N` (from 0) for a stage
     /// with none, such as the single stage of a one-stage image.
     fn stage_named<'s>(&'s self, name: &'s str) -> Option<&'s str> {
@@ -200,6 +216,9 @@ enum Step {
     Run {
         commands: Vec<String>,
         caches: Vec<String>,
+        /// Secret and ssh mounts (`type=secret,id=npmrc`): such a RUN is never merged,
+        /// so that only its own commands see them.
+        mounts: Vec<String>,
         span: Span,
         /// Package-manager RUNs keep their own layer (see `merge_runs`).
         mergeable: bool,
@@ -235,17 +254,31 @@ fn expand_stage(
             Instruction::Copy(copy) => {
                 steps.push(Step::Other(copy_instruction(project, copy, level, rendering), span));
             }
-            Instruction::Run(Run { commands, caches }) => steps.push(Step::Run {
-                commands: commands.iter().map(|c| c.value.clone()).collect(),
-                caches: if level.cache_mounts() {
-                    caches.iter().map(|c| c.value.clone()).collect()
-                } else {
-                    Vec::new()
-                },
-                span,
-                mergeable: true,
-                lint: Vec::new(),
-            }),
+            Instruction::Run(Run { commands, caches, secrets, ssh }) => {
+                let mounts: Vec<String> = secrets
+                    .iter()
+                    .map(|secret| match &secret.target {
+                        Some(target) => format!("type=secret,id={},target={}", secret.id.value, target.value),
+                        None => format!("type=secret,id={}", secret.id.value),
+                    })
+                    .chain(ssh.iter().map(|id| match id.value.as_str() {
+                        "default" => "type=ssh".to_owned(),
+                        id => format!("type=ssh,id={id}"),
+                    }))
+                    .collect();
+                steps.push(Step::Run {
+                    commands: commands.iter().map(|c| c.value.clone()).collect(),
+                    caches: if level.cache_mounts() {
+                        caches.iter().map(|c| c.value.clone()).collect()
+                    } else {
+                        Vec::new()
+                    },
+                    mergeable: mounts.is_empty(),
+                    mounts,
+                    span,
+                    lint: Vec::new(),
+                });
+            }
             Instruction::Env(pairs) => steps.push(Step::Other(pairs_instruction("ENV", pairs, true), span)),
             Instruction::Label(pairs) => steps.push(Step::Other(label_instruction(pairs), span)),
             Instruction::Arg { name, default } => steps.push(Step::Other(
@@ -308,7 +341,7 @@ fn expand_stage(
                     (vec![apk_command(&packages)], Vec::new())
                 };
                 let lint = unpinned_packages_lint(&packages, is_apt);
-                steps.push(Step::Run { commands, caches, span, mergeable: false, lint });
+                steps.push(Step::Run { commands, caches, mounts: Vec::new(), span, mergeable: false, lint });
             }
             Instruction::Pip(pip) => {
                 let cache = level.cache_mounts().then(|| runs_as.cache(PIP_CACHE)).flatten();
@@ -323,13 +356,21 @@ fn expand_stage(
                             (vec![npm_install(npm, ""), "npm cache clean --force".to_owned()], Vec::new())
                         }
                     };
-                steps.push(Step::Run { commands, caches, span, mergeable: false, lint: Vec::new() });
+                steps.push(Step::Run {
+                    commands,
+                    caches,
+                    mounts: Vec::new(),
+                    span,
+                    mergeable: false,
+                    lint: Vec::new(),
+                });
             }
             Instruction::GoMod => {
                 steps.push(Step::Other(manifest_copy(rendering, &instruction.value), span));
                 steps.push(Step::Run {
                     commands: vec!["go mod download".to_owned()],
                     caches: Vec::new(),
+                    mounts: Vec::new(),
                     span,
                     mergeable: false,
                     lint: Vec::new(),
@@ -347,6 +388,7 @@ fn expand_stage(
                         "rm -rf src".to_owned(),
                     ],
                     caches: Vec::new(),
+                    mounts: Vec::new(),
                     span,
                     mergeable: false,
                     lint: Vec::new(),
@@ -379,20 +421,23 @@ fn merge_runs(steps: Vec<Step>, level: Level) -> Vec<(String, Span, Vec<&'static
         .into_iter()
         .map(|step| match step {
             Step::Other(text, span) => (text, span, Vec::new()),
-            Step::Run { commands, caches, span, lint, .. } => {
-                (run_instruction(&commands, &caches, level), span, lint)
+            Step::Run { commands, caches, mounts, span, lint, .. } => {
+                (run_instruction(&commands, &caches, &mounts, level), span, lint)
             }
         })
         .collect()
 }
 
-fn run_instruction(commands: &[String], caches: &[String], level: Level) -> String {
+fn run_instruction(commands: &[String], caches: &[String], mounts: &[String], level: Level) -> String {
     let mut text = String::from("RUN ");
-    // A manifest's cache targets hold no blank, quote or comma (checked): each flag stays
-    // one word. Several flags get a line each.
-    let separator = if caches.len() > 1 { " \\\n    " } else { " " };
+    // A manifest's cache targets, secret ids and targets hold no blank, quote or comma
+    // (checked): each flag stays one word. Several flags get a line each.
+    let separator = if caches.len() + mounts.len() > 1 { " \\\n    " } else { " " };
     for cache in caches {
         let _ = write!(text, "--mount=type=cache,target={cache}{separator}");
+    }
+    for mount in mounts {
+        let _ = write!(text, "--mount={mount}{separator}");
     }
     if commands.len() > 2 && level.heredocs() {
         // A delimiter that no line of the body ends the heredoc on.
@@ -438,12 +483,18 @@ fn build_only_steps(
     };
     let mut commands = install.commands;
     let mut caches = install.caches;
+    // A block's secrets are mounted for the whole RUN, which only the block's own
+    // commands and the package manager share.
+    let mut mounts = Vec::new();
     let mut lint = unpinned_packages_lint(&names, is_apt);
     for step in expand_stage(project, block, level, rendering) {
         match step {
-            Step::Run { commands: more, caches: more_caches, lint: more_lint, .. } => {
+            Step::Run {
+                commands: more, caches: more_caches, mounts: more_mounts, lint: more_lint, ..
+            } => {
                 commands.extend(more);
                 caches.extend(more_caches);
+                mounts.extend(more_mounts);
                 lint.extend(more_lint);
             }
             other @ Step::Other(..) => steps.push(other),
@@ -463,9 +514,10 @@ fn build_only_steps(
     commands.extend(install.cleanup);
     caches.sort();
     caches.dedup();
+    mounts.dedup();
     lint.sort_unstable();
     lint.dedup();
-    steps.push(Step::Run { commands, caches, span, mergeable: false, lint });
+    steps.push(Step::Run { commands, caches, mounts, span, mergeable: false, lint });
 }
 
 /// `level-package-caches`: at level 1.2 and above, downloads live in cache mounts, not
@@ -598,6 +650,7 @@ fn pip_steps(pip: &Pip, span: Span, cache: Option<String>, rendering: Rendering<
         steps.push(Step::Run {
             commands: vec![format!("python3 -m venv {}", shell_quote(&venv.value))],
             caches: Vec::new(),
+            mounts: Vec::new(),
             span,
             mergeable: false,
             lint: Vec::new(),
@@ -641,7 +694,14 @@ fn pip_steps(pip: &Pip, span: Span, cache: Option<String>, rendering: Rendering<
     if !caches.is_empty() {
         lint.push("DL3042");
     }
-    steps.push(Step::Run { commands: vec![install], caches, span, mergeable: false, lint });
+    steps.push(Step::Run {
+        commands: vec![install],
+        caches,
+        mounts: Vec::new(),
+        span,
+        mergeable: false,
+        lint,
+    });
 }
 
 /// `numeric-user`: a user created by kiln is switched to by number, so that runtimes
@@ -674,7 +734,14 @@ fn create_user_step(user: &User, span: Span) -> Option<Step> {
         "    fi".to_owned(),
     ]
     .join("\n");
-    Some(Step::Run { commands: vec![create], caches: Vec::new(), span, mergeable: false, lint: Vec::new() })
+    Some(Step::Run {
+        commands: vec![create],
+        caches: Vec::new(),
+        mounts: Vec::new(),
+        span,
+        mergeable: false,
+        lint: Vec::new(),
+    })
 }
 
 fn copy_instruction(project: &Project, copy: &Copy, level: Level, rendering: Rendering<'_>) -> String {

@@ -41,6 +41,18 @@ pub struct BuildSpec {
     /// The reference the image gets as it is created (the build's `t`), so that it is
     /// never untagged, and so never pruned, before kiln applies its other tags.
     pub tag: Option<String>,
+    /// Build secrets by id, for `RUN --mount=type=secret` (BuildKit only).
+    pub secrets: Vec<(String, SecretSource)>,
+    /// Forward the ssh agent of `SSH_AUTH_SOCK` (`RUN --mount=type=ssh`).
+    pub ssh: bool,
+}
+
+/// Where a build secret's value is read, by kiln, at build time: never sent anywhere but
+/// to the RUN that mounts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    File(std::path::PathBuf),
+    Env(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +155,9 @@ impl Engine {
         context: TarStream,
         emit: &mut (dyn FnMut(BuildEvent) + Send),
     ) -> Result<String, BuildError> {
+        if spec.builder == Builder::BuildKit && (!spec.secrets.is_empty() || spec.ssh) {
+            return self.build_with_secrets(spec, context, emit).await;
+        }
         let mut options = BuildImageOptionsBuilder::default()
             .dockerfile(&spec.dockerfile)
             .rm(true)

@@ -6,6 +6,7 @@
 mod build;
 pub mod endpoint;
 mod registry;
+mod secret_build;
 mod ssh;
 
 use std::collections::HashMap;
@@ -17,7 +18,7 @@ use bollard::query_parameters::{
 };
 use kiln_reference::ImageRef;
 
-pub use build::{BuildError, BuildEvent, BuildSpec, Builder, StepState, lost_an_image};
+pub use build::{BuildError, BuildEvent, BuildSpec, Builder, SecretSource, StepState, lost_an_image};
 pub use endpoint::{Endpoint, Source};
 pub use registry::TransferEvent;
 

@@ -275,6 +275,20 @@ pub struct Run {
     pub commands: Vec<Text>,
     /// Cache mount targets.
     pub caches: Vec<Text>,
+    /// Build secrets the commands read (`secret npmrc target="/root/.npmrc"`): mounted
+    /// for this RUN only, never in a layer.
+    pub secrets: Vec<SecretMount>,
+    /// SSH agent sockets forwarded to this RUN (`ssh`, or `ssh deploy-key`).
+    pub ssh: Vec<Text>,
+}
+
+/// A secret a `run` reads, provided at build time (`kiln build --secret id=...`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct SecretMount {
+    pub id: Text,
+    /// Where the commands find it [default: `/run/secrets/<id>`].
+    pub target: Option<Text>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
@@ -431,6 +445,11 @@ impl VisitStrings for Instruction {
             Self::Run(run) => {
                 visit_all(&mut run.commands, Generated, f);
                 visit_all(&mut run.caches, Generated, f);
+                for secret in &mut run.secrets {
+                    f(&mut secret.id, Generated);
+                    visit_opt(&mut secret.target, Generated, f);
+                }
+                visit_all(&mut run.ssh, Generated, f);
             }
             Self::Env(pairs) | Self::Label(pairs) => visit_values(pairs, Generated, f),
             Self::Arg { default, .. } => visit_opt(default, Generated, f),

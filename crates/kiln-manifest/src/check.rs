@@ -594,23 +594,50 @@ fn check_run(run: &Run, level: Level, diags: &mut Diagnostics) {
     for command in &run.commands {
         check_run_command(command, level, diags);
     }
+    let ids = run.secrets.iter().map(|s| (&s.id, "secret")).chain(run.ssh.iter().map(|id| (id, "ssh")));
+    for (id, node) in ids {
+        if !level.cache_mounts() {
+            diags.push(
+                Diagnostic::new(Code::UnsupportedAtLevel, format!("`{node}` needs `dockerfile-level \"1.2\"` or later"))
+                    .label(id.span, format!("RUN --mount=type={node} is not available at the `classic` level"))
+                    .help("set `dockerfile-level \"1.2\"` in the root manifest: builds then use BuildKit, which mounts it for this RUN only"),
+            );
+        }
+        let valid = !id.value.is_empty()
+            && id.value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            diags.push(
+                Diagnostic::new(Code::InvalidValue, format!("`{}` is not a valid {node} id", id.value))
+                    .label(id.span, "letters, digits, `-`, `_` and `.` only")
+                    .help(format!(
+                        "the id names what `kiln build --{node}` provides, as `{}`",
+                        if node == "ssh" { "--ssh default" } else { "--secret id=npmrc,src=.npmrc" }
+                    )),
+            );
+        }
+    }
+    for target in run.secrets.iter().filter_map(|s| s.target.as_ref()) {
+        check_mount_path(target, "a secret's `target`", diags);
+    }
     for cache in &run.caches {
-        check_line(cache, "a path", diags);
-        if !cache.value.starts_with('/') {
-            diags.push(
-                Diagnostic::new(Code::InvalidValue, "a cache directory must be an absolute path")
-                    .label(cache.span, "relative path"),
-            );
-        }
-        if cache.value.chars().any(|c| matches!(c, ',' | '"' | '\'' | '=') || c.is_whitespace()) {
-            diags.push(
-                Diagnostic::new(
-                    Code::Unexpressible,
-                    "a cache directory cannot contain blanks, quotes, `,` or `=`",
-                )
-                .label(cache.span, "cannot be written in a `--mount` flag"),
-            );
-        }
+        check_mount_path(cache, "a cache directory", diags);
+    }
+}
+
+/// A path written into a `--mount` flag: absolute, and one word of the flag.
+fn check_mount_path(path: &Text, what: &str, diags: &mut Diagnostics) {
+    check_line(path, "a path", diags);
+    if !path.value.starts_with('/') {
+        diags.push(
+            Diagnostic::new(Code::InvalidValue, format!("{what} must be an absolute path"))
+                .label(path.span, "relative path"),
+        );
+    }
+    if path.value.chars().any(|c| matches!(c, ',' | '"' | '\'' | '=') || c.is_whitespace()) {
+        diags.push(
+            Diagnostic::new(Code::Unexpressible, format!("{what} cannot contain blanks, quotes, `,` or `=`"))
+                .label(path.span, "cannot be written in a `--mount` flag"),
+        );
     }
 }
 

@@ -276,6 +276,26 @@ impl Image {
     }
 
     /// The instructions of the stages the target needs, in order.
+    /// The ids of the build secrets the needed stages' RUNs mount.
+    pub fn secret_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .needed_instructions()
+            .filter_map(|i| match &i.value {
+                Instruction::Run(run) => Some(run.secrets.iter().map(|s| s.id.value.clone())),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// Whether a needed stage's RUN mounts the ssh agent.
+    pub fn uses_ssh(&self) -> bool {
+        self.needed_instructions().any(|i| matches!(&i.value, Instruction::Run(run) if !run.ssh.is_empty()))
+    }
+
     pub fn needed_instructions(&self) -> impl Iterator<Item = &Spanned<Instruction>> {
         self.stages
             .iter()

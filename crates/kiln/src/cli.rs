@@ -179,6 +179,17 @@ pub struct BuildArgs {
     #[arg(long = "engine", value_name = "SPEC", value_parser = engine_spec)]
     pub engines: Vec<EngineSpec>,
 
+    /// A build secret for RUNs that mount it (`secret ID` in the manifest):
+    /// `id=ID,src=PATH` (a file) or `id=ID,env=NAME` (a variable); repeatable. Never in a
+    /// layer, a label, the plan or the log
+    #[arg(long = "secret", value_name = "id=ID,src=PATH", value_parser = secret_spec)]
+    pub secrets: Vec<(String, kiln_engine::SecretSource)>,
+
+    /// Forward the ssh agent (`SSH_AUTH_SOCK`) to RUNs that mount it (`ssh` in the
+    /// manifest): `--ssh default`
+    #[arg(long, value_name = "default", value_parser = ssh_spec)]
+    pub ssh: Option<String>,
+
     /// A registry (`host[:port]`) through which the pool moves images between engines:
     /// pushed once, pulled by digest [default: streamed from engine to engine, as
     /// `docker save | docker load`]
@@ -543,6 +554,45 @@ fn key_value(text: &str) -> Result<(String, String), String> {
 }
 
 /// An image reference with a tag (none means `latest`, as for `docker build -t`).
+/// `--secret id=npmrc,src=~/.npmrc` or `id=token,env=TOKEN`, as docker build takes them.
+fn secret_spec(text: &str) -> Result<(String, kiln_engine::SecretSource), String> {
+    let (mut id, mut source) = (None, None);
+    for part in text.split(',') {
+        match part.split_once('=') {
+            Some(("id", value)) if !value.is_empty() => id = Some(value.to_owned()),
+            Some(("src" | "source", path)) if !path.is_empty() => {
+                let path = match path.strip_prefix("~/") {
+                    Some(rest) => std::env::var_os("HOME")
+                        .map_or_else(|| path.into(), |home| std::path::PathBuf::from(home).join(rest)),
+                    None => std::path::PathBuf::from(path),
+                };
+                source = Some(kiln_engine::SecretSource::File(path));
+            }
+            Some(("env", name)) if !name.is_empty() => {
+                source = Some(kiln_engine::SecretSource::Env(name.to_owned()));
+            }
+            Some(("type", "file" | "env")) => {}
+            _ => return Err(format!("`{part}`: a secret is `id=ID,src=PATH` or `id=ID,env=NAME`")),
+        }
+    }
+    match (id, source) {
+        (Some(id), Some(source)) => Ok((id, source)),
+        (None, _) => Err("a secret needs its `id=`, the id the manifest's `secret` names".to_owned()),
+        (Some(id), None) => Err(format!("secret `{id}`: say where its value is, `src=PATH` or `env=NAME`")),
+    }
+}
+
+/// `--ssh default`: the agent of `SSH_AUTH_SOCK`, the one kiln can forward.
+fn ssh_spec(text: &str) -> Result<String, String> {
+    if text == "default" {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{text}`: kiln forwards the agent of SSH_AUTH_SOCK only, as `--ssh default` (load other keys into that agent with `ssh-add`)"
+        ))
+    }
+}
+
 /// One engine of `--engine`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineSpec {

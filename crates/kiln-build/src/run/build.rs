@@ -65,6 +65,15 @@ pub(super) async fn build(
             .collect(),
         session: format!("kiln-{}-{}-{}", std::process::id(), index.index(), millis(begin.elapsed())),
         tag: Some(pin.clone()),
+        // Only the secrets this image's RUNs mount reach its build.
+        secrets: shared
+            .options
+            .secrets
+            .iter()
+            .filter(|(id, _)| image.secret_ids().contains(id))
+            .cloned()
+            .collect(),
+        ssh: shared.options.ssh && image.uses_ssh(),
     };
     let events = shared.clone();
     let step_image = name.clone();
@@ -111,11 +120,11 @@ pub(super) async fn build(
     let id = match result {
         Ok(id) => id,
         Err(err) => {
-            let origin = err.step.as_deref().and_then(|s| dockerfile.step_origin(s));
+            let origin = err.step.as_deref().and_then(|s| dockerfile.step_origin(s)).map(|o| o.span);
             return Err(Failure {
                 error: users_words(&err.message, spec.network.as_deref()),
                 step: err.step.map(|s| without_context_folder(&s)),
-                span: origin.map(|o| o.span),
+                span: origin.or_else(|| dockerfile.failed_command_origin(&err.message)),
                 log: without_context_folder(&err.log),
             });
         }

@@ -79,6 +79,10 @@ pub struct Options {
     pub cache_to_inline: bool,
     /// Extra labels for every image (`--label`).
     pub labels: Vec<(String, String)>,
+    /// Build secrets by id (`--secret`), given to the builds whose RUNs mount them.
+    pub secrets: Vec<(String, kiln_engine::SecretSource)>,
+    /// Forward the ssh agent (`--ssh default`) to the builds whose RUNs mount it.
+    pub ssh: bool,
 }
 
 /// How an image's build ended.

@@ -4,7 +4,8 @@ use kdl::KdlNode;
 
 use super::Lowerer;
 use crate::ast::{
-    Copy, CopyFrom, Healthcheck, Instruction, InstructionKind, Npm, Packages, Pip, Run, Text, User,
+    Copy, CopyFrom, Healthcheck, Instruction, InstructionKind, Npm, Packages, Pip, Run, SecretMount, Text,
+    User,
 };
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::{Span, Spanned};
@@ -259,14 +260,32 @@ impl Lowerer<'_> {
         for arg in args {
             commands.extend(self.split_commands(&arg));
         }
-        let mut caches = Vec::new();
+        let (mut caches, mut secrets, mut ssh) = (Vec::new(), Vec::new(), Vec::new());
         for child in self.children(node) {
-            if child.name().value() == "cache" {
-                let mut c = self.node(child, &[], false);
-                c.arg_count(1, None);
-                caches.extend(c.arg_texts(0, "a cache directory"));
-            } else {
-                self.unknown_node(child, &["cache"], "in `run`");
+            match child.name().value() {
+                "cache" => {
+                    let mut c = self.node(child, &[], false);
+                    c.arg_count(1, None);
+                    caches.extend(c.arg_texts(0, "a cache directory"));
+                }
+                "secret" => {
+                    let mut c = self.node(child, &["target"], false);
+                    c.arg_count(1, Some(1));
+                    let target = c.prop_text("target");
+                    if let Some(id) = c.arg_text(0, "a secret id") {
+                        secrets.push(SecretMount { id, target });
+                    }
+                }
+                "ssh" => {
+                    let span = self.span(child.span());
+                    let mut c = self.node(child, &[], false);
+                    c.arg_count(0, Some(1));
+                    ssh.push(
+                        c.arg_text(0, "an ssh id")
+                            .unwrap_or_else(|| Spanned::new("default".to_owned(), span)),
+                    );
+                }
+                _ => self.unknown_node(child, &["cache", "secret", "ssh"], "in `run`"),
             }
         }
         if commands.is_empty() {
@@ -277,7 +296,7 @@ impl Lowerer<'_> {
             );
             return None;
         }
-        Some(Instruction::Run(Run { commands, caches }))
+        Some(Instruction::Run(Run { commands, caches, secrets, ssh }))
     }
 
     /// A `run` string may hold several commands, one per line. Lines ending in `\` go

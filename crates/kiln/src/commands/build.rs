@@ -78,6 +78,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
         check_pushable(project, &selected)?;
     }
     check_context_files(project, &selected)?;
+    check_secrets(project, &selected, args)?;
     let steps = step_counts(&session);
     let durations_file = history::durations_file(session.project.manifest_path());
     let durations = history::load(durations_file.as_deref());
@@ -160,6 +161,8 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
             cache_from: args.cache_from.clone(),
             cache_to_inline: args.cache_to == Some(CacheTo::Inline),
             labels,
+            secrets: args.secrets.clone(),
+            ssh: args.ssh.is_some(),
         };
         let cancel = CancellationToken::new();
         watch_signals(cancel.clone());
@@ -227,6 +230,67 @@ async fn connect_pool(
         });
     }
     Ok(kiln_build::Pool { engines, transfer_registry })
+}
+
+/// Every secret a RUN of the build mounts is given (`--secret`, readable), the ssh agent
+/// too where one is mounted, and the builder can mount them: refused before anything is
+/// built, naming the manifest line.
+fn check_secrets(
+    project: &kiln_manifest::Project,
+    selected: &PerImage<bool>,
+    args: &BuildArgs,
+) -> Result<(), CliError> {
+    for (id, source) in &args.secrets {
+        let problem = match source {
+            kiln_engine::SecretSource::File(path) => {
+                std::fs::File::open(path).err().map(|e| format!("cannot read `{}`: {e}", path.display()))
+            }
+            kiln_engine::SecretSource::Env(name) => {
+                std::env::var_os(name).is_none().then(|| format!("the variable `{name}` is not set"))
+            }
+        };
+        if let Some(problem) = problem {
+            return Err(CliError::invalid(format!("--secret id={id}: {problem}")));
+        }
+    }
+    if args.ssh.is_some() && std::env::var_os("SSH_AUTH_SOCK").is_none() {
+        return Err(CliError::invalid("--ssh default, but SSH_AUTH_SOCK is not set")
+            .hint("start an agent (`eval $(ssh-agent)`) and add your key (`ssh-add`)"));
+    }
+    for image in selected.chosen().map(|id| &project[id]) {
+        for instruction in image.needed_instructions() {
+            let kiln_manifest::ast::Instruction::Run(run) = &instruction.value else { continue };
+            let mounts =
+                run.secrets.iter().map(|s| (&s.id, "secret")).chain(run.ssh.iter().map(|id| (id, "ssh")));
+            for (id, kind) in mounts {
+                let location = project.sources.location(id.span);
+                let given = match kind {
+                    "secret" => args.secrets.iter().any(|(given, _)| *given == id.value),
+                    _ => args.ssh.is_some(),
+                };
+                if !given {
+                    let hint = if kind == "secret" {
+                        format!("give it: `--secret id={},src=PATH` (or `env=NAME`)", id.value)
+                    } else {
+                        "forward your agent: `--ssh default`".to_owned()
+                    };
+                    return Err(CliError::invalid(format!(
+                        "image `{}` mounts the {kind} `{}` ({location}), and this build does not give it",
+                        image.name, id.value
+                    ))
+                    .hint(hint));
+                }
+                if args.builder.builder() == kiln_engine::Builder::Classic {
+                    return Err(CliError::invalid(format!(
+                        "image `{}` mounts the {kind} `{}` ({location}): the classic builder cannot",
+                        image.name, id.value
+                    ))
+                    .hint("build with BuildKit (`--builder buildkit`, the default)"));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The pool: `--engine`, else `KILN_ENGINES` (the same specs, separated by blanks or
