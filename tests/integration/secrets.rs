@@ -137,7 +137,66 @@ fn a_missing_or_failing_secret_run_points_into_the_manifest() {
     assert!(!failed.stderr.contains(TOKEN));
 }
 
+/// A private package index: pip's index URL and npm's `.npmrc` (tokens in both) come
+/// from secrets, read by the shell or npm from the mount; the base has neither tool, so
+/// stand-ins check what they are given.
+fn package_indexes_with_credentials_stay_in_secrets() {
+    let Some(_engine) = engine::engine_test() else { return };
+    let manifest = r##"
+dockerfile-level "1.2"
+allow runs-as-root
+registry "kiln-it/index-secrets"
+image app {
+    from "kiln-test/busybox:1"
+    run #"printf '#!/bin/sh\nfor a; do test "$prev" = --index-url && test "$a" = "$(cat /run/secrets/pypi)" && echo pip-ok > /pip.txt; prev=$a; done\ntest -f /pip.txt\n' > /bin/pip"# #"printf '#!/bin/sh\nfor a; do f=$a; done; grep -q _authToken "$f" && echo npm-ok > /npm.txt\n' > /bin/npm"# "chmod +x /bin/pip /bin/npm"
+    workdir "/app"
+    pip flask index-url-secret=pypi
+    npm npmrc-secret=npmrc
+    cmd "cat" "/pip.txt" "/npm.txt"
+}
+"##;
+    let test = Test::new()
+        .manifest(manifest)
+        .file("package.json", "{}")
+        .file("package-lock.json", "{}")
+        .file("secrets/npmrc", NPMRC);
+    let npmrc = test.path().join("secrets/npmrc");
+    let mut test = test.env("KILN_IT_INDEX", &format!("https://user:{TOKEN}@pypi.example.com/simple"));
+    let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
+    test.args(&["emit"]).run();
+    insta::assert_snapshot!("package_index_secrets", test.read("dockerfiles/app.Dockerfile"));
+    let build = test
+        .args(&[
+            "build",
+            "--network",
+            "none",
+            "--progress",
+            "plain",
+            "--secret",
+            "id=pypi,env=KILN_IT_INDEX",
+            "--secret",
+            &format!("id=npmrc,src={}", npmrc.display()),
+        ])
+        .run();
+    assert_eq!(run_image("kiln-it/index-secrets/app:latest"), "pip-ok\nnpm-ok\n");
+    let saved = Command::new("docker")
+        .args(["save", "kiln-it/index-secrets/app:latest"])
+        .output()
+        .expect("docker save");
+    for secret in [TOKEN, "npm-5b2e"] {
+        assert!(
+            !saved.stdout.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "a layer holds {secret}"
+        );
+        assert!(!build.stderr.contains(secret) && !build.stdout.contains(secret));
+    }
+}
+
 pub(crate) const TESTS: &[Case] = &[
+    Case::engine(
+        "package_indexes_with_credentials_stay_in_secrets",
+        package_indexes_with_credentials_stay_in_secrets,
+    ),
     Case::engine("secrets_reach_their_run_and_nothing_else", secrets_reach_their_run_and_nothing_else),
     Case::engine(
         "a_missing_or_failing_secret_run_points_into_the_manifest",

@@ -258,8 +258,8 @@ fn expand_stage(
                 let mounts: Vec<String> = secrets
                     .iter()
                     .map(|secret| match &secret.target {
-                        Some(target) => format!("type=secret,id={},target={}", secret.id.value, target.value),
-                        None => format!("type=secret,id={}", secret.id.value),
+                        Some(target) => format!("{},target={}", secret_mount(&secret.id.value), target.value),
+                        None => secret_mount(&secret.id.value),
                     })
                     .chain(ssh.iter().map(|id| match id.value.as_str() {
                         "default" => "type=ssh".to_owned(),
@@ -359,7 +359,7 @@ fn expand_stage(
                 steps.push(Step::Run {
                     commands,
                     caches,
-                    mounts: Vec::new(),
+                    mounts: npm.npmrc_secret.iter().map(|id| secret_mount(&id.value)).collect(),
                     span,
                     mergeable: false,
                     lint: Vec::new(),
@@ -634,6 +634,9 @@ fn npm_install(npm: &Npm, cache: &str) -> String {
     if let Some(registry) = &npm.registry {
         let _ = write!(install, " --registry={}", shell_quote(&registry.value));
     }
+    if let Some(secret) = &npm.npmrc_secret {
+        let _ = write!(install, " --userconfig {SECRETS_DIR}/{}", secret.value);
+    }
     install
 }
 
@@ -672,6 +675,10 @@ fn pip_steps(pip: &Pip, span: Span, cache: Option<String>, rendering: Rendering<
             let _ = write!(install, " {flag} {}", shell_quote(&url.value));
         }
     }
+    // The URL (and its credentials) stays in the secret: the shell reads it.
+    if let Some(secret) = &pip.index_url_secret {
+        let _ = write!(install, " --index-url \"$(cat {SECRETS_DIR}/{})\"", secret.value);
+    }
     if let Some(requirements) = &pip.requirements {
         let path = kiln_dockerignore::clean_path(&requirements.value);
         let dest = if path.contains('/') { format!("./{path}") } else { "./".to_owned() };
@@ -697,11 +704,19 @@ fn pip_steps(pip: &Pip, span: Span, cache: Option<String>, rendering: Rendering<
     steps.push(Step::Run {
         commands: vec![install],
         caches,
-        mounts: Vec::new(),
+        mounts: pip.index_url_secret.iter().map(|id| secret_mount(&id.value)).collect(),
         span,
         mergeable: false,
         lint,
     });
+}
+
+/// Where BuildKit mounts a secret without a `target`.
+const SECRETS_DIR: &str = "/run/secrets";
+
+/// The `--mount` value of a secret at its default place (ids are checked to be words).
+fn secret_mount(id: &str) -> String {
+    format!("type=secret,id={id}")
 }
 
 /// `numeric-user`: a user created by kiln is switched to by number, so that runtimes

@@ -334,6 +334,9 @@ pub struct Pip {
     pub no_compile: bool,
     pub index_url: Option<Text>,
     pub extra_index_url: Option<Text>,
+    /// A build secret that holds the index URL (with its credentials):
+    /// `--index-url "$(cat /run/secrets/<id>)"`, never in a layer or the Dockerfile.
+    pub index_url_secret: Option<Text>,
     pub require_hashes: bool,
 }
 
@@ -355,6 +358,9 @@ pub struct Npm {
     /// More `--omit=` kinds: `dev`, `optional`, `peer`.
     pub omit: Vec<Text>,
     pub registry: Option<Text>,
+    /// A build secret that holds an `.npmrc` (registry tokens): `npm ci --userconfig`
+    /// reads it from the secret's mount.
+    pub npmrc_secret: Option<Text>,
 }
 
 /// Calls `f` on every user string of an image body that variables may be interpolated
@@ -472,10 +478,12 @@ impl VisitStrings for Instruction {
                 visit_opt(&mut pip.venv, Generated, f);
                 visit_opt(&mut pip.index_url, Generated, f);
                 visit_opt(&mut pip.extra_index_url, Generated, f);
+                visit_opt(&mut pip.index_url_secret, Generated, f);
             }
             Self::Npm(npm) => {
                 visit_all(&mut npm.omit, Generated, f);
                 visit_opt(&mut npm.registry, Generated, f);
+                visit_opt(&mut npm.npmrc_secret, Generated, f);
             }
             Self::Healthcheck(None) | Self::GoMod | Self::CargoFetch => {}
         }

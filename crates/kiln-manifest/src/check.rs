@@ -161,7 +161,7 @@ pub(crate) fn check_stage(
             }
             Instruction::Npm(_) | Instruction::GoMod | Instruction::CargoFetch => {
                 if let Instruction::Npm(npm) = &instruction.value {
-                    check_npm(npm, diags);
+                    check_npm(npm, ctx.level, diags);
                 }
                 let files = instruction.value.dependency_files();
                 check_files_exist(ctx, files, span, instruction.value.node_name(), diags);
@@ -509,9 +509,26 @@ fn check_pip(pip: &Pip, span: Span, ctx: &StageContext<'_>, diags: &mut Diagnost
     for url in pip.index_url.iter().chain(&pip.extra_index_url) {
         check_url(url, diags);
     }
+    if let Some(secret) = &pip.index_url_secret {
+        check_mount_id(secret, "index-url-secret", ctx.level, diags);
+        if let Some(url) = &pip.index_url {
+            diags.push(
+                Diagnostic::new(
+                    Code::ConflictingValues,
+                    "`pip` takes its index from `index-url` or from `index-url-secret`, not both",
+                )
+                .label(url.span, "here")
+                .label(secret.span, "and here")
+                .help("an index whose URL holds credentials belongs in the secret; drop `index-url`"),
+            );
+        }
+    }
 }
 
-fn check_npm(npm: &Npm, diags: &mut Diagnostics) {
+fn check_npm(npm: &Npm, level: Level, diags: &mut Diagnostics) {
+    if let Some(secret) = &npm.npmrc_secret {
+        check_mount_id(secret, "npmrc-secret", level, diags);
+    }
     for kind in &npm.omit {
         if !matches!(kind.value.as_str(), "dev" | "optional" | "peer") {
             diags.push(
@@ -596,31 +613,38 @@ fn check_run(run: &Run, level: Level, diags: &mut Diagnostics) {
     }
     let ids = run.secrets.iter().map(|s| (&s.id, "secret")).chain(run.ssh.iter().map(|id| (id, "ssh")));
     for (id, node) in ids {
-        if !level.cache_mounts() {
-            diags.push(
-                Diagnostic::new(Code::UnsupportedAtLevel, format!("`{node}` needs `dockerfile-level \"1.2\"` or later"))
-                    .label(id.span, format!("RUN --mount=type={node} is not available at the `classic` level"))
-                    .help("set `dockerfile-level \"1.2\"` in the root manifest: builds then use BuildKit, which mounts it for this RUN only"),
-            );
-        }
-        let valid = !id.value.is_empty()
-            && id.value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !valid {
-            diags.push(
-                Diagnostic::new(Code::InvalidValue, format!("`{}` is not a valid {node} id", id.value))
-                    .label(id.span, "letters, digits, `-`, `_` and `.` only")
-                    .help(format!(
-                        "the id names what `kiln build --{node}` provides, as `{}`",
-                        if node == "ssh" { "--ssh default" } else { "--secret id=npmrc,src=.npmrc" }
-                    )),
-            );
-        }
+        check_mount_id(id, node, level, diags);
     }
     for target in run.secrets.iter().filter_map(|s| s.target.as_ref()) {
         check_mount_path(target, "a secret's `target`", diags);
     }
     for cache in &run.caches {
         check_mount_path(cache, "a cache directory", diags);
+    }
+}
+
+/// The id of a secret or ssh mount: a word of the `--mount` flag, at a level that has
+/// mounts.
+fn check_mount_id(id: &Text, node: &str, level: Level, diags: &mut Diagnostics) {
+    if !level.cache_mounts() {
+        diags.push(
+            Diagnostic::new(Code::UnsupportedAtLevel, format!("`{node}` needs `dockerfile-level \"1.2\"` or later"))
+                .label(id.span, format!("RUN --mount=type={} is not available at the `classic` level", if node == "ssh" { "ssh" } else { "secret" }))
+                .help("set `dockerfile-level \"1.2\"` in the root manifest: builds then use BuildKit, which mounts it for this RUN only"),
+        );
+    }
+    let valid = !id.value.is_empty()
+        && id.value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !valid {
+        let example = if node == "ssh" { "--ssh default" } else { "--secret id=npmrc,src=.npmrc" };
+        diags.push(
+            Diagnostic::new(
+                Code::InvalidValue,
+                format!("`{}` is not a valid {} id", id.value, if node == "ssh" { "ssh" } else { "secret" }),
+            )
+            .label(id.span, "letters, digits, `-`, `_` and `.` only")
+            .help(format!("the id names what `kiln build` is given, as `{example}`")),
+        );
     }
 }
 

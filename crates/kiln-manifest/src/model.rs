@@ -276,16 +276,24 @@ impl Image {
     }
 
     /// The instructions of the stages the target needs, in order.
-    /// The ids of the build secrets the needed stages' RUNs mount.
-    pub fn secret_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .needed_instructions()
-            .filter_map(|i| match &i.value {
-                Instruction::Run(run) => Some(run.secrets.iter().map(|s| s.id.value.clone())),
-                _ => None,
+    /// The build secrets the needed stages mount (`secret` in a `run`, a package node's
+    /// `*-secret`), where the manifest names them.
+    pub fn secrets(&self) -> Vec<&Text> {
+        self.needed_instructions()
+            .flat_map(|i| -> Vec<&Text> {
+                match &i.value {
+                    Instruction::Run(run) => run.secrets.iter().map(|s| &s.id).collect(),
+                    Instruction::Pip(pip) => pip.index_url_secret.iter().collect(),
+                    Instruction::Npm(npm) => npm.npmrc_secret.iter().collect(),
+                    _ => Vec::new(),
+                }
             })
-            .flatten()
-            .collect();
+            .collect()
+    }
+
+    /// The ids of the build secrets the needed stages mount.
+    pub fn secret_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.secrets().into_iter().map(|id| id.value.clone()).collect();
         ids.sort();
         ids.dedup();
         ids

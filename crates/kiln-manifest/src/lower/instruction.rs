@@ -75,6 +75,7 @@ impl Lowerer<'_> {
                         "no-compile",
                         "index-url",
                         "extra-index-url",
+                        "index-url-secret",
                         "require-hashes",
                     ],
                     false,
@@ -87,6 +88,7 @@ impl Lowerer<'_> {
                 let no_compile = n.prop_bool("no-compile").unwrap_or(false);
                 let index_url = n.prop_text("index-url");
                 let extra_index_url = n.prop_text("extra-index-url");
+                let index_url_secret = n.prop_text("index-url-secret");
                 let require_hashes = n.prop_bool("require-hashes").unwrap_or(false);
                 if packages.is_empty() && requirements.is_none() {
                     let span = n.node_span();
@@ -106,16 +108,18 @@ impl Lowerer<'_> {
                     no_compile,
                     index_url,
                     extra_index_url,
+                    index_url_secret,
                     require_hashes,
                 })
             }
             K::Npm => {
-                let mut n = self.node(node, &["production", "omit", "registry"], false);
+                let mut n = self.node(node, &["production", "omit", "registry", "npmrc-secret"], false);
                 n.arg_count(0, Some(0));
                 let production = n.prop_bool("production").unwrap_or(false);
                 let omit = n.prop_text("omit").map_or_else(Vec::new, |text| split_words(&text));
                 let registry = n.prop_text("registry");
-                Instruction::Npm(Npm { production, omit, registry })
+                let npmrc_secret = n.prop_text("npmrc-secret");
+                Instruction::Npm(Npm { production, omit, registry, npmrc_secret })
             }
             K::GoMod => {
                 self.node(node, &[], false).arg_count(0, Some(0));

@@ -258,35 +258,36 @@ fn check_secrets(
             .hint("start an agent (`eval $(ssh-agent)`) and add your key (`ssh-add`)"));
     }
     for image in selected.chosen().map(|id| &project[id]) {
-        for instruction in image.needed_instructions() {
-            let kiln_manifest::ast::Instruction::Run(run) = &instruction.value else { continue };
-            let mounts =
-                run.secrets.iter().map(|s| (&s.id, "secret")).chain(run.ssh.iter().map(|id| (id, "ssh")));
-            for (id, kind) in mounts {
-                let location = project.sources.location(id.span);
-                let given = match kind {
-                    "secret" => args.secrets.iter().any(|(given, _)| *given == id.value),
-                    _ => args.ssh.is_some(),
+        let ssh = image.needed_instructions().flat_map(|i| match &i.value {
+            kiln_manifest::ast::Instruction::Run(run) => run.ssh.iter().collect(),
+            _ => Vec::new(),
+        });
+        let mounts: Vec<_> =
+            image.secrets().into_iter().map(|id| (id, "secret")).chain(ssh.map(|id| (id, "ssh"))).collect();
+        for (id, kind) in mounts {
+            let location = project.sources.location(id.span);
+            let given = match kind {
+                "secret" => args.secrets.iter().any(|(given, _)| *given == id.value),
+                _ => args.ssh.is_some(),
+            };
+            if !given {
+                let hint = if kind == "secret" {
+                    format!("give it: `--secret id={},src=PATH` (or `env=NAME`)", id.value)
+                } else {
+                    "forward your agent: `--ssh default`".to_owned()
                 };
-                if !given {
-                    let hint = if kind == "secret" {
-                        format!("give it: `--secret id={},src=PATH` (or `env=NAME`)", id.value)
-                    } else {
-                        "forward your agent: `--ssh default`".to_owned()
-                    };
-                    return Err(CliError::invalid(format!(
-                        "image `{}` mounts the {kind} `{}` ({location}), and this build does not give it",
-                        image.name, id.value
-                    ))
-                    .hint(hint));
-                }
-                if args.builder.builder() == kiln_engine::Builder::Classic {
-                    return Err(CliError::invalid(format!(
-                        "image `{}` mounts the {kind} `{}` ({location}): the classic builder cannot",
-                        image.name, id.value
-                    ))
-                    .hint("build with BuildKit (`--builder buildkit`, the default)"));
-                }
+                return Err(CliError::invalid(format!(
+                    "image `{}` mounts the {kind} `{}` ({location}), and this build does not give it",
+                    image.name, id.value
+                ))
+                .hint(hint));
+            }
+            if args.builder.builder() == kiln_engine::Builder::Classic {
+                return Err(CliError::invalid(format!(
+                    "image `{}` mounts the {kind} `{}` ({location}): the classic builder cannot",
+                    image.name, id.value
+                ))
+                .hint("build with BuildKit (`--builder buildkit`, the default)"));
             }
         }
     }
