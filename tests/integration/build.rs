@@ -424,6 +424,39 @@ fn a_missing_bridge_network_says_which_network_to_use() {
     }
 }
 
+/// `--target STAGE` builds that stage of the images that have it, as `docker build
+/// --target`; it is another image (its key), and the next build without it gets the
+/// manifest's target again. A stage no image has is refused.
+fn target_from_the_command_line() {
+    let Some(_engine) = engine::engine_test() else { return };
+    let manifest = r#"
+allow runs-as-root
+registry "kiln-it/target"
+image app {
+    stage debug {
+        from "kiln-test/busybox:1"
+        run "echo debug > /stage.txt"
+        cmd "cat" "/stage.txt"
+    }
+    stage release {
+        from "kiln-test/busybox:1"
+        run "echo release > /stage.txt"
+        cmd "cat" "/stage.txt"
+    }
+}
+"#;
+    let mut test = Test::new().manifest(manifest);
+    let _cleanup = cleanup(&test);
+    let (output, _) = build(&mut test, &["--target", "debug", "--load"]);
+    assert_eq!(output.status, 0, "{}", output.stderr);
+    assert_eq!(run_image("kiln-it/target/app:latest"), "debug\n");
+    let (output, _) = build(&mut test, &[]);
+    assert_eq!(output.status, 0, "{}", output.stderr);
+    assert_eq!(run_image("kiln-it/target/app:latest"), "release\n");
+    let refused = test.args(&["build", "--target", "nope"]).expect(2).run();
+    assert!(refused.stderr.contains("no image being built has a stage `nope`"), "{}", refused.stderr);
+}
+
 /// `--build-arg` sets what the manifest's `build-arg` says, for this build only; the
 /// image is another one (its key covers the value), and an argument nothing declares is
 /// refused before anything is built.
@@ -700,6 +733,7 @@ pub(crate) const TESTS: &[Case] = &[
     Case::engine("ignored_files_stay_out_of_the_image", ignored_files_stay_out_of_the_image),
     Case::engine("build_only_packages_leave_no_layer_behind", build_only_packages_leave_no_layer_behind),
     Case::engine("a_venv_builder_ships_the_venv_alone", a_venv_builder_ships_the_venv_alone),
+    Case::engine("target_from_the_command_line", target_from_the_command_line),
     Case::engine("package_caches_stay_out_of_the_image", package_caches_stay_out_of_the_image),
     Case::engine("build_args_from_the_command_line", build_args_from_the_command_line),
     Case::engine("iidfile_and_metadata_file", iidfile_and_metadata_file),

@@ -230,6 +230,16 @@ pub struct BuildArgs {
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = key_value)]
     pub labels: Vec<(String, String)>,
 
+    /// Build this stage instead of the manifest's `target`, in each image being built
+    /// that has a stage of that name, as `docker build --target`
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+
+    /// Load the images into the engine: what kiln always does (they are built there);
+    /// accepted for `docker buildx bake --load` habits
+    #[arg(long)]
+    pub load: bool,
+
     /// Set a build argument for the images being built that declare it with `arg`,
     /// over the manifest's `build-arg` (repeatable)
     #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = key_value)]

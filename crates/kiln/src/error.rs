@@ -67,7 +67,7 @@ impl CliError {
         for problem in &self.problems {
             term.error(&problem.message);
             if let Some(hint) = &problem.hint {
-                errln!("\nhint: {hint}");
+                errln!("\n{}", crate::term::for_stderr("hint: ", hint));
             }
         }
     }

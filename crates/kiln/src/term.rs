@@ -42,7 +42,7 @@ impl Term {
     }
 
     pub(crate) fn error(&self, text: &str) {
-        errln!("error: {text}");
+        errln!("{}", for_stderr("error: ", text));
     }
 
     pub(crate) fn diagnostic(&self, diagnostic: &Diagnostic, sources: &SourceMap) {
@@ -54,8 +54,61 @@ impl Term {
     }
 }
 
+/// A message for stderr: wrapped to the terminal's width when stderr is one; whole lines
+/// otherwise, so that logs and `grep` see each message on one line.
+pub(crate) fn for_stderr(prefix: &str, text: &str) -> String {
+    match console::Term::stderr().size_checked() {
+        Some((_, columns)) if std::io::stderr().is_terminal() => {
+            wrapped(prefix, text, usize::from(columns).max(40))
+        }
+        _ => format!("{prefix}{text}"),
+    }
+}
+
+/// `prefix` and `text`, wrapped at word boundaries to `width`: lines that go on are
+/// indented under the text, and a line of `text` keeps its own indentation. A word longer
+/// than a line (a path, a command, a reference) is never cut, not even at a hyphen.
+fn wrapped(prefix: &str, text: &str, width: usize) -> String {
+    let mut out = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let first = if index == 0 { format!("{prefix}{indent}") } else { indent.to_owned() };
+        let rest = " ".repeat(if index == 0 { prefix.len() } else { 0 })
+            + indent
+            + if index == 0 { "" } else { "  " };
+        let options = textwrap::Options::new(width)
+            .initial_indent(&first)
+            .subsequent_indent(&rest)
+            .break_words(false)
+            .word_splitter(textwrap::WordSplitter::NoHyphenation)
+            .word_separator(textwrap::WordSeparator::AsciiSpace);
+        let filled = textwrap::fill(line.trim_start(), options);
+        out.push(if filled.is_empty() { first.trim_end().to_owned() } else { filled });
+    }
+    if out.is_empty() {
+        out.push(prefix.trim_end().to_owned());
+    }
+    out.join("\n")
+}
+
 /// Writes to stderr, ignoring a closed one (see `errln!`).
 pub(crate) fn to_stderr(text: &str) {
     let mut stderr = std::io::stderr().lock();
     let _ = stderr.write_all(text.as_bytes()).and_then(|()| stderr.flush());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrapped;
+
+    #[test]
+    fn long_messages_wrap_at_word_boundaries() {
+        let message = "cannot remove base a95a707c0f86 (kiln-it/foreign-classic/base:kiln-3d5c6591b3409d32f0440fe9): conflict: unable to delete a95a707c0f86 (cannot be forced)\n  image `api`, at services/api/kiln.kdl:12:5";
+        assert_eq!(
+            wrapped("error: ", message, 60),
+            "error: cannot remove base a95a707c0f86\n       (kiln-it/foreign-classic/base:kiln-3d5c6591b3409d32f0440fe9):\n       conflict: unable to delete a95a707c0f86 (cannot be\n       forced)\n  image `api`, at services/api/kiln.kdl:12:5"
+        );
+        assert_eq!(wrapped("hint: ", "short", 60), "hint: short");
+        assert_eq!(wrapped("error: ", "", 60), "error:");
+    }
 }

@@ -31,6 +31,14 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
             image.platform = Some(kiln_manifest::Spanned::new(platform.clone(), image.name_span));
         }
     }
+    if let Some(stage) = &args.target {
+        let selected = kiln_graph::select(&session.project, &session.graph, &args.targets)
+            .map_err(session::unknown_names)?;
+        override_target(&mut session.project, &selected, stage)?;
+        // The stages each image needs follow its target.
+        let mut diagnostics = kiln_manifest::Diagnostics::default();
+        session.graph = kiln_graph::Graph::build(&session.project, &mut diagnostics);
+    }
     if !args.arg_overrides.is_empty() {
         let selected = kiln_graph::select(&session.project, &session.graph, &args.targets)
             .map_err(session::unknown_names)?;
@@ -415,6 +423,29 @@ fn override_build_args(
         }
     }
     Ok(())
+}
+
+/// `--target STAGE`: each image being built that has that stage builds it (its key, its
+/// tags and its dependents follow). None having it is an error, as in `docker build`.
+fn override_target(
+    project: &mut kiln_manifest::Project,
+    selected: &PerImage<bool>,
+    stage: &str,
+) -> Result<(), CliError> {
+    let mut found = false;
+    for id in selected.chosen().collect::<Vec<_>>() {
+        let image = &mut project.images[id.index()];
+        if let Some(target) = image.stage_id(stage) {
+            image.target = target;
+            found = true;
+        }
+    }
+    if found {
+        Ok(())
+    } else {
+        Err(CliError::invalid(format!("--target {stage}: no image being built has a stage `{stage}`"))
+            .hint("`kiln graph` shows the stages of each image"))
+    }
 }
 
 /// A file a selected image copies from its context is missing: the build would fail
