@@ -457,6 +457,72 @@ image app {
     assert!(refused.stderr.contains("no image being built has a stage `nope`"), "{}", refused.stderr);
 }
 
+/// bake's `--set IMAGE.FIELD=VALUE` (`*` for every image): args, labels, tags, target
+/// and platform of one image, or of all, for this build; a variable is still `--set
+/// NAME=VALUE`. Mistakes are refused before anything is built.
+fn bake_style_overrides() {
+    let Some(_engine) = engine::engine_test() else { return };
+    let manifest = r#"
+allow runs-as-root
+registry "kiln-it/overrides"
+var GREETING "hello"
+image app {
+    stage debug {
+        from "kiln-test/busybox:1"
+        arg MODE "slow"
+        run "echo debug-$MODE-{GREETING} > /out.txt"
+        cmd "cat" "/out.txt"
+    }
+    stage release {
+        from "kiln-test/busybox:1"
+        run "echo release > /out.txt"
+        cmd "cat" "/out.txt"
+    }
+}
+image other {
+    from "kiln-test/busybox:1"
+    cmd "true"
+}
+"#;
+    let mut test = Test::new().manifest(manifest);
+    let mut cleanup = cleanup(&test);
+    cleanup.also("kiln-it/overrides/app:one");
+    cleanup.also("kiln-it/overrides/app:two");
+    let sets = [
+        "--set",
+        "app.target=debug",
+        "--set",
+        "app.args.MODE=fast",
+        "--set",
+        "*.labels.team=core",
+        "--set",
+        "app.tags=one,two",
+        "--set",
+        "GREETING=hi",
+        "--set",
+        "*.no-cache=true",
+        "--set",
+        "*.platform=linux/amd64",
+    ];
+    let (output, _) = build(&mut test, &sets);
+    assert_eq!(output.status, 0, "{}", output.stderr);
+    assert_eq!(run_image("kiln-it/overrides/app:two"), "debug-fast-hi\n");
+    for image in ["kiln-it/overrides/app:one", "kiln-it/overrides/other:latest"] {
+        let label =
+            engine::docker(&["image", "inspect", "--format", "{{index .Config.Labels \"team\"}}", image]);
+        assert_eq!(label.trim(), "core", "{image}");
+    }
+    for (set, says) in [
+        ("app.squash=true", "images have no field `squash`"),
+        ("nope.tags=x", "the manifest has no image `nope`"),
+        ("other.args.MODE=x", "image `other` declares no `arg MODE`"),
+        ("app.target=nope", "image `app` has no stage `nope`"),
+    ] {
+        let refused = test.args(&["build", "--set", set]).expect(2).run();
+        assert!(refused.stderr.contains(says), "{set}: {}", refused.stderr);
+    }
+}
+
 /// `--build-arg` sets what the manifest's `build-arg` says, for this build only; the
 /// image is another one (its key covers the value), and an argument nothing declares is
 /// refused before anything is built.
@@ -734,6 +800,7 @@ pub(crate) const TESTS: &[Case] = &[
     Case::engine("build_only_packages_leave_no_layer_behind", build_only_packages_leave_no_layer_behind),
     Case::engine("a_venv_builder_ships_the_venv_alone", a_venv_builder_ships_the_venv_alone),
     Case::engine("target_from_the_command_line", target_from_the_command_line),
+    Case::engine("bake_style_overrides", bake_style_overrides),
     Case::engine("package_caches_stay_out_of_the_image", package_caches_stay_out_of_the_image),
     Case::engine("build_args_from_the_command_line", build_args_from_the_command_line),
     Case::engine("iidfile_and_metadata_file", iidfile_and_metadata_file),

@@ -30,7 +30,9 @@ pub struct GlobalArgs {
     #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
     pub file: Option<PathBuf>,
 
-    /// Override a manifest variable (repeatable); also `KILN_VAR_NAME=VALUE` in the environment
+    /// Override a manifest variable (repeatable); also `KILN_VAR_NAME=VALUE` in the
+    /// environment. `IMAGE.FIELD=VALUE` (`*` for every image) overrides an image's
+    /// `args.NAME`, `tags`, `target`, `platform`, `labels.KEY` or `no-cache`, as bake's `--set`
     #[arg(long = "set", global = true, value_name = "NAME=VALUE", value_parser = key_value)]
     pub set: Vec<(String, String)>,
 
@@ -563,7 +565,6 @@ fn key_value(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| "needs the form `NAME=VALUE`".to_owned())
 }
 
-/// An image reference with a tag (none means `latest`, as for `docker build -t`).
 /// `--secret id=npmrc,src=~/.npmrc` or `id=token,env=TOKEN`, as docker build takes them.
 fn secret_spec(text: &str) -> Result<(String, kiln_engine::SecretSource), String> {
     let (mut id, mut source) = (None, None);
@@ -639,6 +640,7 @@ pub(crate) fn engine_spec(text: &str) -> Result<EngineSpec, String> {
     Ok(spec)
 }
 
+/// An image reference with a tag (none means `latest`, as for `docker build -t`).
 fn extra_tag(text: &str) -> Result<String, String> {
     let parsed = kiln_reference::ImageRef::parse(text).map_err(|e| e.to_string())?;
     if parsed.digest.is_some() {
@@ -649,7 +651,7 @@ fn extra_tag(text: &str) -> Result<String, String> {
 
 /// One `os/arch[/variant]`: Engine 20.10 builds an image for one platform (several need
 /// buildx's multi-platform builders).
-fn platform(text: &str) -> Result<String, String> {
+pub(crate) fn platform(text: &str) -> Result<String, String> {
     if text.contains(',') {
         return Err("one platform per build: Engine 20.10 cannot build several into one image (that needs buildx and a multi-platform builder); build once per platform".to_owned());
     }

@@ -15,6 +15,7 @@ macro_rules! errp {
 mod cli;
 mod commands;
 mod error;
+mod overrides;
 mod progress;
 mod session;
 mod term;

@@ -16,6 +16,8 @@ pub(crate) struct Session {
     pub project: Project,
     pub graph: Graph,
     pub diagnostics: Vec<Diagnostic>,
+    /// Images `--set IMAGE.no-cache=true` builds without the layer cache.
+    pub no_cache: Vec<kiln_manifest::ImageId>,
 }
 
 impl Session {
@@ -46,14 +48,15 @@ pub(crate) fn load(global: &GlobalArgs) -> Result<Session, CliError> {
                 .hint("create one, or point at it with `-f PATH`")
         })?,
     };
+    let (variables, overrides) = crate::overrides::split(&global.set)?;
     let options = LoadOptions {
         manifest,
         env: std::env::vars().collect(),
-        sets: global.set.clone(),
+        sets: variables,
         output: global.output.as_ref().map(|o| absolute(&cwd, o)),
         level: global.level,
     };
-    let (project, mut diags) = kiln_manifest::load_project(&options).map_err(|unknown| {
+    let (mut project, mut diags) = kiln_manifest::load_project(&options).map_err(|unknown| {
         unknown
             .into_iter()
             .map(|u| {
@@ -66,12 +69,14 @@ pub(crate) fn load(global: &GlobalArgs) -> Result<Session, CliError> {
             .reduce(CliError::and)
             .unwrap_or_else(|| CliError::invalid("unknown `--set` variables"))
     })?;
+    let no_cache =
+        if diags.has_errors() { Vec::new() } else { crate::overrides::apply(&mut project, &overrides)? };
     let graph = Graph::build(&project, &mut diags);
     if !diags.has_errors() {
         kiln_emit::check_line_lengths(&project, &graph, &mut diags);
     }
     diags.withdraw_advice_on_errors();
-    Ok(Session { options, project, graph, diagnostics: diags.into_sorted() })
+    Ok(Session { options, project, graph, diagnostics: diags.into_sorted(), no_cache })
 }
 
 /// Prints the diagnostics; an error, with a summary, when some are errors.

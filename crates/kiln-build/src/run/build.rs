@@ -56,7 +56,7 @@ pub(super) async fn build(
         network: shared.options.network.clone(),
         target: None,
         pull: shared.options.pull,
-        no_cache: shared.options.no_cache,
+        no_cache: shared.options.no_cache || shared.options.no_cache_images.contains(&index),
         cache_from: shared
             .options
             .cache_from

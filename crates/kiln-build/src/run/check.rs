@@ -51,7 +51,8 @@ pub(super) async fn check(
         }
         Err(err) => return Err(Failure::new(format!("internal error: {err}"), None)),
     };
-    if shared.options.rebuild || shared.options.no_cache {
+    let no_cache = shared.options.no_cache || shared.options.no_cache_images.contains(&index);
+    if shared.options.rebuild || no_cache {
         return Ok(Checked::Build(Box::new(prepared)));
     }
     let content = kiln_marks::tags::content_tag(&image.repository, &prepared.key);

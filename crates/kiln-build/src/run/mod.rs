@@ -68,6 +68,8 @@ pub struct Options {
     pub rebuild: bool,
     /// Build without the engine's layer cache (implies `rebuild`).
     pub no_cache: bool,
+    /// These images only build without the layer cache (`--set IMAGE.no-cache=true`).
+    pub no_cache_images: Vec<ImageId>,
     /// Push what is built or up to date, with its content tag; registry hits are tagged
     /// in the registry, not pulled.
     pub push: bool,

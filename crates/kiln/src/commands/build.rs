@@ -123,7 +123,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
     }
 
     let runtime = engine_session::runtime()?;
-    let Session { project, graph, .. } = session;
+    let Session { project, graph, no_cache: no_cache_images, .. } = session;
     let (project, graph) = (Arc::new(project), Arc::new(graph));
     runtime.block_on(async move {
         let pool = connect_pool(global, &engines, args.transfer_registry.clone(), jobs).await?;
@@ -164,6 +164,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
             pull: false,
             rebuild: args.rebuild,
             no_cache: args.no_cache,
+            no_cache_images,
             push: args.push,
             offline: args.offline,
             cache_from: args.cache_from.clone(),
