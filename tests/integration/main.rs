@@ -18,6 +18,7 @@ mod emit;
 mod engine;
 mod examples;
 mod identity;
+mod import;
 mod lock;
 mod oracle;
 mod pins;
@@ -60,6 +61,7 @@ const MODULES: &[(&str, &[Case])] = &[
     ("emit", emit::TESTS),
     ("examples", examples::TESTS),
     ("identity", identity::TESTS),
+    ("import", import::TESTS),
     ("lifecycle", lifecycle::TESTS),
     ("lock", lock::TESTS),
     ("oracle", oracle::TESTS),

@@ -38,7 +38,7 @@ pub use model::{
 pub use resolve::DEFAULT_OUTPUT;
 pub use source::{FileId, SourceFile, SourceMap, Span, Spanned};
 pub use suggest::did_you_mean;
-pub use vars::UnknownOverride;
+pub use vars::{UnknownOverride, is_builtin as is_builtin_variable};
 
 /// What to load and how to override it.
 #[derive(Debug, Clone, Default)]

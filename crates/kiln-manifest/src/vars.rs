@@ -20,6 +20,12 @@ pub(crate) const ENV_PREFIX: &str = "KILN_VAR_";
 /// Built-in variables, computed from the git repository on first use.
 pub(crate) const BUILTINS: &[&str] = &["git.sha", "git.short-sha", "git.branch"];
 
+/// Whether `name` is a built-in variable (`git.sha`): `--set` may override it, and its
+/// dot does not make `--set git.sha=...` an image override.
+pub fn is_builtin(name: &str) -> bool {
+    BUILTINS.contains(&name)
+}
+
 /// Where a variable's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Origin {

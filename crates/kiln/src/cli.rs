@@ -24,7 +24,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// The root manifest [default: `kiln.kdl` in the current folder or its parents]
     #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
@@ -79,6 +79,8 @@ pub enum Command {
     Bake(BakeArgs),
     /// Build images (and what they depend on) against the Docker engine, in parallel
     Build(Box<BuildArgs>),
+    /// Turn existing Dockerfiles (with their contexts and .dockerignore) into a kiln.kdl
+    Import(ImportArgs),
     /// Resolve the outside images the manifest builds on into `kiln.lock`
     Lock(LockArgs),
     /// Pull the outside images the selected images build on
@@ -507,6 +509,34 @@ pub struct InspectArgs {
     pub image: String,
 
     /// Print as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The Dockerfiles; each builds one image, with its folder as the build context
+    /// [default: `Dockerfile` in the current folder]
+    #[arg(value_name = "DOCKERFILE")]
+    pub dockerfiles: Vec<std::path::PathBuf>,
+
+    /// The build context, for one Dockerfile [default: the Dockerfile's folder]
+    #[arg(long, value_name = "DIR")]
+    pub context: Option<std::path::PathBuf>,
+
+    /// The image's name, for one Dockerfile [default: from its folder or file name]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Where to write the manifest
+    #[arg(short, long, value_name = "FILE", default_value = "kiln.kdl")]
+    pub output: std::path::PathBuf,
+
+    /// Replace the output file if it exists
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print the manifest's path, its images and what could not be translated as JSON
     #[arg(long)]
     pub json: bool,
 }

@@ -37,7 +37,8 @@ type Variable = (String, String);
 pub(crate) fn split(sets: &[(String, String)]) -> Result<(Vec<Variable>, Vec<ImageOverride>), CliError> {
     let (mut variables, mut overrides) = (Vec::new(), Vec::new());
     for (name, value) in sets {
-        let Some((image, field)) = name.split_once('.') else {
+        let split = name.split_once('.').filter(|_| !kiln_manifest::is_builtin_variable(name));
+        let Some((image, field)) = split else {
             variables.push((name.clone(), value.clone()));
             continue;
         };

@@ -10,6 +10,7 @@ mod explain;
 mod graph;
 mod history;
 mod images;
+mod import;
 mod inspect;
 mod lock;
 mod manifest;
@@ -35,6 +36,7 @@ pub(crate) fn run(cli: &Cli, term: &Term) -> ExitStatus {
         Command::Graph(args) => graph::run(&cli.global, args, term),
         Command::Bake(args) => bake::run(&cli.global, args, term),
         Command::Build(args) => build::run(&cli.global, args, term),
+        Command::Import(args) => import::run(&cli.global, args, term),
         Command::Lock(args) => lock::run(&cli.global, args, term),
         Command::Pull(args) => pull::run(&cli.global, args, term),
         Command::Images(args) => images::run(&cli.global, args, term),

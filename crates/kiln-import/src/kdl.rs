@@ -1,0 +1,143 @@
+//! Writing values as the manifest reads them: KDL strings in which kiln's `{NAME}`
+//! interpolation cannot be triggered by accident (`{` and `}` doubled, except in
+//! `${...}`, which kiln leaves to the shell and Docker).
+
+use std::collections::BTreeMap;
+
+/// A KDL string of `value`, braces escaped for kiln.
+pub(crate) fn quoted(value: &str) -> String {
+    string(&escape_braces(value))
+}
+
+pub(crate) fn quoted_all<'a>(values: impl Iterator<Item = &'a str>) -> String {
+    values.map(quoted).collect::<Vec<_>>().join(" ")
+}
+
+/// A name (image, stage, key) bare when KDL reads it as one, else quoted.
+pub(crate) fn name(value: &str) -> String {
+    let bare = value.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !matches!(value, "true" | "false" | "null" | "inf" | "nan");
+    if bare { value.to_owned() } else { quoted(value) }
+}
+
+/// A shell command without a trailing comment (`#` after a blank, outside quotes); and
+/// whether it had one.
+pub(crate) fn without_shell_comment(command: &str) -> (String, bool) {
+    let mut quote: Option<char> = None;
+    let mut previous = ' ';
+    let mut escaped = false;
+    for (at, c) in command.char_indices() {
+        match (c, quote) {
+            _ if escaped => escaped = false,
+            ('\\', q) if q != Some('\'') => escaped = true,
+            ('"' | '\'', None) => quote = Some(c),
+            (c, Some(q)) if c == q => quote = None,
+            ('#', None) if previous.is_whitespace() => return (command[..at].trim_end().to_owned(), true),
+            _ => {}
+        }
+        previous = c;
+    }
+    (command.to_owned(), false)
+}
+
+/// A KDL string of text that is already kiln text (its braces mean interpolation).
+fn string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn escape_braces(value: &str) -> String {
+    let mut out = String::new();
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '$' if chars.peek() == Some(&'{') => {
+                // `${...}` passes through to Docker and the shell.
+                out.push('$');
+                for inner in chars.by_ref() {
+                    out.push(inner);
+                    if inner == '}' {
+                        break;
+                    }
+                }
+            }
+            '{' => out.push_str("{{"),
+            '}' => out.push_str("}}"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A FROM reference with the ARGs declared before FROM (`${NAME}`, `$NAME`,
+/// `${NAME:-default}`) as the manifest's variables (`{NAME}`); returns it as a KDL
+/// string, with the names it used that no ARG declares.
+pub(crate) fn substituted(reference: &str, args: &BTreeMap<String, String>) -> (String, Vec<String>) {
+    let mut out = String::new();
+    let mut unknown = Vec::new();
+    let mut rest = reference;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&escape_braces(&rest[..at]));
+        let after = &rest[at + 1..];
+        let (name, used) = if let Some(inner) = after.strip_prefix('{') {
+            let end = inner.find('}').unwrap_or(inner.len());
+            let name = inner[..end].split(":-").next().unwrap_or_default();
+            (name, end + 2)
+        } else {
+            let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+            (&after[..end], end)
+        };
+        if args.contains_key(name) {
+            out.push('{');
+            out.push_str(name);
+            out.push('}');
+        } else {
+            unknown.push(name.to_owned());
+            out.push_str(&escape_braces(&rest[at..at + 1 + used.min(after.len())]));
+        }
+        rest = &after[used.min(after.len())..];
+    }
+    out.push_str(&escape_braces(rest));
+    (string(&out), unknown)
+}
+
+/// A word for a POSIX shell, quoted when it needs to be.
+pub(crate) fn shell_word(word: &str) -> String {
+    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn braces_and_quotes_survive() {
+        assert_eq!(quoted("echo {a} ${HOME} \"x\""), r#""echo {{a}} ${HOME} \"x\"""#);
+        let args = BTreeMap::from([("VERSION".to_owned(), "1.36".to_owned())]);
+        assert_eq!(substituted("busybox:${VERSION}", &args), (r#""busybox:{VERSION}""#.to_owned(), vec![]));
+        assert_eq!(substituted("x:$OTHER", &args).1, ["OTHER"]);
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(without_shell_comment("echo 'a # b' # c"), ("echo 'a # b'".to_owned(), true));
+        assert_eq!(without_shell_comment("echo a#b"), ("echo a#b".to_owned(), false));
+        assert_eq!(name("api"), "api");
+        assert_eq!(name("org.opencontainers.image.title"), "org.opencontainers.image.title");
+        assert_eq!(name("1x"), "\"1x\"");
+    }
+}
