@@ -27,6 +27,7 @@ mod property;
 mod random;
 mod reader;
 mod remote;
+mod report;
 mod robustness;
 mod schema;
 mod secrets;
@@ -69,6 +70,7 @@ const MODULES: &[(&str, &[Case])] = &[
     ("pins", pins::TESTS),
     ("pool", pool::TESTS),
     ("remote", remote::TESTS),
+    ("report", report::TESTS),
     ("robustness", robustness::TESTS),
     ("schema", schema::TESTS),
     ("secrets", secrets::TESTS),

@@ -239,6 +239,11 @@ pub struct BuildArgs {
     #[arg(long, value_name = "STAGE")]
     pub target: Option<String>,
 
+    /// Write a report of the run: a timeline of every image per build slot, the critical
+    /// path, waits, cache hits and sizes (`.html`: with a table; `.svg`: the timeline)
+    #[arg(long, value_name = "FILE.html|FILE.svg", value_parser = report_path)]
+    pub report: Option<std::path::PathBuf>,
+
     /// Load the images into the engine: what kiln always does (they are built there);
     /// accepted for `docker buildx bake --load` habits
     #[arg(long)]
@@ -620,6 +625,14 @@ fn secret_spec(text: &str) -> Result<(String, kiln_engine::SecretSource), String
         (Some(id), Some(source)) => Ok((id, source)),
         (None, _) => Err("a secret needs its `id=`, the id the manifest's `secret` names".to_owned()),
         (Some(id), None) => Err(format!("secret `{id}`: say where its value is, `src=PATH` or `env=NAME`")),
+    }
+}
+
+fn report_path(text: &str) -> Result<std::path::PathBuf, String> {
+    let path = std::path::PathBuf::from(text);
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("html" | "htm" | "svg") => Ok(path),
+        _ => Err("a report is a `.html` page or an `.svg` picture".to_owned()),
     }
 }
 

@@ -17,6 +17,7 @@ mod commands;
 mod error;
 mod overrides;
 mod progress;
+mod report;
 mod session;
 mod term;
 

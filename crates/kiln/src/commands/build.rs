@@ -185,13 +185,21 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
             sender,
             cancel,
         ));
+        let mut recorder = crate::report::Recorder::new();
         while let Some(event) = receiver.recv().await {
             display.event(&event);
+            recorder.record(&event.event);
         }
         let summary =
             scheduler.await.map_err(|e| CliError::failure(format!("the scheduler stopped: {e}")))?;
         display.finish(&summary);
         record_durations(durations_file.as_deref(), &project, &summary);
+        if let Some(path) = &args.report {
+            crate::report::write(path, &recorder, &project, &graph).map_err(|e| {
+                CliError::failure(format!("cannot write the report `{}`: {e}", path.display()))
+            })?;
+            term.info(&format!("report: {}", path.display()));
+        }
         write_result_files(args, &project, &summary)?;
         // `-t`: on the one image, once it is there (built or up to date).
         if let Some(Status::Built { id, .. }) = summary.outcomes.first().map(|o| &o.status) {
