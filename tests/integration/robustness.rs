@@ -119,6 +119,49 @@ fn mutated_manifests_never_panic() {
     }
 }
 
+/// Mutated Dockerfiles through `kiln import`: no panic, and what it writes is always a
+/// manifest KDL reads and whose strings hold no accidental `{variable}`.
+fn mutated_dockerfiles_import_into_readable_manifests() {
+    let corpus = repo_root().join("tests/import");
+    let seeds: Vec<String> = std::fs::read_dir(&corpus)
+        .expect("tests/import")
+        .map(|e| std::fs::read_to_string(e.expect("entry").path().join("Dockerfile")).expect("a Dockerfile"))
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = dir.path().join("kiln.kdl");
+    let number =
+        |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let mut rng = Rng(number("KILN_FUZZ_SEED", 0x696d_706f));
+    for round in 0..number("KILN_FUZZ_ROUNDS", 300) {
+        let seed = rng.below(seeds.len());
+        let text = mutate(&mut rng, &seeds[seed]);
+        let source = kiln_import::Source {
+            name: "app".into(),
+            path: "Dockerfile".into(),
+            text: text.clone(),
+            context: ".".into(),
+            dockerignore: Some(mutate(&mut rng, "*.log\n!keep.log\n")),
+        };
+        let imported = std::panic::catch_unwind(|| kiln_import::import(std::slice::from_ref(&source)));
+        let Ok(imported) = imported else { panic!("round {round}: import panicked on:\n{text}") };
+        std::fs::write(&manifest, &imported.manifest).expect("write");
+        let options = kiln_manifest::LoadOptions { manifest: manifest.clone(), ..Default::default() };
+        let loaded = std::panic::catch_unwind(|| kiln_manifest::load_project(&options));
+        let Ok(Ok((_, diags))) = loaded else {
+            panic!("round {round}: loading the import failed on:\n{text}")
+        };
+        for diagnostic in diags.iter() {
+            let code = diagnostic.code.to_string();
+            assert!(
+                !code.starts_with("kdl-syntax") && code != "undefined-variable",
+                "round {round}: {code}: {}\nDockerfile:\n{text}\nmanifest:\n{}",
+                diagnostic.message,
+                imported.manifest
+            );
+        }
+    }
+}
+
 /// `count` images, each with an unknown node: as many errors.
 fn images_with_unknown_nodes(count: usize) -> String {
     (0..count).fold(String::new(), |mut out, i| {
@@ -219,6 +262,10 @@ fn a_closed_pipe_is_not_a_crash() {
 /// This module's tests, for the harness (`main.rs`).
 pub(crate) const TESTS: &[Case] = &[
     Case::plain("mutated_manifests_never_panic", mutated_manifests_never_panic),
+    Case::plain(
+        "mutated_dockerfiles_import_into_readable_manifests",
+        mutated_dockerfiles_import_into_readable_manifests,
+    ),
     Case::plain("hostile_files_get_located_errors", hostile_files_get_located_errors),
     Case::plain("a_closed_pipe_is_not_a_crash", a_closed_pipe_is_not_a_crash),
     Case::plain(

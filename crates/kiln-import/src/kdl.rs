@@ -61,23 +61,27 @@ fn string(text: &str) -> String {
 
 fn escape_braces(value: &str) -> String {
     let mut out = String::new();
-    let mut chars = value.chars().peekable();
-    while let Some(c) = chars.next() {
+    let mut rest = value;
+    while let Some(c) = rest.chars().next() {
+        // `${NAME}` reads the same in kiln (a `{` after `$` is no reference): kept as it is,
+        // for the reader. Every other brace is doubled.
+        if let Some(name_end) = rest.strip_prefix("${").and_then(|inner| {
+            let end = inner.find('}')?;
+            let name = &inner[..end];
+            let simple = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            simple.then_some(end + 3)
+        }) {
+            out.push_str(&rest[..name_end]);
+            rest = &rest[name_end..];
+            continue;
+        }
         match c {
-            '$' if chars.peek() == Some(&'{') => {
-                // `${...}` passes through to Docker and the shell.
-                out.push('$');
-                for inner in chars.by_ref() {
-                    out.push(inner);
-                    if inner == '}' {
-                        break;
-                    }
-                }
-            }
             '{' => out.push_str("{{"),
             '}' => out.push_str("}}"),
             c => out.push(c),
         }
+        rest = &rest[c.len_utf8()..];
     }
     out
 }
@@ -130,6 +134,7 @@ mod tests {
     #[test]
     fn braces_and_quotes_survive() {
         assert_eq!(quoted("echo {a} ${HOME} \"x\""), r#""echo {{a}} ${HOME} \"x\"""#);
+        assert_eq!(escape_braces("${races {not} a ${HOME}}"), "${{races {{not}} a ${HOME}}}");
         let args = BTreeMap::from([("VERSION".to_owned(), "1.36".to_owned())]);
         assert_eq!(substituted("busybox:${VERSION}", &args), (r#""busybox:{VERSION}""#.to_owned(), vec![]));
         assert_eq!(substituted("x:$OTHER", &args).1, ["OTHER"]);

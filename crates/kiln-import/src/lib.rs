@@ -106,6 +106,10 @@ impl ImageWriter<'_> {
                 }
                 None if instruction.keyword == "ARG" => {
                     for (name, value) in arg_pairs(&instruction.args.text()) {
+                        if !is_variable_name(&name) {
+                            self.note(instruction.line, format!("`ARG {name}` cannot be a manifest variable (letters, digits and `_` only); FROM keeps `${name}` as Docker reads it"));
+                            continue;
+                        }
                         if value.is_none() {
                             self.note(instruction.line, format!("`ARG {name}` has no default: the variable `{name}` is empty unless `--set {name}=...` gives it"));
                         }
@@ -195,7 +199,7 @@ impl ImageWriter<'_> {
                         None => format!("arg {}", name(&arg)),
                     });
                 }
-                Some(nodes.join("\n"))
+                (!nodes.is_empty()).then(|| nodes.join("\n"))
             }
             "WORKDIR" => {
                 let path = text.trim();
@@ -302,10 +306,10 @@ impl ImageWriter<'_> {
             Args::Json(words) => words.clone(),
             Args::Shell(text) => text.split_whitespace().map(str::to_owned).collect(),
         };
-        let Some((dest, sources)) = words.split_last() else {
+        let Some((dest, sources)) = words.split_last().filter(|(_, sources)| !sources.is_empty()) else {
             self.note(
                 instruction.line,
-                format!("`{}` without a destination is left out", instruction.keyword),
+                format!("`{}` needs a source and a destination; left out", instruction.keyword),
             );
             return None;
         };
@@ -472,6 +476,12 @@ fn clean(path: &str) -> String {
         }
     }
     format!("/{}", parts.join("/"))
+}
+
+/// Whether kiln takes `name` as a variable name.
+fn is_variable_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// `ARG a=1 b`: names with their defaults.
