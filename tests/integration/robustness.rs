@@ -52,6 +52,11 @@ const TOKENS: &[&str] = &[
     "\"\"\"",
 ];
 
+/// `KILN_FUZZ_ROUNDS` and `KILN_FUZZ_SEED` run a longer or a different search locally.
+fn fuzz_setting(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 fn mutate(rng: &mut Rng, text: &str) -> String {
     let mut chars: Vec<char> = text.chars().collect();
     for _ in 0..=rng.below(5) {
@@ -88,11 +93,8 @@ fn mutated_manifests_never_panic() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let manifest = dir.path().join("kiln.kdl");
-    // `KILN_FUZZ_ROUNDS` and `KILN_FUZZ_SEED` run a longer or a different search locally.
-    let number =
-        |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-    let mut rng = Rng(number("KILN_FUZZ_SEED", 0x6b69_6c6e));
-    for round in 0..number("KILN_FUZZ_ROUNDS", 400) {
+    let mut rng = Rng(fuzz_setting("KILN_FUZZ_SEED", 0x6b69_6c6e));
+    for round in 0..fuzz_setting("KILN_FUZZ_ROUNDS", 400) {
         let seed = rng.below(seeds.len());
         let text = mutate(&mut rng, &seeds[seed]);
         std::fs::write(&manifest, &text).expect("write");
@@ -129,10 +131,8 @@ fn mutated_dockerfiles_import_into_readable_manifests() {
         .collect();
     let dir = tempfile::tempdir().expect("temp dir");
     let manifest = dir.path().join("kiln.kdl");
-    let number =
-        |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-    let mut rng = Rng(number("KILN_FUZZ_SEED", 0x696d_706f));
-    for round in 0..number("KILN_FUZZ_ROUNDS", 300) {
+    let mut rng = Rng(fuzz_setting("KILN_FUZZ_SEED", 0x696d_706f));
+    for round in 0..fuzz_setting("KILN_FUZZ_ROUNDS", 300) {
         let seed = rng.below(seeds.len());
         let text = mutate(&mut rng, &seeds[seed]);
         let source = kiln_import::Source {
