@@ -91,6 +91,12 @@ fn a_pool_builds_each_image_once_where_it_fits() {
     let home_spec = format!("{},slots=2", home.host);
     let worker_spec = format!("{},slots=2,label=big", worker.host);
     let mut test = Test::new().manifest(MANIFEST);
+    // One daemon named twice is refused: it would count its slots twice.
+    let twice = test
+        .args(&["build", "--engine", &home_spec, "--engine", &format!("{},slots=1,label=big", home.host)])
+        .expect(2)
+        .run();
+    assert!(twice.stderr.contains("are the same engine"), "{}", twice.stderr);
 
     let output = test
         .args(&[

@@ -233,12 +233,32 @@ async fn connect_pool(
     }
     let any_tags = specs.iter().any(|s| s.tags);
     let mut engines = Vec::new();
+    // One engine listed twice (two addresses of one daemon) would count its slots twice
+    // and copy images onto themselves.
+    let mut seen: HashMap<String, &str> = HashMap::new();
     for (index, spec) in specs.iter().enumerate() {
         let env = |key: &str| std::env::var(key).ok();
         let mut endpoint =
             kiln_engine::endpoint::resolve(Some(&spec.address), &env).map_err(CliError::invalid)?;
         endpoint.source = kiln_engine::Source::EngineFlag;
         let engine = kiln_engine::Engine::connect_to(endpoint).await?;
+        // The engine ID alone is not enough: daemons on one machine share the key it
+        // comes from. Their data roots differ.
+        let identity = engine
+            .docker()
+            .info()
+            .await
+            .ok()
+            .and_then(|info| Some(format!("{} at {}", info.id?, info.docker_root_dir?)));
+        if let Some(identity) = identity
+            && let Some(first) = seen.insert(identity.clone(), &spec.address)
+        {
+            return Err(CliError::invalid(format!(
+                "`--engine {}` and `--engine {first}` are the same engine ({identity})",
+                spec.address
+            ))
+            .hint("list each engine once, with all its slots: `--engine ADDRESS,slots=N`"));
+        }
         engines.push(kiln_build::PoolEngine {
             engine,
             slots: spec.slots.unwrap_or(jobs),
