@@ -55,7 +55,18 @@ impl Engine {
         match spec.network.as_deref() {
             Some("none") => options = options.force_network_mode(&ImageBuildNetworkMode::None),
             Some("host") => options = options.force_network_mode(&ImageBuildNetworkMode::Host),
-            _ => {}
+            None | Some("default") => {}
+            Some(other) => {
+                return Err(failed(format!(
+                    "a build that mounts secrets runs on the `none` or `host` network or the engine's default, not on `{other}` (BuildKit's API takes no network name)"
+                )));
+            }
+        }
+        if !spec.cache_from.is_empty() {
+            emit(BuildEvent::Log {
+                step: None,
+                text: "kiln: --cache-from is not used by builds with secrets (BuildKit's API here reads no inline cache)\n".to_owned(),
+            });
         }
         for (id, source) in &spec.secrets {
             let source = match source {
