@@ -90,6 +90,7 @@ impl ImageWriter<'_> {
     fn write(&mut self) -> String {
         let mut stages: Vec<Stage> = Vec::new();
         let mut global_args: BTreeMap<String, String> = BTreeMap::new();
+        let mut arg_lines: BTreeMap<String, usize> = BTreeMap::new();
         let mut platforms: Vec<(usize, String)> = Vec::new();
         for instruction in dockerfile::parse(&self.source.text) {
             if instruction.keyword == "FROM" {
@@ -113,6 +114,7 @@ impl ImageWriter<'_> {
                         if value.is_none() {
                             self.note(instruction.line, format!("`ARG {name}` has no default: the variable `{name}` is empty unless `--set {name}=...` gives it"));
                         }
+                        arg_lines.insert(name.clone(), instruction.line);
                         global_args.insert(name, value.unwrap_or_default());
                     }
                 }
@@ -123,7 +125,20 @@ impl ImageWriter<'_> {
             }
         }
         for (name, value) in global_args {
-            self.variables.entry(name).or_insert(value);
+            // Variables are the project's: a second Dockerfile with another default for the
+            // same ARG gets the first one's, and is told.
+            match self.variables.get(&name) {
+                Some(first) if *first != value => {
+                    let message = format!(
+                        "`ARG {name}={value}`: the variable `{name}` already has the default `{first}` from another Dockerfile; this image gets it too (`--set {name}=...` changes both)"
+                    );
+                    self.note(arg_lines.get(&name).copied().unwrap_or(1), message);
+                }
+                Some(_) => {}
+                None => {
+                    self.variables.insert(name, value);
+                }
+            }
         }
         self.render(&stages, &platforms)
     }
@@ -492,4 +507,31 @@ fn arg_pairs(text: &str) -> Vec<(String, Option<String>)> {
             None => (word.to_owned(), None),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(name: &str, text: &str) -> Source {
+        Source {
+            name: name.into(),
+            path: format!("{name}/Dockerfile"),
+            text: text.into(),
+            context: name.into(),
+            dockerignore: None,
+        }
+    }
+
+    #[test]
+    fn args_before_from_become_one_variable_per_name() {
+        let imported = import(&[
+            source("api", "ARG TAG=1\nFROM busybox:${TAG}\n"),
+            source("web", "\nARG TAG=2\nFROM busybox:$TAG\n"),
+        ]);
+        assert!(imported.manifest.contains("var TAG \"1\""), "{}", imported.manifest);
+        assert_eq!(imported.manifest.matches("from \"busybox:{TAG}\"").count(), 2, "{}", imported.manifest);
+        assert_eq!(imported.notes.len(), 1);
+        assert_eq!((imported.notes[0].file.as_str(), imported.notes[0].line), ("web/Dockerfile", 2));
+    }
 }
