@@ -382,6 +382,50 @@ image app {
     assert!(added < 100_000, "the builder's packages reached the image: {added} bytes");
 }
 
+/// `go-mod cache=#true` in a builder stage: the modules live in a cache mount that the
+/// stage's later `run`s mount too, so a change to `go.mod` downloads only what is new.
+/// The base has no Go: a stand-in `go` "downloads" each `dep` of `go.mod` into
+/// `$GOMODCACHE` (saying which it already had) and "builds" only when all are there.
+fn go_modules_stay_in_their_cache_across_builds() {
+    let Some(_engine) = engine::engine_test() else { return };
+    let nonce =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let manifest = r##"
+dockerfile-level "1.2"
+allow runs-as-root
+registry "kiln-it/download-caches"
+image app {
+    stage build {
+        from "kiln-test/busybox:1"
+        run #"printf '#!/bin/sh\nfor dep in $(sed -n "s/^dep //p" go.mod); do\n  if [ "$1" = mod ]; then if [ -f "$GOMODCACHE/$dep" ]; then echo "had $dep" >> /log.txt; else echo "fetched $dep" >> /log.txt; touch "$GOMODCACHE/$dep"; fi\n  else test -f "$GOMODCACHE/$dep" || exit 1; fi\ndone\n' > /bin/go"# "chmod +x /bin/go"
+        workdir "/src"
+        go-mod cache=#true
+        copy "main.go" "."
+        run "go build" "echo built > /out.txt"
+    }
+    stage runtime {
+        from "kiln-test/busybox:1"
+        copy "/out.txt" "/log.txt" "/" from=build
+        cmd "cat" "/out.txt" "/log.txt"
+    }
+}
+"##;
+    let first = format!("module example.com/app\ndep a{nonce}\n");
+    let mut test =
+        Test::new().manifest(manifest).file("go.mod", &first).file("go.sum", "").file("main.go", "");
+    let _cleanup = cleanup(&test);
+    let (output, _) = build(&mut test, &[]);
+    assert_eq!(output.status, 0, "{}", output.stderr);
+    assert_eq!(run_image("kiln-it/download-caches/app:latest"), format!("built\nfetched a{nonce}\n"));
+    let mut test = test.file("go.mod", &format!("{first}dep b{nonce}\n"));
+    let (output, _) = build(&mut test, &[]);
+    assert_eq!(output.status, 0, "{}", output.stderr);
+    assert_eq!(
+        run_image("kiln-it/download-caches/app:latest"),
+        format!("built\nhad a{nonce}\nfetched b{nonce}\n")
+    );
+}
+
 /// At level 1.2, pip's downloads go to a cache mount that a non-root user can write,
 /// and not into the image. The base has no pip: a stand-in writes a "wheel" to its cache.
 fn package_caches_stay_out_of_the_image() {
@@ -801,6 +845,10 @@ pub(crate) const TESTS: &[Case] = &[
     Case::engine("a_venv_builder_ships_the_venv_alone", a_venv_builder_ships_the_venv_alone),
     Case::engine("target_from_the_command_line", target_from_the_command_line),
     Case::engine("bake_style_overrides", bake_style_overrides),
+    Case::engine(
+        "go_modules_stay_in_their_cache_across_builds",
+        go_modules_stay_in_their_cache_across_builds,
+    ),
     Case::engine("package_caches_stay_out_of_the_image", package_caches_stay_out_of_the_image),
     Case::engine("build_args_from_the_command_line", build_args_from_the_command_line),
     Case::engine("iidfile_and_metadata_file", iidfile_and_metadata_file),

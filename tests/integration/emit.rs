@@ -323,6 +323,38 @@ image worker {
     insta::assert_snapshot!("venv_builder_worker", test.read("dockerfiles/worker.Dockerfile"));
 }
 
+/// `download-caches`: `go-mod`/`cargo-fetch` with `cache=#true` in a builder stage move
+/// the download folder to a cache mount that the stage's later `run`s mount as well.
+fn downloads_stay_in_cache_mounts_in_builder_stages() {
+    let manifest = r#"
+dockerfile-level "1.2"
+image tool {
+    stage build {
+        from "rust:1.80-slim"
+        workdir "/src"
+        cargo-fetch cache=#true
+        copy "src" "./src"
+        run "cargo build --release --locked --offline" "cp target/release/tool /tool" {
+            cache "/src/target"
+        }
+    }
+    stage runtime {
+        from "gcr.io/distroless/cc-debian12:nonroot"
+        copy "/tool" "/tool" from=build
+        entrypoint "/tool"
+    }
+}
+"#;
+    let mut test = Test::new()
+        .manifest(manifest)
+        .file("Cargo.toml", "[package]\nname = \"tool\"\n")
+        .file("Cargo.lock", "")
+        .file("src/main.rs", "fn main() {}\n");
+    let output = test.args(&["emit"]).run();
+    assert!(!output.stderr.contains("error"), "{}", output.stderr);
+    insta::assert_snapshot!("download_caches_cargo", test.read("dockerfiles/tool.Dockerfile"));
+}
+
 /// A variant (or an image over its template) that sets `cmd` replaces the image's: one
 /// CMD in the file, and no "set twice" warning, which is for one declaration only.
 fn a_variant_replaces_single_value_instructions() {
@@ -517,6 +549,10 @@ pub(crate) const TESTS: &[Case] = &[
     Case::plain("package_nodes_take_expert_options", package_nodes_take_expert_options),
     Case::plain("installs_move_above_the_sources", installs_move_above_the_sources),
     Case::plain("a_venv_builds_in_a_stage_of_its_own", a_venv_builds_in_a_stage_of_its_own),
+    Case::plain(
+        "downloads_stay_in_cache_mounts_in_builder_stages",
+        downloads_stay_in_cache_mounts_in_builder_stages,
+    ),
     Case::plain("a_variant_replaces_single_value_instructions", a_variant_replaces_single_value_instructions),
     Case::plain(
         "package_downloads_go_to_cache_mounts_at_level_1_2",

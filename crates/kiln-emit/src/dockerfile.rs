@@ -11,7 +11,7 @@ use crate::encode;
 
 use kiln_graph::Graph;
 use kiln_manifest::ast::{
-    Copy, CopyFrom, From, Healthcheck, Instruction, KeyValue, Npm, Packages, Pip, Run, Text, User,
+    Copy, CopyFrom, Downloads, From, Healthcheck, Instruction, KeyValue, Npm, Packages, Pip, Run, Text, User,
 };
 use kiln_manifest::{Image, ImageId, Level, Project, Span};
 
@@ -243,6 +243,7 @@ fn expand_stage(
         }
     }
     let mut runs_as = RunsAs::Root;
+    let mut download_caches: Vec<String> = Vec::new();
     let mut index = 0;
     while index < instructions.len() {
         let instruction = &instructions[index];
@@ -255,6 +256,13 @@ fn expand_stage(
                 steps.push(Step::Other(copy_instruction(project, copy, level, rendering), span));
             }
             Instruction::Run(Run { commands, caches, secrets, ssh }) => {
+                // `download-caches`: what a cached `go-mod`/`cargo-fetch` downloaded is
+                // in its cache mount, which later commands mount too.
+                let caches: Vec<&str> = caches
+                    .iter()
+                    .map(|c| c.value.as_str())
+                    .chain(download_caches.iter().map(String::as_str))
+                    .collect();
                 let mounts: Vec<String> = secrets
                     .iter()
                     .map(|secret| match &secret.target {
@@ -269,7 +277,7 @@ fn expand_stage(
                 steps.push(Step::Run {
                     commands: commands.iter().map(|c| c.value.clone()).collect(),
                     caches: if level.cache_mounts() {
-                        caches.iter().map(|c| c.value.clone()).collect()
+                        caches.iter().map(|c| (*c).to_owned()).collect()
                     } else {
                         Vec::new()
                     },
@@ -365,18 +373,23 @@ fn expand_stage(
                     lint: Vec::new(),
                 });
             }
-            Instruction::GoMod => {
+            Instruction::GoMod(downloads) => {
+                let cache =
+                    download_cache(*downloads, level, runs_as, "GOMODCACHE", GO_MOD_CACHE, span, &mut steps);
                 steps.push(Step::Other(manifest_copy(rendering, &instruction.value), span));
                 steps.push(Step::Run {
                     commands: vec!["go mod download".to_owned()],
-                    caches: Vec::new(),
+                    caches: cache.iter().cloned().collect(),
                     mounts: Vec::new(),
                     span,
                     mergeable: false,
                     lint: Vec::new(),
                 });
+                download_caches.extend(cache);
             }
-            Instruction::CargoFetch => {
+            Instruction::CargoFetch(downloads) => {
+                let cache =
+                    download_cache(*downloads, level, runs_as, "CARGO_HOME", CARGO_CACHE, span, &mut steps);
                 steps.push(Step::Other(manifest_copy(rendering, &instruction.value), span));
                 // cargo needs a target to read the manifest; a placeholder stands in for
                 // the sources, which are copied later.
@@ -387,12 +400,13 @@ fn expand_stage(
                         "cargo fetch --locked".to_owned(),
                         "rm -rf src".to_owned(),
                     ],
-                    caches: Vec::new(),
+                    caches: cache.iter().cloned().collect(),
                     mounts: Vec::new(),
                     span,
                     mergeable: false,
                     lint: Vec::new(),
                 });
+                download_caches.extend(cache);
             }
         }
         index += 1;
@@ -526,6 +540,25 @@ fn build_only_steps(
 /// belong to the user the install runs as.
 const APT_ARCHIVES: &str = "/var/cache/kiln/apt";
 const PIP_CACHE: &str = "/tmp/kiln-cache/pip";
+const GO_MOD_CACHE: &str = "/tmp/kiln-cache/go-mod";
+const CARGO_CACHE: &str = "/tmp/kiln-cache/cargo";
+
+/// `download-caches` (T35): with `cache=#true` at level 1.2+, the tool's download folder
+/// (`GOMODCACHE`, `CARGO_HOME`) moves to a cache mount for the rest of the stage; the
+/// mount, for this user, when there is one.
+fn download_cache(
+    downloads: Downloads,
+    level: Level,
+    runs_as: RunsAs,
+    variable: &str,
+    folder: &str,
+    span: Span,
+    steps: &mut Vec<Step>,
+) -> Option<String> {
+    let cache = (downloads.cache && level.cache_mounts()).then(|| runs_as.cache(folder)).flatten()?;
+    steps.push(Step::Other(format!("ENV {variable}={folder}"), span));
+    Some(cache)
+}
 const NPM_CACHE: &str = "/tmp/kiln-cache/npm";
 
 /// Who a stage's RUNs run as, as far as the manifest tells.

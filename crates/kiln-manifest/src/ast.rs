@@ -196,8 +196,18 @@ pub enum Instruction {
     Apk(Packages),
     Pip(Pip),
     Npm(Npm),
-    GoMod,
-    CargoFetch,
+    GoMod(Downloads),
+    CargoFetch(Downloads),
+}
+
+/// Options of `go-mod` and `cargo-fetch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct Downloads {
+    /// `cache=#true` (level 1.2+, a stage that is not shipped): the modules or crates go
+    /// to a cache mount that this node and every later `run` of the stage mount, instead
+    /// of a layer (T35 `download-caches`).
+    pub cache: bool,
 }
 
 impl Instruction {
@@ -221,8 +231,8 @@ impl Instruction {
             Self::Apk(_) => InstructionKind::Apk,
             Self::Pip(_) => InstructionKind::Pip,
             Self::Npm(_) => InstructionKind::Npm,
-            Self::GoMod => InstructionKind::GoMod,
-            Self::CargoFetch => InstructionKind::CargoFetch,
+            Self::GoMod(_) => InstructionKind::GoMod,
+            Self::CargoFetch(_) => InstructionKind::CargoFetch,
         }
     }
 
@@ -236,8 +246,8 @@ impl Instruction {
     pub fn dependency_files(&self) -> &'static [&'static str] {
         match self {
             Self::Npm(_) => &["package.json", "package-lock.json"],
-            Self::GoMod => &["go.mod", "go.sum"],
-            Self::CargoFetch => &["Cargo.toml", "Cargo.lock"],
+            Self::GoMod(_) => &["go.mod", "go.sum"],
+            Self::CargoFetch(_) => &["Cargo.toml", "Cargo.lock"],
             _ => &[],
         }
     }
@@ -250,8 +260,8 @@ impl Instruction {
         match self {
             Self::Npm(_) => &["**/node_modules"],
             Self::Pip(_) => &[".venv", "**/__pycache__", "**/*.pyc"],
-            Self::GoMod => &["vendor"],
-            Self::CargoFetch => &["target"],
+            Self::GoMod(_) => &["vendor"],
+            Self::CargoFetch(_) => &["target"],
             _ => &[],
         }
     }
@@ -485,7 +495,7 @@ impl VisitStrings for Instruction {
                 visit_opt(&mut npm.registry, Generated, f);
                 visit_opt(&mut npm.npmrc_secret, Generated, f);
             }
-            Self::Healthcheck(None) | Self::GoMod | Self::CargoFetch => {}
+            Self::Healthcheck(None) | Self::GoMod(_) | Self::CargoFetch(_) => {}
         }
     }
 }

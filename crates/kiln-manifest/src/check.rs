@@ -21,6 +21,8 @@ pub(crate) struct StageContext<'a> {
     pub external_base: bool,
     /// Whether this is the image's target stage, the one that ships.
     pub is_target: bool,
+    /// Whether another stage starts from this one (`from stage=`).
+    pub is_base: bool,
 }
 
 pub(crate) fn check_stage(
@@ -159,7 +161,12 @@ pub(crate) fn check_stage(
                     needs_workdir(instruction, has_workdir, diags);
                 }
             }
-            Instruction::Npm(_) | Instruction::GoMod | Instruction::CargoFetch => {
+            Instruction::Npm(_) | Instruction::GoMod(_) | Instruction::CargoFetch(_) => {
+                if let Instruction::GoMod(downloads) | Instruction::CargoFetch(downloads) = &instruction.value
+                    && downloads.cache
+                {
+                    check_download_cache(instruction.value.node_name(), span, ctx, diags);
+                }
                 if let Instruction::Npm(npm) = &instruction.value {
                     check_npm(npm, ctx.level, diags);
                 }
@@ -594,6 +601,39 @@ fn check_build_tools(packages: &Packages, node: &str, diags: &mut Diagnostics) {
         "install them with `{node} {} build-only=#true {{ ... }}` around the commands that need them, or build in another stage and copy the result",
         names.iter().map(|n| kdl_string(n)).collect::<Vec<_>>().join(" ")
     )));
+}
+
+/// `cache=#true` on `go-mod`/`cargo-fetch` keeps the downloads out of the stage's layers:
+/// right for a builder stage, whose later `run`s mount them; wrong for a stage that
+/// ships, or that another stage builds on, which would lack them.
+fn check_download_cache(node: &str, span: Span, ctx: &StageContext<'_>, diags: &mut Diagnostics) {
+    if !ctx.level.cache_mounts() {
+        diags.push(
+            Diagnostic::new(
+                Code::UnsupportedAtLevel,
+                format!("`{node} cache=#true` needs `dockerfile-level \"1.2\"` or later"),
+            )
+            .label(span, "cache mounts are not available at the `classic` level")
+            .help("set `dockerfile-level \"1.2\"` in the root manifest, or drop `cache=#true`"),
+        );
+    }
+    let reason = if ctx.is_target {
+        Some("this stage ships: its image would lack what the node downloads")
+    } else if ctx.is_base {
+        Some("another stage starts from this one and would lack what the node downloads")
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        diags.push(
+            Diagnostic::new(
+                Code::ConflictingValues,
+                format!("`{node} cache=#true` keeps the downloads out of the stage's layers"),
+            )
+            .label(span, reason)
+            .help("use it in a builder stage that the shipped stage copies its build output from"),
+        );
+    }
 }
 
 /// A package index URL, written into a RUN: one line, and http(s).

@@ -99,13 +99,13 @@ pub(crate) fn sources_needed(instruction: &Instruction, context_dir: &Path) -> O
                 .find(|version| ["file:", "link:", ".", "/"].iter().any(|p| version.starts_with(p)))
                 .map(|version| format!("`package.json` depends on `{version}`, a local path"))
         }
-        Instruction::GoMod => {
+        Instruction::GoMod(_) => {
             let text = read("go.mod")?;
             text.lines()
                 .find(|line| line.contains("=> ./") || line.contains("=> ../") || line.contains("=> /"))
                 .map(|line| format!("`go.mod` has `{}`, a local folder", line.trim()))
         }
-        Instruction::CargoFetch => {
+        Instruction::CargoFetch(_) => {
             let text = read("Cargo.toml")?;
             if text.contains("[workspace]") {
                 return Some("`Cargo.toml` declares a workspace".to_owned());

@@ -4,8 +4,8 @@ use kdl::KdlNode;
 
 use super::Lowerer;
 use crate::ast::{
-    Copy, CopyFrom, Healthcheck, Instruction, InstructionKind, Npm, Packages, Pip, Run, SecretMount, Text,
-    User,
+    Copy, CopyFrom, Downloads, Healthcheck, Instruction, InstructionKind, Npm, Packages, Pip, Run,
+    SecretMount, Text, User,
 };
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::{Span, Spanned};
@@ -121,13 +121,15 @@ impl Lowerer<'_> {
                 let npmrc_secret = n.prop_text("npmrc-secret");
                 Instruction::Npm(Npm { production, omit, registry, npmrc_secret })
             }
-            K::GoMod => {
-                self.node(node, &[], false).arg_count(0, Some(0));
-                Instruction::GoMod
-            }
-            K::CargoFetch => {
-                self.node(node, &[], false).arg_count(0, Some(0));
-                Instruction::CargoFetch
+            K::GoMod | K::CargoFetch => {
+                let mut n = self.node(node, &["cache"], false);
+                n.arg_count(0, Some(0));
+                let downloads = Downloads { cache: n.prop_bool("cache").unwrap_or(false) };
+                if kind == K::GoMod {
+                    Instruction::GoMod(downloads)
+                } else {
+                    Instruction::CargoFetch(downloads)
+                }
             }
         };
         Some(Spanned::new(instruction, span))

@@ -43,6 +43,13 @@ impl Resolver<'_> {
         let mut stages = self.stages(&body, name, name_span);
         let target = self.target(&body, &stages, name);
         let stage_names: Vec<String> = stages.iter().map(|s| s.name.clone()).collect();
+        let bases: Vec<String> = stages
+            .iter()
+            .filter_map(|s| match &s.from.value {
+                From::Stage(name) => Some(name.value.clone()),
+                _ => None,
+            })
+            .collect();
         for (index, stage) in stages.iter_mut().enumerate() {
             hoist_installs(&mut stage.instructions, &context_dir);
             self.check_stage_inputs(stage, &stage_names, name, names);
@@ -53,6 +60,7 @@ impl Resolver<'_> {
                 ignore_texts: &ignore_texts,
                 external_base: matches!(stage.from.value, From::External(_)),
                 is_target: index == target,
+                is_base: bases.contains(&stage.name),
             };
             self.check_stage_instructions(stage, &ctx);
         }
