@@ -49,15 +49,6 @@ impl Pool {
     pub fn home(&self) -> usize {
         self.engines.iter().position(|e| e.tags).unwrap_or(0)
     }
-
-    pub fn slots(&self) -> usize {
-        self.engines.iter().map(|e| e.slots).sum()
-    }
-
-    /// The first `need` no engine offers, for an image that could never build.
-    pub fn unmet<'a>(&self, needs: &'a [String]) -> Option<&'a String> {
-        needs.iter().find(|need| !self.engines.iter().any(|e| e.labels.contains(need)))
-    }
 }
 
 /// What placement sees of an engine at one moment.

@@ -506,7 +506,9 @@ enum Placement {
 
 fn placement(shared: &Shared, graph: &Graph, image: ImageId, busy: &[usize]) -> Placement {
     let needs: Vec<String> = shared.project[image].needs.iter().map(|n| n.value.clone()).collect();
-    let dependencies = graph.dependencies(image);
+    // Where each dependency is, read once for all the engines.
+    let held: Vec<BTreeSet<usize>> =
+        graph.dependencies(image).iter().map(|d| shared.holders_of(*d)).collect();
     let loads: Vec<EngineLoad> = shared
         .pool
         .engines
@@ -516,7 +518,7 @@ fn placement(shared: &Shared, graph: &Graph, image: ImageId, busy: &[usize]) -> 
             free_slots: engine.slots.saturating_sub(busy[index]),
             up: shared.is_up(index),
             offers: engine.offers(&needs),
-            holds: dependencies.iter().filter(|d| shared.holders_of(**d).contains(&index)).count(),
+            holds: held.iter().filter(|engines| engines.contains(&index)).count(),
         })
         .collect();
     match place(&loads) {
