@@ -28,8 +28,12 @@ impl Recorder {
         Self { start: Instant::now(), events: Vec::new() }
     }
 
+    /// Keeps an event, with its time; not build output (`Log`), which the report does not
+    /// show and which can be large.
     pub(crate) fn record(&mut self, event: &Event) {
-        self.events.push((self.start.elapsed().as_secs_f64(), event.clone()));
+        if !matches!(event, Event::Log { .. }) {
+            self.events.push((self.start.elapsed().as_secs_f64(), event.clone()));
+        }
     }
 }
 

@@ -185,17 +185,20 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
             sender,
             cancel,
         ));
-        let mut recorder = crate::report::Recorder::new();
+        // Only a run that writes a report keeps its events.
+        let mut recorder = args.report.as_ref().map(|_| crate::report::Recorder::new());
         while let Some(event) = receiver.recv().await {
             display.event(&event);
-            recorder.record(&event.event);
+            if let Some(recorder) = &mut recorder {
+                recorder.record(&event.event);
+            }
         }
         let summary =
             scheduler.await.map_err(|e| CliError::failure(format!("the scheduler stopped: {e}")))?;
         display.finish(&summary);
         record_durations(durations_file.as_deref(), &project, &summary);
-        if let Some(path) = &args.report {
-            crate::report::write(path, &recorder, &project, &graph).map_err(|e| {
+        if let (Some(path), Some(recorder)) = (&args.report, &recorder) {
+            crate::report::write(path, recorder, &project, &graph).map_err(|e| {
                 CliError::failure(format!("cannot write the report `{}`: {e}", path.display()))
             })?;
             term.info(&format!("report: {}", path.display()));
