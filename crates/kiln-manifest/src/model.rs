@@ -291,6 +291,11 @@ impl Image {
             .collect()
     }
 
+    /// Whether a stage declares `arg NAME`: a build argument reaches only those.
+    pub fn declares_arg(&self, name: &str) -> bool {
+        declares_arg(&self.stages, name)
+    }
+
     /// The ids of the build secrets the needed stages mount.
     pub fn secret_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.secrets().into_iter().map(|id| id.value.clone()).collect();
@@ -357,6 +362,14 @@ impl Image {
         }
         refs
     }
+}
+
+/// Whether one of `stages` declares `arg NAME`.
+pub(crate) fn declares_arg(stages: &[Stage], name: &str) -> bool {
+    stages
+        .iter()
+        .flat_map(|s| &s.instructions)
+        .any(|i| matches!(&i.value, Instruction::Arg { name: declared, .. } if declared.value == name))
 }
 
 /// `ignore-keeps-copied`: whether a default ignore pattern stays, that is, excludes none

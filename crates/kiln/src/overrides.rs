@@ -1,11 +1,12 @@
-//! bake-style per-image overrides: `--set IMAGE.FIELD=VALUE`, `*` for every image, with
-//! the fields `docker buildx bake --set` has: `args.NAME`, `tags`, `target`, `platform`,
-//! `labels.KEY`, `no-cache`. They apply to the loaded project before anything reads it,
-//! so keys, plans and builds all see them. (`--set NAME=VALUE`, without a dot, sets a
-//! manifest variable: variable names have no dots.)
+//! What the command line changes in the loaded project before anything reads it, so that
+//! keys, plans and builds all see it: bake-style `--set IMAGE.FIELD=VALUE` (`*` for every
+//! image) with the fields `docker buildx bake --set` has (`args.NAME`, `tags`, `target`,
+//! `platform`, `labels.KEY`, `no-cache`), and `kiln build`'s `--build-arg` and `--target`
+//! for the images being built. (`--set NAME=VALUE`, without a dot, sets a manifest
+//! variable: variable names have no dots.)
 
 use kiln_manifest::ast::KeyValue;
-use kiln_manifest::{ImageId, Project, Spanned};
+use kiln_manifest::{ImageId, PerImage, Project, Spanned};
 
 use crate::CliError;
 
@@ -105,10 +106,7 @@ fn apply_one(
     let invalid = |why: String| CliError::invalid(format!("`--set {}`: {why}", describe(set)));
     match &set.field {
         Field::Arg(name) => {
-            let declares = image.stages.iter().flat_map(|s| &s.instructions).any(|i| {
-                matches!(&i.value, kiln_manifest::ast::Instruction::Arg { name: declared, .. } if declared.value == *name)
-            });
-            if !declares {
+            if !image.declares_arg(name) {
                 return if named {
                     Err(invalid(format!("image `{}` declares no `arg {name}`", image.name)))
                 } else {
@@ -150,6 +148,54 @@ fn apply_one(
     Ok(true)
 }
 
+/// `--build-arg NAME=VALUE`: for each image being built whose stages declare `arg NAME`,
+/// the value replaces the manifest's `build-arg` (or is added). An argument no such image
+/// declares is an error: Docker would ignore it with a warning, and the build would not
+/// be the one asked for.
+pub(crate) fn build_args(
+    project: &mut Project,
+    selected: &PerImage<bool>,
+    overrides: &[(String, String)],
+) -> Result<(), CliError> {
+    for (name, value) in overrides {
+        let mut used = false;
+        for id in selected.chosen().collect::<Vec<_>>() {
+            let image = &mut project.images[id.index()];
+            if image.declares_arg(name) {
+                used = true;
+                set_pair(&mut image.build_args, name, value, image.name_span);
+            }
+        }
+        if !used {
+            return Err(CliError::invalid(format!(
+                "`--build-arg {name}`: no image being built declares `arg {name}`"
+            ))
+            .hint(format!("add `arg {name}` to the stage that uses it")));
+        }
+    }
+    Ok(())
+}
+
+/// `--target STAGE`: each image being built that has that stage builds it (its key, its
+/// tags and its dependents follow). None having it is an error, as in `docker build`.
+pub(crate) fn target(project: &mut Project, selected: &PerImage<bool>, stage: &str) -> Result<(), CliError> {
+    let mut found = false;
+    for id in selected.chosen().collect::<Vec<_>>() {
+        let image = &mut project.images[id.index()];
+        if let Some(target) = image.stage_id(stage) {
+            image.target = target;
+            found = true;
+        }
+    }
+    if found {
+        Ok(())
+    } else {
+        Err(CliError::invalid(format!("--target {stage}: no image being built has a stage `{stage}`"))
+            .hint("`kiln graph` shows the stages of each image"))
+    }
+}
+
+/// Sets `key` among `pairs` (a `build-arg` or `label`), where it is if it is there.
 fn set_pair(pairs: &mut Vec<KeyValue>, key: &str, value: &str, span: kiln_manifest::Span) {
     match pairs.iter_mut().find(|kv| kv.key.value == key) {
         Some(pair) => pair.value = Spanned::new(value.to_owned(), pair.value.span),

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use kiln_reference::ImageRef;
 
 use super::{Names, Resolver};
-use crate::ast::{From, ImageBody, Instruction};
+use crate::ast::{From, ImageBody};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
-use crate::model::{Image, Stage, StageInput};
+use crate::model::{Image, Stage, StageInput, declares_arg};
 use crate::source::{Span, Spanned};
 use crate::suggest::did_you_mean;
 
@@ -186,11 +186,7 @@ impl Resolver<'_> {
     /// A `build-arg` no stage declares with `arg` is ignored by Docker (with a warning).
     pub(super) fn check_build_args(&mut self, body: &ImageBody, stages: &[Stage]) {
         for pair in &body.build_args {
-            let declared = stages
-                .iter()
-                .flat_map(|s| &s.instructions)
-                .any(|i| matches!(&i.value, Instruction::Arg { name, .. } if name.value == pair.key.value));
-            if !declared {
+            if !declares_arg(stages, &pair.key.value) {
                 self.diags.push(
                     Diagnostic::new(
                         Code::UndeclaredBuildArg,

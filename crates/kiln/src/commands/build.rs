@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine_session;
 use crate::cli::{BuildArgs, CacheTo, EngineSpec, GlobalArgs, ProgressMode};
+use crate::overrides;
 use crate::progress::{Display, human_duration};
 use crate::session::{self, Session};
 use crate::term::Term;
@@ -31,18 +32,16 @@ pub(crate) fn run(global: &GlobalArgs, args: &BuildArgs, term: &Term) -> Result<
             image.platform = Some(kiln_manifest::Spanned::new(platform.clone(), image.name_span));
         }
     }
-    if let Some(stage) = &args.target {
+    if args.target.is_some() || !args.arg_overrides.is_empty() {
         let selected = kiln_graph::select(&session.project, &session.graph, &args.targets)
             .map_err(session::unknown_names)?;
-        override_target(&mut session.project, &selected, stage)?;
-        // The stages each image needs follow its target.
-        let mut diagnostics = kiln_manifest::Diagnostics::default();
-        session.graph = kiln_graph::Graph::build(&session.project, &mut diagnostics);
-    }
-    if !args.arg_overrides.is_empty() {
-        let selected = kiln_graph::select(&session.project, &session.graph, &args.targets)
-            .map_err(session::unknown_names)?;
-        override_build_args(&mut session.project, &selected, &args.arg_overrides)?;
+        if let Some(stage) = &args.target {
+            overrides::target(&mut session.project, &selected, stage)?;
+            // The stages each image needs follow its target.
+            let mut diagnostics = kiln_manifest::Diagnostics::default();
+            session.graph = kiln_graph::Graph::build(&session.project, &mut diagnostics);
+        }
+        overrides::build_args(&mut session.project, &selected, &args.arg_overrides)?;
     }
     let labels = args.labels.clone();
     let project = &session.project;
@@ -416,68 +415,6 @@ fn check_locked(session: &Session) -> Result<(), CliError> {
             .hint("`kiln lock` updates it"));
     }
     Ok(())
-}
-
-/// `--build-arg NAME=VALUE`: for each image being built whose stages declare `arg NAME`,
-/// the value replaces the manifest's `build-arg` (or is added). An argument no such image
-/// declares is an error: Docker would ignore it with a warning, and the build would not
-/// be the one asked for.
-fn override_build_args(
-    project: &mut kiln_manifest::Project,
-    selected: &PerImage<bool>,
-    overrides: &[(String, String)],
-) -> Result<(), CliError> {
-    for (name, value) in overrides {
-        let mut used = false;
-        for id in selected.chosen().collect::<Vec<_>>() {
-            let image = &mut project.images[id.index()];
-            let declares = image.stages.iter().flat_map(|s| &s.instructions).any(|i| {
-                matches!(&i.value, kiln_manifest::ast::Instruction::Arg { name: declared, .. } if declared.value == *name)
-            });
-            if !declares {
-                continue;
-            }
-            used = true;
-            let span = image.name_span;
-            match image.build_args.iter_mut().find(|kv| kv.key.value == *name) {
-                Some(pair) => pair.value = kiln_manifest::Spanned::new(value.clone(), pair.value.span),
-                None => image.build_args.push(kiln_manifest::ast::KeyValue {
-                    key: kiln_manifest::Spanned::new(name.clone(), span),
-                    value: kiln_manifest::Spanned::new(value.clone(), span),
-                }),
-            }
-        }
-        if !used {
-            return Err(CliError::invalid(format!(
-                "`--build-arg {name}`: no image being built declares `arg {name}`"
-            ))
-            .hint(format!("add `arg {name}` to the stage that uses it")));
-        }
-    }
-    Ok(())
-}
-
-/// `--target STAGE`: each image being built that has that stage builds it (its key, its
-/// tags and its dependents follow). None having it is an error, as in `docker build`.
-fn override_target(
-    project: &mut kiln_manifest::Project,
-    selected: &PerImage<bool>,
-    stage: &str,
-) -> Result<(), CliError> {
-    let mut found = false;
-    for id in selected.chosen().collect::<Vec<_>>() {
-        let image = &mut project.images[id.index()];
-        if let Some(target) = image.stage_id(stage) {
-            image.target = target;
-            found = true;
-        }
-    }
-    if found {
-        Ok(())
-    } else {
-        Err(CliError::invalid(format!("--target {stage}: no image being built has a stage `{stage}`"))
-            .hint("`kiln graph` shows the stages of each image"))
-    }
 }
 
 /// A file a selected image copies from its context is missing: the build would fail
