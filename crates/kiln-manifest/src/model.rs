@@ -304,9 +304,14 @@ impl Image {
         ids
     }
 
-    /// Whether a needed stage's RUN mounts the ssh agent.
-    pub fn uses_ssh(&self) -> bool {
-        self.needed_instructions().any(|i| matches!(&i.value, Instruction::Run(run) if !run.ssh.is_empty()))
+    /// The ssh agents the needed stages' RUNs mount (`ssh`), where the manifest names them.
+    pub fn ssh_mounts(&self) -> Vec<&Text> {
+        self.needed_instructions()
+            .flat_map(|i| match &i.value {
+                Instruction::Run(run) => run.ssh.iter().collect(),
+                _ => Vec::new(),
+            })
+            .collect()
     }
 
     pub fn needed_instructions(&self) -> impl Iterator<Item = &Spanned<Instruction>> {

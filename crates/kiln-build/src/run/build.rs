@@ -47,6 +47,8 @@ pub(super) async fn build(
     // Born pinned: a build is never untagged, so never pruned, before `finish` tags it.
     let pin = shared.run.pin(&image.name, &prepared.key);
     shared.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((engine, pin.clone()));
+    // Only the secrets this image's RUNs mount reach its build.
+    let mounted = image.secret_ids();
     let spec = BuildSpec {
         dockerfile: DOCKERFILE.to_owned(),
         builder: shared.options.builder,
@@ -65,15 +67,8 @@ pub(super) async fn build(
             .collect(),
         session: format!("kiln-{}-{}-{}", std::process::id(), index.index(), millis(begin.elapsed())),
         tag: Some(pin.clone()),
-        // Only the secrets this image's RUNs mount reach its build.
-        secrets: shared
-            .options
-            .secrets
-            .iter()
-            .filter(|(id, _)| image.secret_ids().contains(id))
-            .cloned()
-            .collect(),
-        ssh: shared.options.ssh && image.uses_ssh(),
+        secrets: shared.options.secrets.iter().filter(|(id, _)| mounted.contains(id)).cloned().collect(),
+        ssh: shared.options.ssh && !image.ssh_mounts().is_empty(),
     };
     let events = shared.clone();
     let step_image = name.clone();

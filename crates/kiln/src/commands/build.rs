@@ -297,12 +297,8 @@ fn check_secrets(
             .hint("start an agent (`eval $(ssh-agent)`) and add your key (`ssh-add`)"));
     }
     for image in selected.chosen().map(|id| &project[id]) {
-        let ssh = image.needed_instructions().flat_map(|i| match &i.value {
-            kiln_manifest::ast::Instruction::Run(run) => run.ssh.iter().collect(),
-            _ => Vec::new(),
-        });
-        let mounts: Vec<_> =
-            image.secrets().into_iter().map(|id| (id, "secret")).chain(ssh.map(|id| (id, "ssh"))).collect();
+        let secrets = image.secrets().into_iter().map(|id| (id, "secret"));
+        let mounts: Vec<_> = secrets.chain(image.ssh_mounts().into_iter().map(|id| (id, "ssh"))).collect();
         for (id, kind) in mounts {
             let location = project.sources.location(id.span);
             let given = match kind {
