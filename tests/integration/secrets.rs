@@ -59,6 +59,17 @@ impl Drop for Agent {
     }
 }
 
+/// The image as `docker save` writes it: every layer, its configuration and history.
+fn saved(image: &str) -> Vec<u8> {
+    let output = Command::new("docker").args(["save", image]).output().expect("docker save");
+    assert!(output.status.success(), "docker save {image}: {}", String::from_utf8_lossy(&output.stderr));
+    output.stdout
+}
+
+fn holds(bytes: &[u8], secret: &str) -> bool {
+    bytes.windows(secret.len()).any(|w| w == secret.as_bytes())
+}
+
 fn secrets_reach_their_run_and_nothing_else() {
     let Some(_engine) = engine::engine_test() else { return };
     let test = Test::new().manifest(MANIFEST).file("secrets/npmrc", NPMRC);
@@ -85,16 +96,13 @@ fn secrets_reach_their_run_and_nothing_else() {
     assert_eq!(run_image("kiln-it/secrets/app:latest"), "token-read\nnpmrc-read\nagent-reached\n");
 
     // Every place kiln or the engine keeps something of the build.
-    let saved =
-        Command::new("docker").args(["save", "kiln-it/secrets/app:latest"]).output().expect("docker save");
-    assert!(saved.status.success());
+    let saved = saved("kiln-it/secrets/app:latest");
     let history = engine::docker(&["history", "--no-trunc", "kiln-it/secrets/app:latest"]);
     let inspect_engine = engine::docker(&["image", "inspect", "kiln-it/secrets/app:latest"]);
     let inspect = test.args(&["inspect", "app", "--json"]).run().stdout;
     let plan = test.args(&["plan", "--json"]).run().stdout;
     for secret in [TOKEN, NPMRC] {
-        let bytes = secret.as_bytes();
-        assert!(!saved.stdout.windows(bytes.len()).any(|w| w == bytes), "a layer holds the secret");
+        assert!(!holds(&saved, secret), "a layer holds the secret");
         for (what, text) in [
             ("history", &history),
             ("image inspect", &inspect_engine),
@@ -179,15 +187,9 @@ image app {
         ])
         .run();
     assert_eq!(run_image("kiln-it/index-secrets/app:latest"), "pip-ok\nnpm-ok\n");
-    let saved = Command::new("docker")
-        .args(["save", "kiln-it/index-secrets/app:latest"])
-        .output()
-        .expect("docker save");
+    let saved = saved("kiln-it/index-secrets/app:latest");
     for secret in [TOKEN, "npm-5b2e"] {
-        assert!(
-            !saved.stdout.windows(secret.len()).any(|w| w == secret.as_bytes()),
-            "a layer holds {secret}"
-        );
+        assert!(!holds(&saved, secret), "a layer holds {secret}");
         assert!(!build.stderr.contains(secret) && !build.stdout.contains(secret));
     }
 }
