@@ -153,7 +153,7 @@ async fn pin_inputs(
     let mut dependency_pins = HashMap::new();
     for (&dependency, found) in dependencies {
         let id = if let Some(id) = &found.local {
-            let ready = transfer::Ready { image: dependency, id, content_tag: &found.content };
+            let ready = transfer::PoolImage { image: dependency, id, content_tag: &found.content };
             ensure_on(shared, &ready, engine).await.map_err(|e| Failure::new(e, None))?;
             id.clone()
         } else {
@@ -234,7 +234,7 @@ pub(super) async fn finish(
     shared.add_holder(index, engine);
     let others: Vec<usize> = shared.tag_engines().filter(|&t| t != engine).collect();
     for other in others {
-        let ready = transfer::Ready { image: index, id: &id, content_tag: &content };
+        let ready = transfer::PoolImage { image: index, id: &id, content_tag: &content };
         ensure_on(shared, &ready, other).await.map_err(|e| Failure::new(e, None))?;
         for reference in &tags[1..] {
             if let Err(err) = shared.engine_at(other).tag(&id, reference).await {

@@ -27,15 +27,16 @@ pub(super) struct Transfers {
     pushed: Mutex<HashMap<ImageId, Cell<String>>>,
 }
 
-/// A ready image as a transfer knows it.
-pub(super) struct Ready<'a> {
+/// A ready image some engine of the pool holds, as a transfer knows it (not the ready
+/// queue's `Ready`).
+pub(super) struct PoolImage<'a> {
     pub image: ImageId,
     pub id: &'a str,
     pub content_tag: &'a str,
 }
 
 /// Makes sure `engine` holds the image; copies it there when it does not.
-pub(super) async fn ensure_on(shared: &Shared, ready: &Ready<'_>, engine: usize) -> Result<(), String> {
+pub(super) async fn ensure_on(shared: &Shared, ready: &PoolImage<'_>, engine: usize) -> Result<(), String> {
     if shared.holders_of(ready.image).contains(&engine) {
         return Ok(());
     }
@@ -43,7 +44,7 @@ pub(super) async fn ensure_on(shared: &Shared, ready: &Ready<'_>, engine: usize)
     cell.get_or_init(|| copy(shared, ready, engine)).await.clone()
 }
 
-async fn copy(shared: &Shared, ready: &Ready<'_>, engine: usize) -> Result<(), String> {
+async fn copy(shared: &Shared, ready: &PoolImage<'_>, engine: usize) -> Result<(), String> {
     let name = &shared.project[ready.image].name;
     let target = shared.engine_at(engine);
     let begin = Instant::now();
@@ -98,7 +99,7 @@ fn source_of(shared: &Shared, image: ImageId, name: &str) -> Result<usize, Strin
 
 /// Pushes the image to the transfer registry, once per run; the `repository@digest` to
 /// pull it by. The tag it is pushed under is removed from the engine right after.
-async fn push_once(shared: &Shared, ready: &Ready<'_>, registry: &str) -> Result<String, String> {
+async fn push_once(shared: &Shared, ready: &PoolImage<'_>, registry: &str) -> Result<String, String> {
     let cell = shared.transfers.pushed.lock().await.entry(ready.image).or_default().clone();
     cell.get_or_init(|| async {
         let name = &shared.project[ready.image].name;
