@@ -335,17 +335,11 @@ image naive {
     let _cleanup = cleanup(&test);
     let (output, _) = build(&mut test, &[]);
     assert_eq!(output.status, 0, "{}", output.stderr);
-    let size = |reference: &str| -> i64 {
-        engine::docker(&["image", "inspect", "--format", "{{.Size}}", reference])
-            .trim()
-            .parse()
-            .expect("a size")
-    };
-    let base = size(BUSYBOX);
+    let base = image_size(BUSYBOX);
     assert_eq!(run_image("kiln-it/build-only/expert:latest"), "built\n");
     assert_eq!(run_image("kiln-it/build-only/naive:latest"), "built\n");
-    let expert = size("kiln-it/build-only/expert:latest") - base;
-    let naive = size("kiln-it/build-only/naive:latest") - base;
+    let expert = image_size("kiln-it/build-only/expert:latest") - base;
+    let naive = image_size("kiln-it/build-only/naive:latest") - base;
     assert!(expert < 100_000, "build-only packages left {expert} bytes");
     assert!(naive > 5_000_000, "the naive image should keep the 5 MB it removed later: {naive}");
 }
@@ -372,14 +366,47 @@ image app {
     let (output, _) = build(&mut test, &[]);
     assert_eq!(output.status, 0, "{}{}", output.stderr, output.stdout);
     assert_eq!(run_image("kiln-it/venv-builder/app:latest"), "built with the compiler\nvenv\n1\n");
-    let size = |reference: &str| -> i64 {
-        engine::docker(&["image", "inspect", "--format", "{{.Size}}", reference])
-            .trim()
-            .parse()
-            .expect("a size")
-    };
-    let added = size("kiln-it/venv-builder/app:latest") - size(BUSYBOX);
+    let added = image_size("kiln-it/venv-builder/app:latest") - image_size(BUSYBOX);
     assert!(added < 100_000, "the builder's packages reached the image: {added} bytes");
+}
+
+/// An image's size in bytes, as the engine counts it.
+fn image_size(reference: &str) -> i64 {
+    engine::docker(&["image", "inspect", "--format", "{{.Size}}", reference]).trim().parse().expect("a size")
+}
+
+/// `build-tools-split`: compilers and headers written on the stage's one `apt` stay out
+/// of the image, and the library the venv's compiled module links comes with the runtime's
+/// `apt`. The base has no apt, dpkg or Python (busybox's `dpkg` applet aside, which the
+/// stand-ins in `/usr/local/bin` come before): stand-ins install a 5 MB "compiler" and a
+/// library, build a module only with the compiler there, and tell which package owns the
+/// library the module links.
+fn naive_build_tools_stay_out_and_linked_libraries_in() {
+    let Some(_engine) = engine::engine_test() else { return };
+    let manifest = r##"
+registry "kiln-it/build-tools-split"
+image app {
+    from "kiln-test/busybox:1"
+    run "mkdir -p /opt /usr/lib /usr/local/bin /var" #"printf '%s\n' 'test "$1" = install || exit 0' 'shift; for p; do case $p in -*) ;; *) echo "$p" >> /var/installed;; esac; case $p in gcc) dd if=/dev/zero of=/opt/compiler bs=1024 count=5120 2>/dev/null;; libdemo1*) echo demo > /usr/lib/libdemo.so.1;; esac; done' > /usr/local/bin/apt-get"# #"printf '%s\n' 'test "$1 $2" = "-m venv" && mkdir -p "$3/bin"' > /usr/local/bin/python3"# #"printf '%s\n' 'test -f /opt/compiler && mkdir -p "$VIRTUAL_ENV/lib" && echo module > "$VIRTUAL_ENV/lib/_demo.so"' > /usr/local/bin/pip"# #"printf '%s\n' 'for f; do echo "$f:"; printf "\tlibdemo.so.1 => /usr/lib/libdemo.so.1 (0x1)\n"; done' > /usr/local/bin/ldd"# #"printf '%s\n' 'shift; for f; do test "$f" = /usr/lib/libdemo.so.1 && echo "libdemo1:amd64: $f"; done; exit 0' > /usr/local/bin/dpkg-query"# #"printf '%s\n' 'grep -qx "$2" /var/installed 2>/dev/null' > /usr/local/bin/dpkg"# "cd /usr/local/bin && chmod +x apt-get python3 pip ldd dpkg-query dpkg"
+    apt python3 gcc libdemo-dev
+    workdir "/app"
+    pip "demo" venv="/opt/venv"
+    user app uid=10001
+    cmd "sh" "-c" "ls /opt; cat /var/installed; cat /usr/lib/libdemo.so.1 $VIRTUAL_ENV/lib/_demo.so"
+}
+"##;
+    let mut test = Test::new().manifest(manifest);
+    let _cleanup = cleanup(&test);
+    let (output, _) = build(&mut test, &[]);
+    assert_eq!(output.status, 0, "{}{}", output.stderr, output.stdout);
+    assert!(!output.stderr.contains("build-tools-in-image"), "{}", output.stderr);
+    assert_eq!(
+        run_image("kiln-it/build-tools-split/app:latest"),
+        "venv\npython3\nlibdemo1:amd64\ndemo\nmodule\n",
+        "the image has the venv and the library, without the compiler"
+    );
+    let added = image_size("kiln-it/build-tools-split/app:latest") - image_size(BUSYBOX);
+    assert!(added < 100_000, "the build tools reached the image: {added} bytes");
 }
 
 /// `go-mod cache=#true` in a builder stage: the modules live in a cache mount that the
@@ -843,6 +870,10 @@ pub(crate) const TESTS: &[Case] = &[
     Case::engine("ignored_files_stay_out_of_the_image", ignored_files_stay_out_of_the_image),
     Case::engine("build_only_packages_leave_no_layer_behind", build_only_packages_leave_no_layer_behind),
     Case::engine("a_venv_builder_ships_the_venv_alone", a_venv_builder_ships_the_venv_alone),
+    Case::engine(
+        "naive_build_tools_stay_out_and_linked_libraries_in",
+        naive_build_tools_stay_out_and_linked_libraries_in,
+    ),
     Case::engine("target_from_the_command_line", target_from_the_command_line),
     Case::engine("bake_style_overrides", bake_style_overrides),
     Case::engine(

@@ -323,6 +323,57 @@ image worker {
     insta::assert_snapshot!("venv_builder_worker", test.read("dockerfiles/worker.Dockerfile"));
 }
 
+/// `build-tools-split`: a manifest written naively (compilers, headers and installers on
+/// the stage's one `apt`, the sources copied first) gets the expert's image: a venv is
+/// built in a stage of its own, whose linked packages the runtime's `apt` installs in its
+/// one layer; an `npm` install runs inside a build-only block that keeps what it links.
+/// A stage that switches users keeps the venv's packages with `USER root` around them.
+fn build_tools_leave_the_image_on_their_own() {
+    let manifest = r#"
+image api {
+    from "debian:bookworm-slim"
+    apt python3 python3-venv python3-pip python3-dev gcc libpq-dev
+    workdir "/app"
+    copy "." "."
+    pip requirements="requirements.txt" venv="/opt/venv"
+    user app uid=10001
+    cmd "/opt/venv/bin/gunicorn" "app:app"
+}
+image web {
+    from "debian:bookworm-slim"
+    apt nodejs npm
+    workdir "/app"
+    copy "." "."
+    npm production=#true
+    user web uid=10002
+    cmd node "server.js"
+}
+image job {
+    from "python:3.12-slim"
+    user job uid=10003
+    pip celery venv="/home/job/venv" builder=#true
+    cmd celery "worker"
+}
+"#;
+    let mut test = Test::new()
+        .manifest(manifest)
+        .file("requirements.txt", "psycopg2==2.9.9\n")
+        .file("package.json", r#"{"dependencies": {"express": "4.19.2"}}"#)
+        .file("package-lock.json", "{}");
+    let output = test.args(&["emit"]).run();
+    assert!(!output.stderr.contains("warning"), "{}", output.stderr);
+    insta::assert_snapshot!("build_tools_split_api", test.read("dockerfiles/api.Dockerfile"));
+    insta::assert_snapshot!("build_tools_split_web", test.read("dockerfiles/web.Dockerfile"));
+    insta::assert_snapshot!("build_tools_split_job", test.read("dockerfiles/job.Dockerfile"));
+    // Asked to keep them, kiln does, and says nothing.
+    let kept = manifest.replace("apt nodejs npm", "apt nodejs npm build-only=#false");
+    let mut test = test.manifest(&kept);
+    let output = test.args(&["emit"]).run();
+    assert!(!output.stderr.contains("warning"), "{}", output.stderr);
+    let web = test.read("dockerfiles/web.Dockerfile");
+    assert!(web.contains("        npm \\\n") && !web.contains("purge"), "{web}");
+}
+
 /// `download-caches`: `go-mod`/`cargo-fetch` with `cache=#true` in a builder stage move
 /// the download folder to a cache mount that the stage's later `run`s mount as well.
 fn downloads_stay_in_cache_mounts_in_builder_stages() {
@@ -549,6 +600,7 @@ pub(crate) const TESTS: &[Case] = &[
     Case::plain("package_nodes_take_expert_options", package_nodes_take_expert_options),
     Case::plain("installs_move_above_the_sources", installs_move_above_the_sources),
     Case::plain("a_venv_builds_in_a_stage_of_its_own", a_venv_builds_in_a_stage_of_its_own),
+    Case::plain("build_tools_leave_the_image_on_their_own", build_tools_leave_the_image_on_their_own),
     Case::plain(
         "downloads_stay_in_cache_mounts_in_builder_stages",
         downloads_stay_in_cache_mounts_in_builder_stages,

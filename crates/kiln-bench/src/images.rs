@@ -29,6 +29,11 @@ pub(crate) struct Args {
     #[arg(long, value_delimiter = ',')]
     apps: Vec<String>,
 
+    /// Only these ways of making the image: `naive`, `expert`, `kiln`, `kiln-followed`
+    /// (default: all)
+    #[arg(long, value_delimiter = ',')]
+    ways: Vec<String>,
+
     /// Keep the images afterwards (they are removed by default; the base always stays)
     #[arg(long)]
     keep: bool,
@@ -52,6 +57,15 @@ impl Way {
             Way::Expert => "expert Dockerfile",
             Way::Kiln => "kiln, naive manifest",
             Way::KilnFollowed => "kiln, warnings followed",
+        }
+    }
+
+    fn id(self) -> &'static str {
+        match self {
+            Way::Naive => "naive",
+            Way::Expert => "expert",
+            Way::Kiln => "kiln",
+            Way::KilnFollowed => "kiln-followed",
         }
     }
 
@@ -86,7 +100,8 @@ pub(crate) fn run_bench(args: &Args) {
         APPS.iter().copied().filter(|a| args.apps.is_empty() || args.apps.iter().any(|x| x == a)).collect();
     let mut rows = Vec::new();
     for app in apps {
-        for way in Way::ALL {
+        let chosen = |way: &Way| args.ways.is_empty() || args.ways.iter().any(|w| w == way.id());
+        for way in Way::ALL.into_iter().filter(chosen) {
             eprintln!("--- {app}: {}", way.name());
             let before = image_ids();
             let work = tempfile::Builder::new().prefix("kiln-bench-images-").tempdir().expect("temp dir");

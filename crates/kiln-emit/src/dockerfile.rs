@@ -7,7 +7,8 @@
 
 use std::fmt::Write;
 
-use crate::encode;
+use crate::encode::{self, shell_quote};
+use crate::linked;
 
 use kiln_graph::Graph;
 use kiln_manifest::ast::{
@@ -243,6 +244,7 @@ fn expand_stage(
         }
     }
     let mut runs_as = RunsAs::Root;
+    let mut last_user: Option<&User> = None;
     let mut download_caches: Vec<String> = Vec::new();
     let mut index = 0;
     while index < instructions.len() {
@@ -298,6 +300,7 @@ fn expand_stage(
             )),
             Instruction::User(user) => {
                 runs_as = RunsAs::after(user);
+                last_user = Some(user);
                 steps.push(Step::Other(switch_user(user), span));
             }
             Instruction::Expose(ports) => {
@@ -320,6 +323,11 @@ fn expand_stage(
             }
             Instruction::Apt(first) | Instruction::Apk(first) => {
                 let is_apt = matches!(instruction.value, Instruction::Apt(_));
+                if let Some(linked) = first.linked_by.as_ref().filter(|_| first.names.is_empty()) {
+                    venv_links_steps(&linked.venv, span, level, runs_as, last_user, &mut steps);
+                    index += 1;
+                    continue;
+                }
                 if let Some(count) = first.build_only_for {
                     let block = &instructions[index + 1..(index + 1 + count).min(instructions.len())];
                     build_only_steps(project, first, is_apt, block, span, level, rendering, &mut steps);
@@ -331,7 +339,8 @@ fn expand_stage(
                 while let Some(next) = instructions.get(index) {
                     match (&next.value, is_apt) {
                         (Instruction::Apt(more), true) | (Instruction::Apk(more), false)
-                            if more.build_only_for.is_none() =>
+                            if more.build_only_for.is_none()
+                                && (more.linked_by.is_none() || std::ptr::eq(more, first)) =>
                         {
                             packages.extend(more.names.iter().map(|p| p.value.as_str()));
                             index += 1;
@@ -342,8 +351,21 @@ fn expand_stage(
                 index -= 1;
                 packages.sort_unstable();
                 packages.dedup();
+                // The list of what a venv links, from its builder, is read by this install.
+                let list = first.linked_by.as_ref().map(|linked| {
+                    let list = linked::list_path(&linked.venv);
+                    steps.push(Step::Other(
+                        format!(
+                            "COPY --from={} {}",
+                            linked.builder,
+                            encode::copy_paths(std::slice::from_ref(&list), &list)
+                        ),
+                        span,
+                    ));
+                    list
+                });
                 let (commands, caches) = if is_apt {
-                    let install = apt_install(&packages, level.cache_mounts());
+                    let install = apt_install(&packages, list.as_deref(), level.cache_mounts());
                     (install.commands.into_iter().chain(install.cleanup).collect(), install.caches)
                 } else {
                     (vec![apk_command(&packages)], Vec::new())
@@ -487,7 +509,7 @@ fn build_only_steps(
     names.dedup();
     let quoted: Vec<String> = names.iter().map(|n| shell_quote(n)).collect();
     let install = if is_apt {
-        apt_install(&names, level.cache_mounts())
+        apt_install(&names, None, level.cache_mounts())
     } else {
         Install {
             commands: vec![format!("apk add --no-cache --virtual .kiln-build-only {}", quoted.join(" "))],
@@ -501,6 +523,11 @@ fn build_only_steps(
     // commands and the package manager share.
     let mut mounts = Vec::new();
     let mut lint = unpinned_packages_lint(&names, is_apt);
+    let keep_linked = is_apt.then(linked::keep_linked);
+    if let Some((stamp, _)) = &keep_linked {
+        commands.push(stamp.clone());
+        lint.push("DL4006");
+    }
     for step in expand_stage(project, block, level, rendering) {
         match step {
             Step::Run {
@@ -513,6 +540,9 @@ fn build_only_steps(
             }
             other @ Step::Other(..) => steps.push(other),
         }
+    }
+    if let Some((_, mark)) = keep_linked {
+        commands.push(mark);
     }
     if is_apt {
         // What the packages pulled in goes too, even what an installed package merely
@@ -532,6 +562,36 @@ fn build_only_steps(
     lint.sort_unstable();
     lint.dedup();
     steps.push(Step::Run { commands, caches, mounts, span, mergeable: false, lint });
+}
+
+/// After a venv copied from its builder (T34): the system packages its compiled modules
+/// link that the stage lacks. apt needs root: a stage that switched users switches back
+/// for this step.
+fn venv_links_steps(
+    venv: &str,
+    span: Span,
+    level: Level,
+    runs_as: RunsAs,
+    last_user: Option<&User>,
+    steps: &mut Vec<Step>,
+) {
+    let cached = level.cache_mounts();
+    let caches = if cached { apt_caches() } else { Vec::new() };
+    let switch_back = last_user.filter(|_| !matches!(runs_as, RunsAs::Root));
+    if switch_back.is_some() {
+        steps.push(Step::Other("USER root".to_owned(), span));
+    }
+    steps.push(Step::Run {
+        commands: linked::install_venv_links(venv, cached.then_some(APT_ARCHIVES)),
+        caches,
+        mounts: Vec::new(),
+        span,
+        mergeable: false,
+        lint: Vec::new(),
+    });
+    if let Some(user) = switch_back {
+        steps.push(Step::Other(switch_user(user), span));
+    }
 }
 
 /// `level-package-caches`: at level 1.2 and above, downloads live in cache mounts, not
@@ -607,8 +667,12 @@ struct Install {
     cleanup: Vec<String>,
 }
 
-fn apt_install(packages: &[&str], cached: bool) -> Install {
-    let mut install = String::from("apt-get install -y --no-install-recommends");
+/// `list`: a file of more packages, one per line (what a venv links, T34).
+fn apt_install(packages: &[&str], list: Option<&str>, cached: bool) -> Install {
+    let mut install = match list {
+        Some(list) => format!("xargs -a {} apt-get install -y --no-install-recommends", shell_quote(list)),
+        None => String::from("apt-get install -y --no-install-recommends"),
+    };
     if cached {
         let _ = write!(install, " -o Dir::Cache::Archives={APT_ARCHIVES}");
     }
@@ -617,13 +681,16 @@ fn apt_install(packages: &[&str], cached: bool) -> Install {
     }
     let commands = vec!["apt-get update".to_owned(), install];
     if cached {
-        // apt locks both folders: builds that share them take turns.
-        let caches =
-            vec![format!("{APT_ARCHIVES},sharing=locked"), "/var/lib/apt/lists,sharing=locked".to_owned()];
-        Install { commands, caches, cleanup: Vec::new() }
+        Install { commands, caches: apt_caches(), cleanup: Vec::new() }
     } else {
         Install { commands, caches: Vec::new(), cleanup: vec!["rm -rf /var/lib/apt/lists/*".to_owned()] }
     }
+}
+
+/// apt's lists and archives on cache mounts. apt locks both folders: builds that share
+/// them take turns.
+fn apt_caches() -> Vec<String> {
+    vec![format!("{APT_ARCHIVES},sharing=locked"), "/var/lib/apt/lists,sharing=locked".to_owned()]
 }
 
 /// `lint-justified`: apt and apk versions are left to the base image's release (a
@@ -734,8 +801,13 @@ fn pip_steps(pip: &Pip, span: Span, cache: Option<String>, rendering: Rendering<
     if !caches.is_empty() {
         lint.push("DL3042");
     }
+    let mut commands = vec![install];
+    if let Some(venv) = pip.venv.as_ref().filter(|_| pip.lists_linked_packages) {
+        commands.push(linked::list_venv_links(&venv.value));
+        lint.push("DL4006");
+    }
     steps.push(Step::Run {
-        commands: vec![install],
+        commands,
         caches,
         mounts: pip.index_url_secret.iter().map(|id| secret_mount(&id.value)).collect(),
         span,
@@ -877,13 +949,6 @@ fn join_values(values: &[Text]) -> String {
 fn json_array(values: &[Text]) -> String {
     let values: Vec<&str> = values.iter().map(|v| v.value.as_str()).collect();
     encode::exec_array(&values)
-}
-
-/// Quotes a word for `/bin/sh` when it has characters the shell would interpret.
-fn shell_quote(word: &str) -> String {
-    let safe =
-        !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@+,%".contains(c));
-    if safe { word.to_owned() } else { format!("'{}'", word.replace('\'', "'\\''")) }
 }
 
 /// Comment text on one line, with control characters and other characters a reviewer

@@ -151,6 +151,13 @@ pub(crate) fn ignore_pattern(pattern: &str) -> String {
     if pattern.starts_with('#') { format!("\\{pattern}") } else { pattern.to_owned() }
 }
 
+/// Quotes a word for `/bin/sh` when it has characters the shell would interpret.
+pub(crate) fn shell_quote(word: &str) -> String {
+    let safe =
+        !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@+,%".contains(c));
+    if safe { word.to_owned() } else { format!("'{}'", word.replace('\'', "'\\''")) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ mod dockerfile;
 mod encode;
 mod files;
 mod ignore;
+mod linked;
 mod write;
 
 use kiln_graph::Graph;

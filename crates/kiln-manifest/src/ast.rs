@@ -348,6 +348,10 @@ pub struct Pip {
     /// `--index-url "$(cat /run/secrets/<id>)"`, never in a layer or the Dockerfile.
     pub index_url_secret: Option<Text>,
     pub require_hashes: bool,
+    /// Set by kiln on a venv builder's install (T34): it also lists the system packages
+    /// that its compiled modules link, in `<venv>/.kiln-system-packages`, for the stage
+    /// that copies the venv.
+    pub lists_linked_packages: bool,
 }
 
 /// The packages of an `apt` or `apk` node.
@@ -358,6 +362,21 @@ pub struct Packages {
     /// With `build-only=#true`: how many of the instructions that follow (the node's
     /// block) run while the packages are installed. They are removed in the same layer.
     pub build_only_for: Option<usize>,
+    /// `build-only=#false`: every package stays in the image, build tools included (no
+    /// `build-tools-split`, no `build-tools-in-image` warning).
+    pub keep: bool,
+    /// Set by kiln in a stage that copies a venv from its builder stage (T34): the node
+    /// also installs the system packages that the venv's compiled modules link, which
+    /// the builder listed.
+    pub linked_by: Option<LinkedBy>,
+}
+
+/// A venv built in a builder stage, whose list of linked packages a stage installs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct LinkedBy {
+    pub builder: String,
+    pub venv: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]

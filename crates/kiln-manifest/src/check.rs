@@ -6,6 +6,7 @@ use std::path::Path;
 use kiln_dockerignore::Matcher;
 
 use crate::ast::{Copy, CopyFrom, Healthcheck, Instruction, KeyValue, Npm, Packages, Pip, Run, Text, User};
+use crate::build_tools::{ToolsKept, is_build_tool};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
 use crate::model::Level;
 use crate::source::{Span, Spanned};
@@ -23,6 +24,8 @@ pub(crate) struct StageContext<'a> {
     pub is_target: bool,
     /// Whether another stage starts from this one (`from stage=`).
     pub is_base: bool,
+    /// Why `build-tools-split` left the stage's build tools in it.
+    pub tools_kept: Option<&'a ToolsKept>,
 }
 
 pub(crate) fn check_stage(
@@ -150,7 +153,7 @@ pub(crate) fn check_stage(
                     check_package(package, is_apt, diags);
                 }
                 if ctx.is_target && packages.build_only_for.is_none() {
-                    check_build_tools(packages, instruction.value.node_name(), diags);
+                    check_build_tools(packages, instruction.value.node_name(), ctx, diags);
                 }
                 cache_order(instruction, copied_whole_context.as_ref(), ctx, diags);
             }
@@ -551,39 +554,11 @@ fn check_npm(npm: &Npm, level: Level, diags: &mut Diagnostics) {
 }
 
 /// Compilers, build systems, headers and installers only serve while something is
-/// built; in the image that ships they are dead weight (and attack surface).
-fn check_build_tools(packages: &Packages, node: &str, diags: &mut Diagnostics) {
-    const TOOLS: &[&str] = &[
-        // Installers, only needed while dependencies install: the image runs `node`, or
-        // the venv's own Python.
-        "npm",
-        "python3-pip",
-        "python3-venv",
-        "build-essential",
-        "build-base",
-        "gcc",
-        "g++",
-        "clang",
-        "make",
-        "cmake",
-        "autoconf",
-        "automake",
-        "libtool",
-        "pkg-config",
-        "pkgconf",
-        "musl-dev",
-        "libc-dev",
-        "libc6-dev",
-    ];
-    let tools: Vec<&Text> = packages
-        .names
-        .iter()
-        .filter(|p| {
-            let name = p.value.split('=').next().unwrap_or_default();
-            TOOLS.contains(&name) || name.ends_with("-dev")
-        })
-        .collect();
-    if tools.is_empty() {
+/// built; in the image that ships they are dead weight (and attack surface). Those that
+/// `build-tools-split` could not take out are reported, with why.
+fn check_build_tools(packages: &Packages, node: &str, ctx: &StageContext<'_>, diags: &mut Diagnostics) {
+    let tools: Vec<&Text> = packages.names.iter().filter(|p| is_build_tool(&p.value)).collect();
+    if tools.is_empty() || packages.keep {
         return;
     }
     let names: Vec<&str> = tools.iter().map(|t| t.value.as_str()).collect();
@@ -597,8 +572,11 @@ fn check_build_tools(packages: &Packages, node: &str, diags: &mut Diagnostics) {
     for tool in &tools {
         diagnostic = diagnostic.label(tool.span, "only needed while building");
     }
+    if let Some(kept) = ctx.tools_kept {
+        diagnostic = diagnostic.label(kept.span, format!("kiln leaves them: {}", kept.reason));
+    }
     diags.push(diagnostic.help(format!(
-        "install them with `{node} {} build-only=#true {{ ... }}` around the commands that need them, or build in another stage and copy the result",
+        "install them with `{node} {} build-only=#true {{ ... }}` around the commands that need them, or build in another stage and copy the result; `build-only=#false` keeps them without this warning",
         names.iter().map(|n| kdl_string(n)).collect::<Vec<_>>().join(" ")
     )));
 }

@@ -6,6 +6,7 @@
 //! [`Diagnostics`] list instead of stopping at the first problem.
 
 pub mod ast;
+mod build_tools;
 mod check;
 mod deps_first;
 mod diagnostic;

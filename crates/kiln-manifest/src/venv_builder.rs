@@ -7,9 +7,11 @@
 //! The builder is the stage up to the node, so it has everything the install could need
 //! (and BuildKit shares the common steps); the build-only block around the node, if any,
 //! is installed there for good. In the stage itself, the node becomes a copy of the
-//! venv, and the block loses the node (and goes when it held nothing else).
+//! venv, and the block loses the node (and goes when it held nothing else). The builder
+//! lists the system packages that the venv's compiled modules link, and the stage
+//! installs those it lacks after the copy.
 
-use crate::ast::{Copy, CopyFrom, Instruction, KeyValue, Text};
+use crate::ast::{Copy, CopyFrom, Instruction, KeyValue, LinkedBy, Packages, Text};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
 use crate::model::Stage;
 use crate::source::Spanned;
@@ -64,8 +66,11 @@ fn split(stage: &mut Stage, names: &[String], diags: &mut Diagnostics) -> Option
         packages.build_only_for = None;
     }
     let mut install = stage.instructions[at].clone();
+    // Listing what the venv links needs dpkg: not on an Alpine base.
+    let debian_like = !stage.instructions.iter().any(|i| matches!(i.value, Instruction::Apk(_)));
     if let Instruction::Pip(pip) = &mut install.value {
         pip.builder = false;
+        pip.lists_linked_packages = debian_like;
     }
     builder_steps.push(install);
     let builder = Stage {
@@ -118,7 +123,31 @@ fn split(stage: &mut Stage, names: &[String], diags: &mut Diagnostics) -> Option
         .map(|(key, value): (&str, String)| KeyValue { key: text(key), value: Text::new(value, span) })
         .collect(),
     );
-    stage.instructions.splice(insert_at..insert_at, [Spanned::new(copy, span), Spanned::new(env, span)]);
+    // What the venv's compiled modules link came with the builder's packages (`libpq5`
+    // with `libpq-dev`): the stage's first `apt` installs them too, in its one layer;
+    // without one, a step after the copy installs those the stage lacks.
+    let linked_by = LinkedBy { builder: name.clone(), venv: venv.value.clone() };
+    let first_apt = stage.instructions[..insert_at].iter_mut().find_map(|i| match &mut i.value {
+        Instruction::Apt(p) if p.build_only_for.is_none() && !p.names.is_empty() => Some(p),
+        _ => None,
+    });
+    let mut added = vec![Spanned::new(copy, span)];
+    if debian_like {
+        match first_apt {
+            Some(packages) => packages.linked_by = Some(linked_by),
+            None => added.push(Spanned::new(
+                Instruction::Apt(Packages {
+                    names: Vec::new(),
+                    build_only_for: None,
+                    keep: false,
+                    linked_by: Some(linked_by),
+                }),
+                span,
+            )),
+        }
+    }
+    added.push(Spanned::new(env, span));
+    stage.instructions.splice(insert_at..insert_at, added);
     Some(builder)
 }
 

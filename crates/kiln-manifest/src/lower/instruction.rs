@@ -110,6 +110,7 @@ impl Lowerer<'_> {
                     extra_index_url,
                     index_url_secret,
                     require_hashes,
+                    lists_linked_packages: false,
                 })
             }
             K::Npm => {
@@ -156,7 +157,8 @@ impl Lowerer<'_> {
             return None;
         }
         let names = n.arg_scalars(0, "a package name");
-        let build_only = n.prop_bool("build-only").unwrap_or(false);
+        let build_only_prop = n.prop_bool("build-only");
+        let build_only = build_only_prop.unwrap_or(false);
         let name = node.name().value();
         match (build_only, node.children()) {
             (true, None) => {
@@ -182,7 +184,12 @@ impl Lowerer<'_> {
             }
             _ => {}
         }
-        Some(Packages { names, build_only_for: build_only.then_some(0) })
+        Some(Packages {
+            names,
+            build_only_for: build_only.then_some(0),
+            keep: build_only_prop == Some(false),
+            linked_by: None,
+        })
     }
 
     /// The block of a build-only `apt`/`apk`: `run`, `pip` and `npm` nodes, lowered after

@@ -9,6 +9,7 @@ use kiln_reference::{validate_repository, validate_tag};
 
 use super::{Names, Resolver};
 use crate::ast::{CopyFrom, From, ImageBody, ImageDecl, Instruction, Text};
+use crate::build_tools::split_build_tools;
 use crate::check::{StageContext, check_label, check_line, check_stage, is_env_key};
 use crate::deps_first::hoist_installs;
 use crate::diagnostic::{Code, Diagnostic};
@@ -52,6 +53,20 @@ impl Resolver<'_> {
             .collect();
         for (index, stage) in stages.iter_mut().enumerate() {
             hoist_installs(&mut stage.instructions, &context_dir);
+            let is_base = bases.contains(&stage.name);
+            let tools_kept = if index == target {
+                let built_upon = if is_base {
+                    Some("another stage starts from this one and may use them".to_owned())
+                } else {
+                    names
+                        .image_bases
+                        .get(name)
+                        .map(|child| format!("image `{child}` starts from this one and may use them"))
+                };
+                split_build_tools(&mut stage.instructions, built_upon.as_deref())
+            } else {
+                None
+            };
             self.check_stage_inputs(stage, &stage_names, name, names);
             let ctx = StageContext {
                 level: self.settings.level,
@@ -60,7 +75,8 @@ impl Resolver<'_> {
                 ignore_texts: &ignore_texts,
                 external_base: matches!(stage.from.value, From::External(_)),
                 is_target: index == target,
-                is_base: bases.contains(&stage.name),
+                is_base,
+                tools_kept: tools_kept.as_ref(),
             };
             self.check_stage_instructions(stage, &ctx);
         }

@@ -14,10 +14,10 @@ use std::path::Path;
 
 use indexmap::IndexMap;
 
-use crate::ast::{Declarations, ImageBody, ImageDecl, Text};
+use crate::ast::{Declarations, From, ImageBody, ImageDecl, Text};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
 use crate::model::{Group, Image, VariantOf};
-use crate::source::{SourceMap, Span};
+use crate::source::{SourceMap, Span, Spanned};
 use crate::vars::Variables;
 
 mod groups;
@@ -80,7 +80,13 @@ impl Resolver<'_> {
         }
         let known: HashSet<&str> = names.iter().map(String::as_str).collect();
         let template_names: HashSet<&str> = templates.keys().map(String::as_str).collect();
-        let lookup = Names { images: &known, image_list: &names, templates: &template_names };
+        let image_bases = image_bases(&bodies);
+        let lookup = Names {
+            images: &known,
+            image_list: &names,
+            templates: &template_names,
+            image_bases: &image_bases,
+        };
 
         let mut built = Vec::new();
         for (decl, body) in &bodies {
@@ -173,11 +179,32 @@ impl Resolver<'_> {
     }
 }
 
+/// Each image that another one starts from (`from image=`), with the first such image.
+fn image_bases(bodies: &[(&ImageDecl, ImageBody)]) -> HashMap<String, String> {
+    fn visit(name: &str, body: &ImageBody, bases: &mut HashMap<String, String>) {
+        for stage in std::iter::once(&body.implicit).chain(body.stages.iter().map(|s| &s.body)) {
+            if let Some(Spanned { value: From::Image(base), .. }) = &stage.from {
+                bases.entry(base.value.clone()).or_insert_with(|| name.to_owned());
+            }
+        }
+        for variant in &body.variants {
+            visit(&format!("{name}.{}", variant.name.value), &variant.body, bases);
+        }
+    }
+    let mut bases = HashMap::new();
+    for (decl, body) in bodies {
+        visit(&decl.name.value, body, &mut bases);
+    }
+    bases
+}
+
 /// The names known across the project, for references and hints.
 pub(crate) struct Names<'a> {
     pub images: &'a HashSet<&'a str>,
     pub image_list: &'a [String],
     pub templates: &'a HashSet<&'a str>,
+    /// Images that another image starts from (`from image=`), with one such image.
+    pub image_bases: &'a HashMap<String, String>,
 }
 
 /// Image, template, variant and group names: lowercase alphanumeric runs separated by
