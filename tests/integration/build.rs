@@ -376,8 +376,8 @@ fn image_size(reference: &str) -> i64 {
 }
 
 /// `build-tools-split`: compilers and headers written on the stage's one `apt` stay out
-/// of the image, and the library the venv's compiled module links comes with the runtime's
-/// `apt`. The base has no apt, dpkg or Python (busybox's `dpkg` applet aside, which the
+/// of the image, and the library that the venv's compiled module (or an npm native addon)
+/// links comes with the runtime's `apt`. The base has no apt, dpkg or Python (busybox's `dpkg` applet aside, which the
 /// stand-ins in `/usr/local/bin` come before): stand-ins install a 5 MB "compiler" and a
 /// library, build a module only with the compiler there, and tell which package owns the
 /// library the module links.
@@ -385,17 +385,32 @@ fn naive_build_tools_stay_out_and_linked_libraries_in() {
     let Some(_engine) = engine::engine_test() else { return };
     let manifest = r##"
 registry "kiln-it/build-tools-split"
-image app {
+image standins {
     from "kiln-test/busybox:1"
-    run "mkdir -p /opt /usr/lib /usr/local/bin /var" #"printf '%s\n' 'test "$1" = install || exit 0' 'shift; for p; do case $p in -*) ;; *) echo "$p" >> /var/installed;; esac; case $p in gcc) dd if=/dev/zero of=/opt/compiler bs=1024 count=5120 2>/dev/null;; libdemo1*) echo demo > /usr/lib/libdemo.so.1;; esac; done' > /usr/local/bin/apt-get"# #"printf '%s\n' 'test "$1 $2" = "-m venv" && mkdir -p "$3/bin"' > /usr/local/bin/python3"# #"printf '%s\n' 'test -f /opt/compiler && mkdir -p "$VIRTUAL_ENV/lib" && echo module > "$VIRTUAL_ENV/lib/_demo.so"' > /usr/local/bin/pip"# #"printf '%s\n' 'for f; do echo "$f:"; printf "\tlibdemo.so.1 => /usr/lib/libdemo.so.1 (0x1)\n"; done' > /usr/local/bin/ldd"# #"printf '%s\n' 'shift; for f; do test "$f" = /usr/lib/libdemo.so.1 && echo "libdemo1:amd64: $f"; done; exit 0' > /usr/local/bin/dpkg-query"# #"printf '%s\n' 'grep -qx "$2" /var/installed 2>/dev/null' > /usr/local/bin/dpkg"# "cd /usr/local/bin && chmod +x apt-get python3 pip ldd dpkg-query dpkg"
+    run "mkdir -p /opt /usr/lib /usr/local/bin /var" #"printf '%s\n' 'test "$1" = install || exit 0' 'shift; for p; do case $p in -*) ;; *) echo "$p" >> /var/installed;; esac; case $p in gcc) dd if=/dev/zero of=/opt/compiler bs=1024 count=5120 2>/dev/null;; libdemo1*) echo demo > /usr/lib/libdemo.so.1;; esac; done' > /usr/local/bin/apt-get"# #"printf '%s\n' 'test "$1 $2" = "-m venv" && mkdir -p "$3/bin"' > /usr/local/bin/python3"# #"printf '%s\n' 'test -f /opt/compiler && mkdir -p "$VIRTUAL_ENV/lib" && echo module > "$VIRTUAL_ENV/lib/_demo.so"' > /usr/local/bin/pip"# #"printf '%s\n' 'test "$1" = ci && test -f /opt/compiler && mkdir -p node_modules/demo && echo addon > node_modules/demo/demo.node; exit 0' > /usr/local/bin/npm"# #"printf '%s\n' 'for f; do echo "$f:"; printf "\tlibdemo.so.1 => /usr/lib/libdemo.so.1 (0x1)\n"; done' > /usr/local/bin/ldd"# #"printf '%s\n' 'shift; for f; do test "$f" = /usr/lib/libdemo.so.1 && echo "libdemo1:amd64: $f"; done; exit 0' > /usr/local/bin/dpkg-query"# #"printf '%s\n' 'grep -qx "$2" /var/installed 2>/dev/null' > /usr/local/bin/dpkg"# "cd /usr/local/bin && chmod +x apt-get python3 pip npm ldd dpkg-query dpkg"
+}
+image app {
+    from image=standins
     apt python3 gcc libdemo-dev
     workdir "/app"
     pip "demo" venv="/opt/venv"
     user app uid=10001
     cmd "sh" "-c" "ls /opt; cat /var/installed; cat /usr/lib/libdemo.so.1 $VIRTUAL_ENV/lib/_demo.so"
 }
+image web {
+    from image=standins
+    apt nodejs gcc libdemo-dev
+    workdir "/app"
+    copy "." "."
+    npm
+    user web uid=10002
+    cmd "sh" "-c" "ls /opt; cat /var/installed; cat /usr/lib/libdemo.so.1 node_modules/demo/demo.node"
+}
 "##;
-    let mut test = Test::new().manifest(manifest);
+    let mut test = Test::new()
+        .manifest(manifest)
+        .file("package.json", r#"{"dependencies": {"demo": "1.0.0"}}"#)
+        .file("package-lock.json", "{}");
     let _cleanup = cleanup(&test);
     let (output, _) = build(&mut test, &[]);
     assert_eq!(output.status, 0, "{}{}", output.stderr, output.stdout);
@@ -405,8 +420,16 @@ image app {
         "venv\npython3\nlibdemo1:amd64\ndemo\nmodule\n",
         "the image has the venv and the library, without the compiler"
     );
-    let added = image_size("kiln-it/build-tools-split/app:latest") - image_size(BUSYBOX);
-    assert!(added < 100_000, "the build tools reached the image: {added} bytes");
+    assert_eq!(
+        run_image("kiln-it/build-tools-split/web:latest"),
+        "nodejs\nlibdemo1:amd64\ndemo\naddon\n",
+        "the image has node_modules and the library, without the compiler"
+    );
+    let standins = image_size("kiln-it/build-tools-split/standins:latest");
+    for image in ["app", "web"] {
+        let added = image_size(&format!("kiln-it/build-tools-split/{image}:latest")) - standins;
+        assert!(added < 100_000, "the build tools reached `{image}`: {added} bytes");
+    }
 }
 
 /// `go-mod cache=#true` in a builder stage: the modules live in a cache mount that the

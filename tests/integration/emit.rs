@@ -374,6 +374,36 @@ image job {
     assert!(web.contains("        npm \\\n") && !web.contains("purge"), "{web}");
 }
 
+/// `npm-builder`: `npm builder=#true` installs in a stage of its own and the stage copies
+/// `node_modules` alone (and `package.json`, which nothing else copies here). Without a
+/// `workdir`, kiln cannot tell where `node_modules` is, and says so.
+fn an_npm_install_builds_in_a_stage_of_its_own() {
+    let manifest = r#"
+image web {
+    from "debian:bookworm-slim"
+    apt nodejs
+    workdir "/srv/web"
+    apt npm build-only=#true {
+        npm production=#true builder=#true
+    }
+    copy "server.js" "./"
+    user web uid=10002
+    cmd node "server.js"
+}
+"#;
+    let mut test = Test::new()
+        .manifest(manifest)
+        .file("package.json", r#"{"dependencies": {"express": "4.19.2"}}"#)
+        .file("package-lock.json", "{}")
+        .file("server.js", "");
+    let output = test.args(&["emit"]).run();
+    assert!(!output.stderr.contains("warning"), "{}", output.stderr);
+    insta::assert_snapshot!("npm_builder_web", test.read("dockerfiles/web.Dockerfile"));
+    let mut test = test.manifest(&manifest.replace("    workdir \"/srv/web\"\n", ""));
+    let output = test.args(&["check"]).expect(2).run();
+    insta::assert_snapshot!("npm_builder_without_workdir", output.stderr());
+}
+
 /// `download-caches`: `go-mod`/`cargo-fetch` with `cache=#true` in a builder stage move
 /// the download folder to a cache mount that the stage's later `run`s mount as well.
 fn downloads_stay_in_cache_mounts_in_builder_stages() {
@@ -601,6 +631,7 @@ pub(crate) const TESTS: &[Case] = &[
     Case::plain("installs_move_above_the_sources", installs_move_above_the_sources),
     Case::plain("a_venv_builds_in_a_stage_of_its_own", a_venv_builds_in_a_stage_of_its_own),
     Case::plain("build_tools_leave_the_image_on_their_own", build_tools_leave_the_image_on_their_own),
+    Case::plain("an_npm_install_builds_in_a_stage_of_its_own", an_npm_install_builds_in_a_stage_of_its_own),
     Case::plain(
         "downloads_stay_in_cache_mounts_in_builder_stages",
         downloads_stay_in_cache_mounts_in_builder_stages,

@@ -324,7 +324,7 @@ fn expand_stage(
             Instruction::Apt(first) | Instruction::Apk(first) => {
                 let is_apt = matches!(instruction.value, Instruction::Apt(_));
                 if let Some(linked) = first.linked_by.as_ref().filter(|_| first.names.is_empty()) {
-                    venv_links_steps(&linked.venv, span, level, runs_as, last_user, &mut steps);
+                    linked_packages_steps(&linked.folder, span, level, runs_as, last_user, &mut steps);
                     index += 1;
                     continue;
                 }
@@ -351,9 +351,10 @@ fn expand_stage(
                 index -= 1;
                 packages.sort_unstable();
                 packages.dedup();
-                // The list of what a venv links, from its builder, is read by this install.
+                // The list of what a venv or `node_modules` links, from its builder, is read
+                // by this install.
                 let list = first.linked_by.as_ref().map(|linked| {
-                    let list = linked::list_path(&linked.venv);
+                    let list = linked::list_path(&linked.folder);
                     steps.push(Step::Other(
                         format!(
                             "COPY --from={} {}",
@@ -386,13 +387,19 @@ fn expand_stage(
                             (vec![npm_install(npm, ""), "npm cache clean --force".to_owned()], Vec::new())
                         }
                     };
+                let mut commands = commands;
+                let mut lint = Vec::new();
+                if npm.lists_linked_packages {
+                    commands.push(linked::list_links("node_modules"));
+                    lint.push("DL4006");
+                }
                 steps.push(Step::Run {
                     commands,
                     caches,
                     mounts: npm.npmrc_secret.iter().map(|id| secret_mount(&id.value)).collect(),
                     span,
                     mergeable: false,
-                    lint: Vec::new(),
+                    lint,
                 });
             }
             Instruction::GoMod(downloads) => {
@@ -564,11 +571,11 @@ fn build_only_steps(
     steps.push(Step::Run { commands, caches, mounts, span, mergeable: false, lint });
 }
 
-/// After a venv copied from its builder (T34): the system packages its compiled modules
-/// link that the stage lacks. apt needs root: a stage that switched users switches back
+/// After a venv or `node_modules` copied from its builder (T34): the system packages its
+/// native modules link that the stage lacks. apt needs root: a stage that switched users switches back
 /// for this step.
-fn venv_links_steps(
-    venv: &str,
+fn linked_packages_steps(
+    folder: &str,
     span: Span,
     level: Level,
     runs_as: RunsAs,
@@ -582,7 +589,7 @@ fn venv_links_steps(
         steps.push(Step::Other("USER root".to_owned(), span));
     }
     steps.push(Step::Run {
-        commands: linked::install_venv_links(venv, cached.then_some(APT_ARCHIVES)),
+        commands: linked::install_links(folder, cached.then_some(APT_ARCHIVES)),
         caches,
         mounts: Vec::new(),
         span,
@@ -803,7 +810,7 @@ fn pip_steps(pip: &Pip, span: Span, cache: Option<String>, rendering: Rendering<
     }
     let mut commands = vec![install];
     if let Some(venv) = pip.venv.as_ref().filter(|_| pip.lists_linked_packages) {
-        commands.push(linked::list_venv_links(&venv.value));
+        commands.push(linked::list_links(&venv.value));
         lint.push("DL4006");
     }
     steps.push(Step::Run {

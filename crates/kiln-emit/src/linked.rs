@@ -1,17 +1,18 @@
 //! The system packages that built files link (`libpq5` for an extension compiled against
 //! `libpq-dev`), found at build time: `ldd` names the libraries, `dpkg-query -S` their
 //! packages. A build-only block (T29) marks them as installed on purpose so that its
-//! purge keeps them; a venv builder (T34) lists them for the stage that copies the venv,
-//! which installs those it lacks. Debian-like images only: the listing needs dpkg.
+//! purge keeps them; an install builder (T34) lists them for the stage that copies the
+//! venv or `node_modules`, which installs them. Debian-like images only: the listing needs dpkg.
 
 use crate::encode::shell_quote;
 
-/// Where a venv builder lists the packages its venv links, inside the venv.
+/// Where an install builder lists the packages its venv or `node_modules` links, inside
+/// that folder.
 const LIST: &str = ".kiln-system-packages";
 
-/// The list of what a venv links, which its builder writes.
-pub(crate) fn list_path(venv: &str) -> String {
-    format!("{}/{LIST}", venv.trim_end_matches('/'))
+/// The list of what a folder links, which its builder writes.
+pub(crate) fn list_path(folder: &str) -> String {
+    format!("{}/{LIST}", folder.trim_end_matches('/'))
 }
 
 /// A pipeline that prints, one per line, the packages owning the libraries that the
@@ -44,22 +45,23 @@ pub(crate) fn keep_linked() -> (String, String) {
     ("stamp=\"$(mktemp)\"".to_owned(), format!("{mark} \\\n    && rm -f \"$stamp\""))
 }
 
-/// For a venv builder's install: lists what the venv links in the venv.
-pub(crate) fn list_venv_links(venv_path: &str) -> String {
-    let venv = shell_quote(venv_path);
+/// For an install builder: lists what the installed folder links, in that folder (made
+/// if the install made none: `npm ci` of a package without dependencies).
+pub(crate) fn list_links(folder: &str) -> String {
+    let quoted = shell_quote(folder);
     format!(
-        "if command -v dpkg-query >/dev/null; then \\\n        {}; \\\n    fi > {}",
-        linked_packages(&venv),
-        shell_quote(&list_path(venv_path))
+        "mkdir -p {quoted} \\\n    && if command -v dpkg-query >/dev/null; then \\\n        {}; \\\n    fi > {}",
+        linked_packages(&quoted),
+        shell_quote(&list_path(folder))
     )
 }
 
-/// For the stage that copied a venv: installs the packages the builder listed that the
-/// stage lacks (nothing, not even `apt-get update`, when it lacks none). `archives` is
+/// For a stage that copied a venv or `node_modules` and has no `apt` to install the
+/// list with: installs the packages the builder listed that the stage lacks (nothing, not even `apt-get update`, when it lacks none). `archives` is
 /// apt's archive folder on a cache mount, when there is one (the lists are then cached
 /// too and not removed).
-pub(crate) fn install_venv_links(venv: &str, archives: Option<&str>) -> Vec<String> {
-    let list = shell_quote(&list_path(venv));
+pub(crate) fn install_links(folder: &str, archives: Option<&str>) -> Vec<String> {
+    let list = shell_quote(&list_path(folder));
     let mut install =
         String::from("apt-get update && xargs -a \"$missing\" apt-get install -y --no-install-recommends");
     match archives {
@@ -111,7 +113,7 @@ mod tests {
 
         let venv_path = venv.path().to_str().expect("UTF-8 path");
         let status =
-            std::process::Command::new("sh").args(["-c", &list_venv_links(venv_path)]).status().expect("sh");
+            std::process::Command::new("sh").args(["-c", &list_links(venv_path)]).status().expect("sh");
         assert!(status.success());
         let listed = std::fs::read_to_string(list_path(venv_path)).expect("the list");
         let packages: Vec<&str> = listed.lines().map(|l| l.split(':').next().unwrap_or_default()).collect();

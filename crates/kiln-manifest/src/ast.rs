@@ -278,6 +278,14 @@ pub struct Copy {
     pub link: bool,
 }
 
+impl Copy {
+    /// Whether it copies the whole build context (`copy "." "."`).
+    pub fn copies_whole_context(&self) -> bool {
+        self.from == CopyFrom::Context
+            && self.sources.iter().any(|s| matches!(s.value.as_str(), "." | "./" | "*" | "./*"))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct Run {
@@ -371,12 +379,14 @@ pub struct Packages {
     pub linked_by: Option<LinkedBy>,
 }
 
-/// A venv built in a builder stage, whose list of linked packages a stage installs.
+/// A venv or `node_modules` built in a builder stage, whose list of linked packages a
+/// stage installs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct LinkedBy {
     pub builder: String,
-    pub venv: String,
+    /// The venv or `node_modules` folder (absolute) that holds the list.
+    pub folder: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
@@ -390,6 +400,12 @@ pub struct Npm {
     /// A build secret that holds an `.npmrc` (registry tokens): `npm ci --userconfig`
     /// reads it from the secret's mount.
     pub npmrc_secret: Option<Text>,
+    /// With `builder=#true`: installs in a builder stage of its own and copies only
+    /// `node_modules` into this stage (T37, `npm-builder`).
+    pub builder: bool,
+    /// Set by kiln on a builder's install: it also lists the system packages that its
+    /// native modules link, in `node_modules/.kiln-system-packages`.
+    pub lists_linked_packages: bool,
 }
 
 /// Calls `f` on every user string of an image body that variables may be interpolated

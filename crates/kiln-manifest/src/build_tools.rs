@@ -1,12 +1,13 @@
 //! `build-tools-split` (T36): build tools written on an `apt` node of the stage that
 //! ships (compilers, headers, installers) leave the image when only kiln's own
 //! installers (`pip`, `npm`) can use them. They wrap those installs in a build-only block
-//! (T29, which keeps the packages that the built files link), and a pip venv is built in
-//! a stage of its own (T34, whose runtime installs what the venv links): the expert's
-//! image from a manifest written naively. When kiln cannot tell that nothing else needs
+//! (T29, which keeps the packages that the built files link), and a pip venv or an npm
+//! `node_modules` is built in a stage of its own (T34, whose runtime installs what it
+//! links): the expert's image from a manifest written naively. When kiln cannot tell that nothing else needs
 //! them, they stay, and the `build-tools-in-image` warning says why.
 
 use crate::ast::{Instruction, Packages, Text};
+use crate::builders::node_modules_folder;
 use crate::source::{Span, Spanned};
 
 /// Compilers and build systems: each package is named after the command it brings.
@@ -132,6 +133,18 @@ pub(crate) fn split_build_tools(
             .find(|i| matches!(i, Instruction::Pip(p) if p.venv.is_some()))
     {
         pip.builder = true;
+    }
+    // So does the first `npm` whose `node_modules` folder the manifest tells.
+    if !instructions[start..start + count]
+        .iter()
+        .any(|i| matches!(&i.value, Instruction::Npm(n) if n.builder))
+        && let Some(at) = (start..start + count).find(|&at| {
+            matches!(instructions[at].value, Instruction::Npm(_))
+                && node_modules_folder(instructions, at).is_some()
+        })
+        && let Instruction::Npm(npm) = &mut instructions[at].value
+    {
+        npm.builder = true;
     }
     let block = Packages { names: tools, build_only_for: Some(count), keep: false, linked_by: None };
     instructions.insert(start, Spanned::new(Instruction::Apt(block), first_span));

@@ -57,7 +57,7 @@ pub(crate) fn check_stage(
             }
             Instruction::Copy(copy) => {
                 check_copy(copy, ctx, diags);
-                if copy.from == CopyFrom::Context && copy.sources.iter().any(|s| is_whole_context(&s.value)) {
+                if copy.copies_whole_context() {
                     copied_whole_context.get_or_insert_with(|| copy.sources[0].clone());
                 }
             }
@@ -295,10 +295,6 @@ fn check_program(args: &[Text], node: &str, diags: &mut Diagnostics) {
 /// `value` as the manifest would write it.
 fn kdl_string(value: &str) -> String {
     kdl::KdlValue::String(value.to_owned()).to_string()
-}
-
-fn is_whole_context(source: &str) -> bool {
-    matches!(source, "." | "./" | "*" | "./*")
 }
 
 fn check_copy(copy: &Copy, ctx: &StageContext<'_>, diags: &mut Diagnostics) {

@@ -7,6 +7,7 @@
 
 pub mod ast;
 mod build_tools;
+mod builders;
 mod check;
 mod deps_first;
 mod diagnostic;
@@ -22,7 +23,6 @@ mod source;
 mod suggest;
 mod syntax;
 mod vars;
-mod venv_builder;
 
 use std::path::{Path, PathBuf};
 

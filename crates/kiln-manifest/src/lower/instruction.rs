@@ -114,13 +114,22 @@ impl Lowerer<'_> {
                 })
             }
             K::Npm => {
-                let mut n = self.node(node, &["production", "omit", "registry", "npmrc-secret"], false);
+                let mut n =
+                    self.node(node, &["production", "omit", "registry", "npmrc-secret", "builder"], false);
                 n.arg_count(0, Some(0));
                 let production = n.prop_bool("production").unwrap_or(false);
                 let omit = n.prop_text("omit").map_or_else(Vec::new, |text| split_words(&text));
                 let registry = n.prop_text("registry");
                 let npmrc_secret = n.prop_text("npmrc-secret");
-                Instruction::Npm(Npm { production, omit, registry, npmrc_secret })
+                let builder = n.prop_bool("builder").unwrap_or(false);
+                Instruction::Npm(Npm {
+                    production,
+                    omit,
+                    registry,
+                    npmrc_secret,
+                    builder,
+                    lists_linked_packages: false,
+                })
             }
             K::GoMod | K::CargoFetch => {
                 let mut n = self.node(node, &["cache"], false);

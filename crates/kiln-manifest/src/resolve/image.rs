@@ -10,6 +10,7 @@ use kiln_reference::{validate_repository, validate_tag};
 use super::{Names, Resolver};
 use crate::ast::{CopyFrom, From, ImageBody, ImageDecl, Instruction, Text};
 use crate::build_tools::split_build_tools;
+use crate::builders::split_install_builders;
 use crate::check::{StageContext, check_label, check_line, check_stage, is_env_key};
 use crate::deps_first::hoist_installs;
 use crate::diagnostic::{Code, Diagnostic};
@@ -18,7 +19,6 @@ use crate::load::{display_name, normalize};
 use crate::model::{Image, PullPolicy, Stage, VariantOf, keeps_default_ignore};
 use crate::source::{Span, Spanned};
 use crate::suggest::did_you_mean;
-use crate::venv_builder::split_venv_builders;
 
 impl Resolver<'_> {
     pub(super) fn build_image(
@@ -84,7 +84,7 @@ impl Resolver<'_> {
         // After the checks, so that the steps a builder shares with its stage are
         // reported once.
         let target_name = stages.get(target).map(|s| s.name.clone());
-        split_venv_builders(&mut stages, self.diags);
+        split_install_builders(&mut stages, self.diags);
         let target = target_name.and_then(|n| stages.iter().position(|s| s.name == n)).unwrap_or(target);
 
         let image = Image {
