@@ -809,6 +809,11 @@ fn pip_steps(pip: &Pip, span: Span, cache: Option<String>, rendering: Rendering<
         lint.push("DL3042");
     }
     let mut commands = vec![install];
+    // An installer the image never runs again (as a venv made by `uv` has none), unless
+    // an installed package requires it.
+    if pip.drops_pip {
+        commands.push(DROP_PIP.to_owned());
+    }
     if let Some(venv) = pip.venv.as_ref().filter(|_| pip.lists_linked_packages) {
         commands.push(linked::list_links(&venv.value));
         lint.push("DL4006");
@@ -822,6 +827,9 @@ fn pip_steps(pip: &Pip, span: Span, cache: Option<String>, rendering: Rendering<
         lint,
     });
 }
+
+/// Uninstalls the venv's pip when no installed package requires it.
+const DROP_PIP: &str = "if [ -z \"$(pip show pip 2>/dev/null | sed -n 's/^Required-by: *//p')\" ]; then pip uninstall -y -q pip; fi";
 
 /// Where BuildKit mounts a secret without a `target`.
 const SECRETS_DIR: &str = "/run/secrets";
@@ -967,6 +975,28 @@ pub(crate) fn sanitize_comment(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The real pip of a venv made by this machine's Python leaves it, and the venv's
+    /// Python still runs.
+    #[test]
+    fn a_venv_loses_its_pip() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let venv = dir.path().join("venv");
+        let made = std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: no python3 with venv here");
+            return;
+        }
+        assert!(venv.join("bin/pip").exists());
+        let path = format!("{}:{}", venv.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+        let status =
+            std::process::Command::new("sh").args(["-c", DROP_PIP]).env("PATH", &path).status().expect("sh");
+        assert!(status.success());
+        assert!(!venv.join("bin/pip").exists(), "pip is still in the venv");
+        let python =
+            std::process::Command::new(venv.join("bin/python3")).args(["-c", "import json"]).status();
+        assert!(python.is_ok_and(|s| s.success()));
+    }
 
     #[test]
     fn steps_are_found_by_buildkit_names() {

@@ -360,6 +360,9 @@ pub struct Pip {
     /// that its compiled modules link, in `<venv>/.kiln-system-packages`, for the stage
     /// that copies the venv.
     pub lists_linked_packages: bool,
+    /// Set by kiln on a venv builder's install (T34): pip leaves the venv afterwards,
+    /// unless something in it requires pip or the node names it.
+    pub drops_pip: bool,
 }
 
 /// The packages of an `apt` or `apk` node.

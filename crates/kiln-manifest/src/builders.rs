@@ -175,10 +175,27 @@ fn split(stage: &mut Stage, kind: Kind, names: &[String], diags: &mut Diagnostic
 /// and the install, which lists what it links.
 fn builder_stage(stage: &Stage, at: usize, name: &str, debian_like: bool) -> Stage {
     let mut steps = stage.instructions[..at].to_vec();
-    if let Some(start) = enclosing_block(&stage.instructions, at)
-        && let Instruction::Apt(packages) | Instruction::Apk(packages) = &mut steps[start].value
-    {
-        packages.build_only_for = None;
+    if let Some(start) = enclosing_block(&stage.instructions, at) {
+        if let Instruction::Apt(packages) | Instruction::Apk(packages) = &mut steps[start].value {
+            packages.build_only_for = None;
+        }
+        // Installed for good, the block's packages join the stage's first install of the
+        // same manager: one `apt-get update` less.
+        let same_manager =
+            |a: &Instruction, b: &Instruction| std::mem::discriminant(a) == std::mem::discriminant(b);
+        if let Some(first) = steps[..start].iter().position(|i| {
+            same_manager(&i.value, &steps[start].value)
+                && matches!(&i.value, Instruction::Apt(p) | Instruction::Apk(p) if p.build_only_for.is_none())
+        }) {
+            let block = steps.remove(start);
+            if let (
+                Instruction::Apt(into) | Instruction::Apk(into),
+                Instruction::Apt(from) | Instruction::Apk(from),
+            ) = (&mut steps[first].value, block.value)
+            {
+                into.names.extend(from.names);
+            }
+        }
     }
     // An earlier install that has a builder of its own installs here in full: builders
     // do not nest.
@@ -194,6 +211,7 @@ fn builder_stage(stage: &Stage, at: usize, name: &str, debian_like: bool) -> Sta
         Instruction::Pip(pip) => {
             pip.builder = false;
             pip.lists_linked_packages = debian_like;
+            pip.drops_pip = !pip.packages.iter().any(|p| names_pip(&p.value));
         }
         Instruction::Npm(npm) => {
             npm.builder = false;
@@ -210,6 +228,13 @@ fn builder_stage(stage: &Stage, at: usize, name: &str, debian_like: bool) -> Sta
         instructions: steps,
         missing_files: stage.missing_files.clone(),
     }
+}
+
+/// Whether a requirement names pip itself (`pip`, `pip==24.0`, `pip[x]>=23`).
+fn names_pip(requirement: &str) -> bool {
+    let name =
+        requirement.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')).next();
+    name.is_some_and(|n| n.eq_ignore_ascii_case("pip"))
 }
 
 /// The block (starting at `block`) that held the node removed from `at` loses it, and

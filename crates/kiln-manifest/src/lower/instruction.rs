@@ -111,6 +111,7 @@ impl Lowerer<'_> {
                     index_url_secret,
                     require_hashes,
                     lists_linked_packages: false,
+                    drops_pip: false,
                 })
             }
             K::Npm => {
