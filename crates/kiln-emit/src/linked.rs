@@ -40,9 +40,11 @@ fn linked_packages(roots_and_tests: &str) -> String {
 /// one after them, which marks the packages linked by what the block wrote as manually
 /// installed, so that `apt-get purge --auto-remove` keeps them.
 pub(crate) fn keep_linked() -> (String, String) {
-    let mark =
-        format!("{} \\\n        | xargs -r apt-mark manual", linked_packages("/ -xdev -cnewer \"$stamp\""));
-    ("stamp=\"$(mktemp)\"".to_owned(), format!("{mark} \\\n    && rm -f \"$stamp\""))
+    let mark = format!(
+        "{} \\\n        | xargs -r apt-mark manual",
+        linked_packages("/ -xdev -cnewer \"$kiln_stamp\"")
+    );
+    ("kiln_stamp=\"$(mktemp)\"".to_owned(), format!("{mark} \\\n    && rm -f \"$kiln_stamp\""))
 }
 
 /// For an install builder: lists what the installed folder links, in that folder (made
@@ -62,19 +64,20 @@ pub(crate) fn list_links(folder: &str) -> String {
 /// too and not removed).
 pub(crate) fn install_links(folder: &str, archives: Option<&str>) -> Vec<String> {
     let list = shell_quote(&list_path(folder));
-    let mut install =
-        String::from("apt-get update && xargs -a \"$missing\" apt-get install -y --no-install-recommends");
+    let mut install = String::from(
+        "apt-get update && xargs -a \"$kiln_missing\" apt-get install -y --no-install-recommends",
+    );
     match archives {
         Some(folder) => install.push_str(&format!(" -o Dir::Cache::Archives={folder}")),
         None => install.push_str(" && rm -rf /var/lib/apt/lists/*"),
     }
     vec![
-        "missing=\"$(mktemp)\"".to_owned(),
+        "kiln_missing=\"$(mktemp)\"".to_owned(),
         format!(
-            "while read -r package; do dpkg -s \"$package\" >/dev/null 2>&1 || echo \"$package\"; done \\\n        < {list} > \"$missing\""
+            "while read -r package; do dpkg -s \"$package\" >/dev/null 2>&1 || echo \"$package\"; done \\\n        < {list} > \"$kiln_missing\""
         ),
-        format!("if [ -s \"$missing\" ]; then {install}; fi"),
-        "rm -f \"$missing\"".to_owned(),
+        format!("if [ -s \"$kiln_missing\" ]; then {install}; fi"),
+        "rm -f \"$kiln_missing\"".to_owned(),
     ]
 }
 

@@ -2,9 +2,10 @@
 //! ships (compilers, headers, installers) leave the image when only kiln's own
 //! installers (`pip`, `npm`) can use them. They wrap those installs in a build-only block
 //! (T29, which keeps the packages that the built files link), and a pip venv or an npm
-//! `node_modules` is built in a stage of its own (T34, whose runtime installs what it
-//! links): the expert's image from a manifest written naively. When kiln cannot tell that nothing else needs
-//! them, they stay, and the `build-tools-in-image` warning says why.
+//! `node_modules` is built in a stage of its own (T34, T37, whose runtime installs what it
+//! links): the expert's image from a manifest written naively. When kiln cannot tell
+//! that nothing else needs them, they stay, and the `build-tools-in-image` warning says
+//! why.
 
 use crate::ast::{Instruction, Packages, Text};
 use crate::builders::node_modules_folder;
