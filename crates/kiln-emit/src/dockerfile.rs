@@ -194,6 +194,15 @@ pub fn dockerfile(project: &Project, graph: &Graph, id: ImageId, rendering: Rend
             let _ = write!(from, " AS {}", stage.name);
         }
         let stage_name = if named { stage.name.as_str() } else { "" };
+        // A stage the manifest does not write says where it comes from.
+        if let Some(builder) = &stage.builder_for {
+            let rule = if builder.node == "pip" { "T34 venv-builder" } else { "T37 npm-builder" };
+            let comment = format!(
+                "# Added by kiln ({rule}): runs the `{}` install of stage `{}`, which copies {} from here",
+                builder.node, builder.stage, builder.folder
+            );
+            out.line(&sanitize_comment(&comment), Some(stage.from.span));
+        }
         out.instruction(&from, stage.from.span, stage_name, 1);
         let lines = expand_stage(project, &stage.instructions, level, rendering);
         let mut number = 1;

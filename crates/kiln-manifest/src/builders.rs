@@ -13,7 +13,7 @@
 
 use crate::ast::{Copy, CopyFrom, Instruction, KeyValue, LinkedBy, Packages, Text};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
-use crate::model::Stage;
+use crate::model::{BuilderFor, Stage};
 use crate::source::{Span, Spanned};
 
 /// What a builder installs.
@@ -121,7 +121,9 @@ fn split(stage: &mut Stage, kind: Kind, names: &[String], diags: &mut Diagnostic
     }
     // Listing what the install links needs dpkg: not on an Alpine base.
     let debian_like = !stage.instructions.iter().any(|i| matches!(i.value, Instruction::Apk(_)));
-    let builder = builder_stage(stage, at, &name, debian_like);
+    let mut builder = builder_stage(stage, at, &name, debian_like);
+    builder.builder_for =
+        Some(BuilderFor { stage: stage.name.clone(), node: node.to_owned(), folder: folder.clone() });
 
     let copies_sources_later = stage.instructions[at + 1..]
         .iter()
@@ -227,6 +229,7 @@ fn builder_stage(stage: &Stage, at: usize, name: &str, debian_like: bool) -> Sta
         from: stage.from.clone(),
         instructions: steps,
         missing_files: stage.missing_files.clone(),
+        builder_for: None,
     }
 }
 

@@ -194,6 +194,21 @@ pub struct Stage {
     #[serde(skip)]
     #[schemars(skip)]
     pub missing_files: Vec<Span>,
+    /// For a builder stage that kiln adds (T34, T37): what it installs for which stage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub builder_for: Option<BuilderFor>,
+}
+
+/// What a builder stage that kiln adds installs, and for which stage.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct BuilderFor {
+    /// The stage that copies the result.
+    pub stage: String,
+    /// The node that installs: `pip` or `npm`.
+    pub node: String,
+    /// What the stage copies: the venv or `node_modules` folder.
+    pub folder: String,
 }
 
 /// Something a stage needs before it can build.

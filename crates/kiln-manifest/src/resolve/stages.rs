@@ -37,6 +37,7 @@ impl Resolver<'_> {
                 from,
                 instructions: body.implicit.instructions.clone(),
                 missing_files: Vec::new(),
+                builder_for: None,
             }];
         }
         if let Some(first) = body
@@ -84,6 +85,7 @@ impl Resolver<'_> {
                     from,
                     instructions: decl.body.instructions.clone(),
                     missing_files: Vec::new(),
+                    builder_for: None,
                 }
             })
             .collect()
