@@ -348,6 +348,7 @@ fn expand_stage(
                 while let Some(next) = instructions.get(index) {
                     match (&next.value, is_apt) {
                         (Instruction::Apt(more), true) | (Instruction::Apk(more), false)
+                            // Only the first node may read a builder's list.
                             if more.build_only_for.is_none()
                                 && (more.linked_by.is_none() || std::ptr::eq(more, first)) =>
                         {
@@ -580,9 +581,9 @@ fn build_only_steps(
     steps.push(Step::Run { commands, caches, mounts, span, mergeable: false, lint });
 }
 
-/// After a venv or `node_modules` copied from its builder (T34): the system packages its
-/// native modules link that the stage lacks. apt needs root: a stage that switched users switches back
-/// for this step.
+/// After a venv or `node_modules` copied from its builder (T34, T37), in a stage with no
+/// `apt` before it: the system packages its native modules link that the stage lacks.
+/// apt needs root: a stage that switched users switches back for this step.
 fn linked_packages_steps(
     folder: &str,
     span: Span,
@@ -683,7 +684,7 @@ struct Install {
     cleanup: Vec<String>,
 }
 
-/// `list`: a file of more packages, one per line (what a venv links, T34).
+/// `list`: a file of more packages, one per line (what a builder's install links, T34).
 fn apt_install(packages: &[&str], list: Option<&str>, cached: bool) -> Install {
     let mut install = match list {
         Some(list) => format!("xargs -a {} apt-get install -y --no-install-recommends", shell_quote(list)),

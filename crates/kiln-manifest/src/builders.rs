@@ -200,14 +200,16 @@ fn builder_stage(stage: &Stage, at: usize, name: &str, debian_like: bool) -> Sta
         }
     }
     // An earlier install that has a builder of its own installs here in full: builders
-    // do not nest.
+    // do not nest, and this one needs no other builder's list of linked packages.
     for step in &mut steps {
         match &mut step.value {
             Instruction::Pip(pip) => pip.builder = false,
             Instruction::Npm(npm) => npm.builder = false,
+            Instruction::Apt(packages) => packages.linked_by = None,
             _ => {}
         }
     }
+    steps.retain(|step| !matches!(&step.value, Instruction::Apt(p) if p.names.is_empty()));
     let mut install = stage.instructions[at].clone();
     match &mut install.value {
         Instruction::Pip(pip) => {
