@@ -328,6 +328,7 @@ image worker {
 /// built in a stage of its own, whose linked packages the runtime's `apt` installs in its
 /// one layer; an `npm` install runs inside a build-only block that keeps what it links.
 /// A stage that switches users keeps the venv's packages with `USER root` around them.
+/// A stage with a venv and `node_modules` gets a builder for each.
 fn build_tools_leave_the_image_on_their_own() {
     let manifest = r#"
 image api {
@@ -354,6 +355,16 @@ image job {
     pip celery venv="/home/job/venv" builder=#true
     cmd celery "worker"
 }
+image both {
+    from "debian:bookworm-slim"
+    apt python3 python3-venv gcc nodejs npm
+    workdir "/app"
+    copy "." "."
+    pip requirements="requirements.txt" venv="/opt/venv"
+    npm production=#true
+    user both uid=10004
+    cmd python3 "app.py"
+}
 "#;
     let mut test = Test::new()
         .manifest(manifest)
@@ -365,6 +376,8 @@ image job {
     insta::assert_snapshot!("build_tools_split_api", test.read("dockerfiles/api.Dockerfile"));
     insta::assert_snapshot!("build_tools_split_web", test.read("dockerfiles/web.Dockerfile"));
     insta::assert_snapshot!("build_tools_split_job", test.read("dockerfiles/job.Dockerfile"));
+    // Two builders, each on its own; the second one's list is installed after its copy.
+    insta::assert_snapshot!("build_tools_split_both", test.read("dockerfiles/both.Dockerfile"));
     // Asked to keep them, kiln does, and says nothing.
     let kept = manifest.replace("apt nodejs npm", "apt nodejs npm build-only=#false");
     let mut test = test.manifest(&kept);
