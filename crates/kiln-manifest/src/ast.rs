@@ -361,7 +361,7 @@ pub struct Pip {
     /// that copies the venv.
     pub lists_linked_packages: bool,
     /// Set by kiln on a venv builder's install (T34): pip leaves the venv afterwards,
-    /// unless something in it requires pip or the node names it.
+    /// unless something in it requires pip, or the node or its requirements name it.
     pub drops_pip: bool,
 }
 

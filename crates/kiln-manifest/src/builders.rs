@@ -11,6 +11,9 @@
 //! builder lists the system packages that the installed native modules link, and the
 //! stage installs them with its first `apt` (or, without one, after the copy).
 
+use std::fs;
+use std::path::Path;
+
 use crate::ast::{Copy, CopyFrom, Instruction, KeyValue, LinkedBy, Packages, Text};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
 use crate::model::{BuilderFor, Stage};
@@ -51,12 +54,12 @@ impl Kind {
 /// Inserts a builder stage before each stage with a `pip builder=#true` or `npm
 /// builder=#true` node (the first of each kind in the stage), and rewrites the node into
 /// a copy of what it installed.
-pub(crate) fn split_install_builders(stages: &mut Vec<Stage>, diags: &mut Diagnostics) {
+pub(crate) fn split_install_builders(stages: &mut Vec<Stage>, context_dir: &Path, diags: &mut Diagnostics) {
     let mut index = 0;
     while index < stages.len() {
         for kind in [Kind::Venv, Kind::NodeModules] {
             let names: Vec<String> = stages.iter().map(|s| s.name.clone()).collect();
-            if let Some(builder) = split(&mut stages[index], kind, &names, diags) {
+            if let Some(builder) = split(&mut stages[index], kind, &names, context_dir, diags) {
                 stages.insert(index, builder);
                 index += 1;
             }
@@ -79,7 +82,13 @@ pub(crate) fn node_modules_folder(instructions: &[Spanned<Instruction>], at: usi
         .map(|path| format!("{}/node_modules", path.value.trim_end_matches('/')))
 }
 
-fn split(stage: &mut Stage, kind: Kind, names: &[String], diags: &mut Diagnostics) -> Option<Stage> {
+fn split(
+    stage: &mut Stage,
+    kind: Kind,
+    names: &[String],
+    context_dir: &Path,
+    diags: &mut Diagnostics,
+) -> Option<Stage> {
     let at = stage.instructions.iter().position(|i| kind.is_builder(&i.value))?;
     let span = stage.instructions[at].span;
     let node = kind.node();
@@ -121,7 +130,7 @@ fn split(stage: &mut Stage, kind: Kind, names: &[String], diags: &mut Diagnostic
     }
     // Listing what the install links needs dpkg: not on an Alpine base.
     let debian_like = !stage.instructions.iter().any(|i| matches!(i.value, Instruction::Apk(_)));
-    let mut builder = builder_stage(stage, at, &name, debian_like);
+    let mut builder = builder_stage(stage, at, &name, debian_like, context_dir);
     builder.builder_for =
         Some(BuilderFor { stage: stage.name.clone(), node: node.to_owned(), folder: folder.clone() });
 
@@ -175,7 +184,7 @@ fn split(stage: &mut Stage, kind: Kind, names: &[String], diags: &mut Diagnostic
 
 /// The stage up to the node at `at`, the build-only block around it installed for good,
 /// and the install, which lists what it links.
-fn builder_stage(stage: &Stage, at: usize, name: &str, debian_like: bool) -> Stage {
+fn builder_stage(stage: &Stage, at: usize, name: &str, debian_like: bool, context_dir: &Path) -> Stage {
     let mut steps = stage.instructions[..at].to_vec();
     if let Some(start) = enclosing_block(&stage.instructions, at) {
         if let Instruction::Apt(packages) | Instruction::Apk(packages) = &mut steps[start].value {
@@ -215,7 +224,12 @@ fn builder_stage(stage: &Stage, at: usize, name: &str, debian_like: bool) -> Sta
         Instruction::Pip(pip) => {
             pip.builder = false;
             pip.lists_linked_packages = debian_like;
-            pip.drops_pip = !pip.packages.iter().any(|p| names_pip(&p.value));
+            let listed = pip
+                .requirements
+                .as_ref()
+                .and_then(|file| fs::read_to_string(context_dir.join(&file.value)).ok());
+            pip.drops_pip = !pip.packages.iter().any(|p| names_pip(&p.value))
+                && !listed.is_some_and(|text| requirements_name_pip(&text));
         }
         Instruction::Npm(npm) => {
             npm.builder = false;
@@ -240,6 +254,14 @@ fn names_pip(requirement: &str) -> bool {
     let name =
         requirement.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')).next();
     name.is_some_and(|n| n.eq_ignore_ascii_case("pip"))
+}
+
+/// Whether a requirements file lists pip itself (whoever pins pip wants it).
+fn requirements_name_pip(text: &str) -> bool {
+    text.lines()
+        .map(|line| line.split(" #").next().unwrap_or_default().trim())
+        .filter(|line| !line.starts_with('#') && !line.starts_with('-'))
+        .any(names_pip)
 }
 
 /// The block (starting at `block`) that held the node removed from `at` loses it, and
@@ -292,4 +314,17 @@ fn enclosing_block(instructions: &[Spanned<Instruction>], at: usize) -> Option<u
         }
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pip_named_in_requirements() {
+        assert!(names_pip("pip") && names_pip("pip==24.0") && names_pip("PIP>=23") && names_pip("pip[x]"));
+        assert!(!names_pip("pip-tools") && !names_pip("pipx") && !names_pip("flask"));
+        assert!(requirements_name_pip("flask==3.0\npip==24.0  # for plugins\n"));
+        assert!(!requirements_name_pip("# pip==24.0\n--index-url https://x/simple\npip-tools==7\n"));
+    }
 }

@@ -84,7 +84,7 @@ impl Resolver<'_> {
         // After the checks, so that the steps a builder shares with its stage are
         // reported once.
         let target_name = stages.get(target).map(|s| s.name.clone());
-        split_install_builders(&mut stages, self.diags);
+        split_install_builders(&mut stages, &context_dir, self.diags);
         let target = target_name.and_then(|n| stages.iter().position(|s| s.name == n)).unwrap_or(target);
 
         let image = Image {
