@@ -380,7 +380,8 @@ image both {
     insta::assert_snapshot!("build_tools_split_both", test.read("dockerfiles/both.Dockerfile"));
     // The venv's pip goes, unless the requirements pin it.
     assert!(test.read("dockerfiles/api.Dockerfile").contains("pip uninstall -y -q pip"));
-    let mut test = test.file("requirements.txt", "pip==24.0  # plugins install at run time\npsycopg2==2.9.9\n");
+    let mut test =
+        test.file("requirements.txt", "pip==24.0  # plugins install at run time\npsycopg2==2.9.9\n");
     test.args(&["emit"]).run();
     assert!(!test.read("dockerfiles/api.Dockerfile").contains("pip uninstall"));
     // Asked to keep them, kiln does, and says nothing.
