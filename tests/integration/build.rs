@@ -11,8 +11,9 @@ use serde_json::Value;
 use crate::engine::{self, BUSYBOX, Cleanup, image_id, run_image};
 use crate::harness::{Output, Test};
 
-/// Runs `kiln build` with JSON progress; returns the output and the parsed events.
-fn build(test: &mut Test, args: &[&str]) -> (Output, Vec<Value>) {
+/// Runs `kiln build --network none --progress json ARGS` (unchecked); returns the output
+/// and the parsed events.
+pub(crate) fn build(test: &mut Test, args: &[&str]) -> (Output, Vec<Value>) {
     let mut all = vec!["build", "--network", "none", "--progress", "json"];
     all.extend_from_slice(args);
     let output = test.args(&all).run_unchecked();

@@ -8,6 +8,7 @@ use kiln_testkit::{Registry, SecondEngine};
 use serde_json::Value;
 
 use crate::Case;
+use crate::build::build;
 use crate::engine;
 use crate::harness::Test;
 
@@ -71,13 +72,6 @@ image edge {
 }
 "#;
 
-fn parse_events(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
-        .collect()
-}
-
 /// The tags of the test's images on an engine.
 fn tags_on(engine: &SecondEngine, registry: &str) -> Vec<String> {
     let (ok, out) = engine.docker_try(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
@@ -98,21 +92,8 @@ fn a_pool_builds_each_image_once_where_it_fits() {
         .run();
     assert!(twice.stderr.contains("are the same engine"), "{}", twice.stderr);
 
-    let output = test
-        .args(&[
-            "build",
-            "--network",
-            "none",
-            "--progress",
-            "json",
-            "--engine",
-            &home_spec,
-            "--engine",
-            &worker_spec,
-        ])
-        .run_unchecked();
+    let (output, events) = build(&mut test, &["--engine", &home_spec, "--engine", &worker_spec]);
     assert_eq!(output.status, 0, "{}{}", output.stderr, output.stdout);
-    let events = parse_events(&output.stdout);
     let mut started: HashMap<String, Vec<String>> = HashMap::new();
     for event in events.iter().filter(|e| e["event"] == "started") {
         started
@@ -151,13 +132,9 @@ fn a_pool_builds_each_image_once_where_it_fits() {
 
     // Again through a registry: each image pushed once, pulled by digest where needed.
     let registry = Registry::start();
-    let output = test
-        .args(&[
-            "build",
-            "--network",
-            "none",
-            "--progress",
-            "json",
+    let (output, events) = build(
+        &mut test,
+        &[
             "--rebuild",
             "--engine",
             &home_spec,
@@ -165,10 +142,9 @@ fn a_pool_builds_each_image_once_where_it_fits() {
             &worker_spec,
             "--transfer-registry",
             &registry.address,
-        ])
-        .run_unchecked();
+        ],
+    );
     assert_eq!(output.status, 0, "{}{}", output.stderr, output.stdout);
-    let events = parse_events(&output.stdout);
     let copies: Vec<&Value> = events.iter().filter(|e| e["event"] == "transferred").collect();
     assert!(!copies.is_empty() && copies.iter().all(|c| c["via"] == "registry"), "{copies:?}");
     assert_eq!(tags_on(&worker, REGISTRY).iter().filter(|t| !t.contains(":kiln-")).count(), 0);

@@ -390,14 +390,13 @@ fn expand_stage(
             }
             Instruction::Npm(npm) => {
                 steps.push(Step::Other(manifest_copy(rendering, &instruction.value), span));
-                let (commands, caches) =
+                let (mut commands, caches) =
                     match level.cache_mounts().then(|| runs_as.cache(NPM_CACHE)).flatten() {
                         Some(cache) => (vec![npm_install(npm, &format!("--cache={NPM_CACHE}"))], vec![cache]),
                         None => {
                             (vec![npm_install(npm, ""), "npm cache clean --force".to_owned()], Vec::new())
                         }
                     };
-                let mut commands = commands;
                 let mut lint = Vec::new();
                 if npm.lists_linked_packages {
                     commands.push(linked::list_links("node_modules"));
