@@ -154,16 +154,19 @@ impl Drop for Cleanup {
             let _ = docker_try(&["rmi", "-f", reference]);
         }
         // The classic builder's images have parents: an image with children cannot go
-        // before them, so removal goes round until nothing is left or nothing moves.
+        // before them, so removal goes round until nothing is left or nothing moves. The
+        // children include the untagged images a failed classic build keeps of its steps
+        // (as `docker build` does), which name no repository.
         let mut left = usize::MAX;
         loop {
             let (_, listing) = docker_try(&["images", "--format", "{{.ID}} {{.Repository}}"]);
-            let mut ids: Vec<&str> = listing
+            let ours: Vec<&str> = listing
                 .lines()
                 .filter_map(|line| line.split_once(' '))
                 .filter(|(_, repository)| self.repositories.iter().any(|r| r == repository))
                 .map(|(id, _)| id)
                 .collect();
+            let mut ids = with_descendants(&ours);
             ids.sort_unstable();
             ids.dedup();
             if ids.is_empty() || ids.len() >= left {
@@ -171,10 +174,44 @@ impl Drop for Cleanup {
             }
             left = ids.len();
             for id in ids {
-                let _ = docker_try(&["rmi", "-f", id]);
+                let _ = docker_try(&["rmi", "-f", &id]);
             }
         }
     }
+}
+
+/// `roots` (short image ids) and every image built on them, by their short ids.
+fn with_descendants(roots: &[&str]) -> Vec<String> {
+    let mut found: Vec<String> = roots.iter().map(|id| (*id).to_owned()).collect();
+    if found.is_empty() {
+        return found;
+    }
+    let (_, all) = docker_try(&["images", "-a", "-q", "--no-trunc"]);
+    let all: Vec<&str> = all.lines().collect();
+    if all.is_empty() {
+        return found;
+    }
+    let mut args = vec!["image", "inspect", "--format", "{{.Id}} {{.Parent}}"];
+    args.extend(&all);
+    let (_, parents) = docker_try(&args);
+    let short = |id: &str| id.trim_start_matches("sha256:").chars().take(12).collect::<String>();
+    let edges: Vec<(String, String)> = parents
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .filter(|(_, parent)| !parent.is_empty())
+        .map(|(id, parent)| (short(id), short(parent)))
+        .collect();
+    let mut index = 0;
+    while index < found.len() {
+        let parent = found[index].clone();
+        for (child, _) in edges.iter().filter(|(_, p)| *p == parent) {
+            if !found.contains(child) {
+                found.push(child.clone());
+            }
+        }
+        index += 1;
+    }
+    found
 }
 
 /// The dangling images on the engine (untagged, no child): what `sweep_dangling` leaves

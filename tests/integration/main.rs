@@ -31,26 +31,44 @@ mod report;
 mod robustness;
 mod schema;
 mod secrets;
+mod shells;
 
 use std::process::ExitCode;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
-/// One test: its name in its module, its function, and whether it needs the engine.
+/// One test: its name in its module, its function, whether it needs the engine, and
+/// the programs it runs that a machine may lack.
 pub(crate) struct Case {
     name: &'static str,
     run: fn(),
     engine: bool,
+    tools: &'static [&'static str],
 }
 
 impl Case {
     pub(crate) const fn plain(name: &'static str, run: fn()) -> Self {
-        Self { name, run, engine: false }
+        Self { name, run, engine: false, tools: &[] }
     }
 
     pub(crate) const fn engine(name: &'static str, run: fn()) -> Self {
-        Self { name, run, engine: true }
+        Self { name, run, engine: true, tools: &[] }
     }
+
+    /// A test that runs these programs (found on the PATH), and needs no engine.
+    pub(crate) const fn tools(name: &'static str, run: fn(), tools: &'static [&'static str]) -> Self {
+        Self { name, run, engine: false, tools }
+    }
+}
+
+/// The programs of `tools` that are not on the PATH.
+fn missing_tools(tools: &[&str]) -> Vec<String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    tools
+        .iter()
+        .filter(|tool| !std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+        .map(|tool| (*tool).to_owned())
+        .collect()
 }
 
 const MODULES: &[(&str, &[Case])] = &[
@@ -74,6 +92,7 @@ const MODULES: &[(&str, &[Case])] = &[
     ("robustness", robustness::TESTS),
     ("schema", schema::TESTS),
     ("secrets", secrets::TESTS),
+    ("shells", shells::TESTS),
 ];
 
 fn main() -> ExitCode {
@@ -99,6 +118,15 @@ fn main() -> ExitCode {
                     let reason = format!("the engine tests need: {}", missing.join("; "));
                     return Trial::test(name, move || Err(Failed::from(reason)));
                 }
+                return Trial::test(name, || Ok(())).with_ignored_flag(true);
+            }
+            let lacking = missing_tools(case.tools);
+            if !lacking.is_empty() {
+                let reason = format!("this test runs {}, which this machine lacks", lacking.join(", "));
+                if required {
+                    return Trial::test(name, move || Err(Failed::from(reason)));
+                }
+                eprintln!("{name} is ignored: {reason}");
                 return Trial::test(name, || Ok(())).with_ignored_flag(true);
             }
             let run = case.run;

@@ -9,6 +9,7 @@ use std::fmt::Write;
 
 use crate::encode::{self, shell_quote};
 use crate::linked;
+use crate::run;
 
 use kiln_graph::Graph;
 use kiln_manifest::ast::{
@@ -204,9 +205,10 @@ pub fn dockerfile(project: &Project, graph: &Graph, id: ImageId, rendering: Rend
             out.line(&sanitize_comment(&comment), Some(stage.from.span));
         }
         out.instruction(&from, stage.from.span, stage_name, 1);
-        let lines = expand_stage(project, &stage.instructions, level, rendering);
+        let shell = inherited_shell(project, image, stage);
+        let lines = expand_stage(project, &stage.instructions, level, rendering, &shell);
         let mut number = 1;
-        for (text, origin, lint) in merge_runs(lines, level) {
+        for (text, origin, lint) in render_steps(lines) {
             number += 1;
             if !lint.is_empty() {
                 out.line(&format!("# hadolint ignore={}", lint.join(",")), Some(origin));
@@ -221,21 +223,50 @@ pub fn dockerfile(project: &Project, graph: &Graph, id: ImageId, rendering: Rend
     out
 }
 
-/// One Dockerfile instruction before RUN merging.
+/// One Dockerfile instruction.
 enum Step {
     Run {
+        /// kiln's own commands, written to be joined with `&&`; or, with `node_shell`,
+        /// the commands of a `run` node (see `run::join`).
         commands: Vec<String>,
         caches: Vec<String>,
-        /// Secret and ssh mounts (`type=secret,id=npmrc`): such a RUN is never merged,
-        /// so that only its own commands see them.
+        /// Secret and ssh mounts (`type=secret,id=npmrc`).
         mounts: Vec<String>,
         span: Span,
-        /// Package-manager RUNs keep their own layer (see `merge_runs`).
-        mergeable: bool,
         /// hadolint rules this RUN breaks on purpose (see `lint-justified`).
         lint: Vec<&'static str>,
+        /// For a `run` node: the shell its commands run in (the stage's SHELL).
+        node_shell: Option<Vec<String>>,
     },
     Other(String, Span),
+}
+
+/// The SHELL a stage starts with: the last `shell` of the stage it starts from, in this
+/// image or another of the manifest. An outside base's SHELL is not known to kiln: RUNs
+/// are taken to run in `/bin/sh -c`, as Docker's default.
+fn inherited_shell(project: &Project, image: &Image, stage: &kiln_manifest::Stage) -> Vec<String> {
+    let (mut image, mut stage) = (image, stage);
+    // Bounded: the resolver refuses cycles, and this must end even if one slipped by.
+    for _ in 0..64 {
+        let parent = match &stage.from.value {
+            From::Stage(name) => image.stage_id(&name.value).map(|id| (image, image.stage(id))),
+            From::Image(name) => project.image_id(&name.value).map(|id| {
+                let other = &project[id];
+                (other, other.target_stage())
+            }),
+            From::External(_) => None,
+        };
+        let Some((parent_image, parent_stage)) = parent else { break };
+        let last_shell = parent_stage.instructions.iter().rev().find_map(|i| match &i.value {
+            Instruction::Shell(words) => Some(words.iter().map(|w| w.value.clone()).collect()),
+            _ => None,
+        });
+        if let Some(shell) = last_shell {
+            return shell;
+        }
+        (image, stage) = (parent_image, parent_stage);
+    }
+    run::default_shell()
 }
 
 fn expand_stage(
@@ -243,8 +274,10 @@ fn expand_stage(
     instructions: &[kiln_manifest::Spanned<Instruction>],
     level: Level,
     rendering: Rendering<'_>,
+    shell: &[String],
 ) -> Vec<Step> {
     let mut steps = Vec::new();
+    let mut shell = shell.to_vec();
     // `users-first`: users are created right after FROM, where the step stays cached
     // whatever comes later; the switch stays where the manifest writes it.
     for instruction in instructions {
@@ -292,10 +325,10 @@ fn expand_stage(
                     } else {
                         Vec::new()
                     },
-                    mergeable: mounts.is_empty(),
                     mounts,
                     span,
                     lint: Vec::new(),
+                    node_shell: Some(shell.clone()),
                 });
             }
             Instruction::Env(pairs) => steps.push(Step::Other(pairs_instruction("ENV", pairs, true), span)),
@@ -323,7 +356,10 @@ fn expand_stage(
                 steps.push(Step::Other(format!("ENTRYPOINT {}", json_array(args)), span));
             }
             Instruction::Cmd(args) => steps.push(Step::Other(format!("CMD {}", json_array(args)), span)),
-            Instruction::Shell(args) => steps.push(Step::Other(format!("SHELL {}", json_array(args)), span)),
+            Instruction::Shell(args) => {
+                shell = args.iter().map(|a| a.value.clone()).collect();
+                steps.push(Step::Other(format!("SHELL {}", json_array(args)), span));
+            }
             Instruction::StopSignal(signal) => {
                 steps.push(Step::Other(format!("STOPSIGNAL {}", encode::word(&signal.value, false)), span));
             }
@@ -339,7 +375,9 @@ fn expand_stage(
                 }
                 if let Some(count) = first.build_only_for {
                     let block = &instructions[index + 1..(index + 1 + count).min(instructions.len())];
-                    build_only_steps(project, first, is_apt, block, span, level, rendering, &mut steps);
+                    build_only_steps(
+                        project, first, is_apt, block, span, level, rendering, &shell, &mut steps,
+                    );
                     index += count + 1;
                     continue;
                 }
@@ -382,7 +420,7 @@ fn expand_stage(
                     (vec![apk_command(&packages)], Vec::new())
                 };
                 let lint = unpinned_packages_lint(&packages, is_apt);
-                steps.push(Step::Run { commands, caches, mounts: Vec::new(), span, mergeable: false, lint });
+                steps.push(Step::Run { commands, caches, mounts: Vec::new(), span, lint, node_shell: None });
             }
             Instruction::Pip(pip) => {
                 let cache = level.cache_mounts().then(|| runs_as.cache(PIP_CACHE)).flatten();
@@ -407,8 +445,8 @@ fn expand_stage(
                     caches,
                     mounts: npm.npmrc_secret.iter().map(|id| secret_mount(&id.value)).collect(),
                     span,
-                    mergeable: false,
                     lint,
+                    node_shell: None,
                 });
             }
             Instruction::GoMod(downloads) => {
@@ -420,8 +458,8 @@ fn expand_stage(
                     caches: cache.iter().cloned().collect(),
                     mounts: Vec::new(),
                     span,
-                    mergeable: false,
                     lint: Vec::new(),
+                    node_shell: None,
                 });
                 download_caches.extend(cache);
             }
@@ -441,8 +479,8 @@ fn expand_stage(
                     caches: cache.iter().cloned().collect(),
                     mounts: Vec::new(),
                     span,
-                    mergeable: false,
                     lint: Vec::new(),
+                    node_shell: None,
                 });
                 download_caches.extend(cache);
             }
@@ -452,35 +490,26 @@ fn expand_stage(
     steps
 }
 
-/// `merge-runs`: consecutive `run` nodes with the same cache mounts become one RUN.
-/// Package installs stay separate, so that editing a command does not reinstall them.
-/// Each instruction comes with the hadolint rules it breaks on purpose.
-fn merge_runs(steps: Vec<Step>, level: Level) -> Vec<(String, Span, Vec<&'static str>)> {
-    let mut merged: Vec<Step> = Vec::new();
-    for step in steps {
-        if let (
-            Some(Step::Run { commands, caches, mergeable: true, .. }),
-            Step::Run { commands: more, caches: more_caches, mergeable: true, .. },
-        ) = (merged.last_mut(), &step)
-            && caches == more_caches
-        {
-            commands.extend(more.iter().cloned());
-            continue;
-        }
-        merged.push(step);
-    }
-    merged
+/// Each step as its instruction text, with the hadolint rules it breaks on purpose.
+/// Every `run` node is a RUN of its own (`separate-runs`, T06): two RUNs are two shells,
+/// and joining them would carry `cd`, variables and `set` from one to the next.
+fn render_steps(steps: Vec<Step>) -> Vec<(String, Span, Vec<&'static str>)> {
+    steps
         .into_iter()
         .map(|step| match step {
             Step::Other(text, span) => (text, span, Vec::new()),
-            Step::Run { commands, caches, mounts, span, lint, .. } => {
-                (run_instruction(&commands, &caches, &mounts, level), span, lint)
+            Step::Run { commands, caches, mounts, span, lint, node_shell } => {
+                let script = match &node_shell {
+                    Some(shell) => run::join(&commands, run::shell_errexit(shell)),
+                    None => commands.join(" \\\n    && "),
+                };
+                (run_instruction(&script, &caches, &mounts), span, lint)
             }
         })
         .collect()
 }
 
-fn run_instruction(commands: &[String], caches: &[String], mounts: &[String], level: Level) -> String {
+fn run_instruction(script: &str, caches: &[String], mounts: &[String]) -> String {
     let mut text = String::from("RUN ");
     // A manifest's cache targets, secret ids and targets hold no blank, quote or comma
     // (checked): each flag stays one word. Several flags get a line each.
@@ -491,18 +520,7 @@ fn run_instruction(commands: &[String], caches: &[String], mounts: &[String], le
     for mount in mounts {
         let _ = write!(text, "--mount={mount}{separator}");
     }
-    if commands.len() > 2 && level.heredocs() {
-        // A delimiter that no line of the body ends the heredoc on.
-        let delimiter = encode::heredoc_delimiter(commands);
-        let _ = write!(text, "<<{delimiter}\nset -e\n");
-        for command in commands {
-            text.push_str(command);
-            text.push('\n');
-        }
-        text.push_str(&delimiter);
-        return text;
-    }
-    text.push_str(&commands.join(" \\\n    && "));
+    text.push_str(script);
     text
 }
 
@@ -518,6 +536,7 @@ fn build_only_steps(
     span: Span,
     level: Level,
     rendering: Rendering<'_>,
+    shell: &[String],
     steps: &mut Vec<Step>,
 ) {
     let mut names: Vec<&str> = packages.names.iter().map(|p| p.value.as_str()).collect();
@@ -544,12 +563,23 @@ fn build_only_steps(
         commands.push(stamp.clone());
         lint.push("DL4006");
     }
-    for step in expand_stage(project, block, level, rendering) {
+    for step in expand_stage(project, block, level, rendering, shell) {
         match step {
             Step::Run {
-                commands: more, caches: more_caches, mounts: more_mounts, lint: more_lint, ..
+                commands: more,
+                caches: more_caches,
+                mounts: more_mounts,
+                lint: more_lint,
+                node_shell,
+                ..
             } => {
-                commands.extend(more);
+                // A `run` node of the block keeps a shell of its own (T29).
+                match node_shell {
+                    Some(node_shell) => {
+                        commands.push(run::isolated(&more, &node_shell, run::shell_errexit(&node_shell)));
+                    }
+                    None => commands.extend(more),
+                }
                 caches.extend(more_caches);
                 mounts.extend(more_mounts);
                 lint.extend(more_lint);
@@ -577,7 +607,7 @@ fn build_only_steps(
     mounts.dedup();
     lint.sort_unstable();
     lint.dedup();
-    steps.push(Step::Run { commands, caches, mounts, span, mergeable: false, lint });
+    steps.push(Step::Run { commands, caches, mounts, span, lint, node_shell: None });
 }
 
 /// After a venv or `node_modules` copied from its builder (T34, T37), in a stage with no
@@ -602,8 +632,8 @@ fn linked_packages_steps(
         caches,
         mounts: Vec::new(),
         span,
-        mergeable: false,
         lint: Vec::new(),
+        node_shell: None,
     });
     if let Some(user) = switch_back {
         steps.push(Step::Other(switch_user(user), span));
@@ -771,8 +801,8 @@ fn pip_steps(pip: &Pip, span: Span, cache: Option<String>, rendering: Rendering<
             caches: Vec::new(),
             mounts: Vec::new(),
             span,
-            mergeable: false,
             lint: Vec::new(),
+            node_shell: None,
         });
     }
     let (mut install, caches) = match cache {
@@ -832,8 +862,8 @@ fn pip_steps(pip: &Pip, span: Span, cache: Option<String>, rendering: Rendering<
         caches,
         mounts: pip.index_url_secret.iter().map(|id| secret_mount(&id.value)).collect(),
         span,
-        mergeable: false,
         lint,
+        node_shell: None,
     });
 }
 
@@ -883,8 +913,8 @@ fn create_user_step(user: &User, span: Span) -> Option<Step> {
         caches: Vec::new(),
         mounts: Vec::new(),
         span,
-        mergeable: false,
         lint: Vec::new(),
+        node_shell: None,
     })
 }
 

@@ -119,19 +119,6 @@ pub(crate) fn copy_paths(sources: &[String], dest: &str) -> String {
     }
 }
 
-/// A heredoc delimiter that no line of `body` equals (Docker ends a heredoc at the first
-/// line equal to its delimiter).
-pub(crate) fn heredoc_delimiter(body: &[String]) -> String {
-    let taken = |candidate: &str| body.iter().flat_map(|c| c.lines()).any(|l| l.trim() == candidate);
-    let mut delimiter = "EOF".to_owned();
-    let mut n = 0;
-    while taken(&delimiter) {
-        n += 1;
-        delimiter = format!("EOF_{n}");
-    }
-    delimiter
-}
-
 /// A literal path as a `.dockerignore` line: glob characters escaped, and a leading `!`
 /// or `#` escaped so that it is neither an exception nor a comment.
 pub(crate) fn ignore_literal(path: &str) -> String {
@@ -185,12 +172,6 @@ mod tests {
         assert_eq!(copy_paths(&["--chmod=777".into()], "/app/"), r#"["--chmod=777", "/app/"]"#);
         assert_eq!(copy_paths(&["my files/".into()], "/srv/"), r#"["my files/", "/srv/"]"#);
         assert_eq!(copy_paths(&["<<EOF".into()], "/srv/"), r#"["<<EOF", "/srv/"]"#);
-    }
-
-    #[test]
-    fn heredoc_delimiters_avoid_the_body() {
-        assert_eq!(heredoc_delimiter(&["echo hi".into()]), "EOF");
-        assert_eq!(heredoc_delimiter(&["EOF".into(), "EOF_1".into()]), "EOF_2");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod encode;
 mod files;
 mod ignore;
 mod linked;
+mod run;
 mod write;
 
 use kiln_graph::Graph;

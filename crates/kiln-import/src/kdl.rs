@@ -21,26 +21,6 @@ pub(crate) fn name(value: &str) -> String {
     if bare { value.to_owned() } else { quoted(value) }
 }
 
-/// A shell command without a trailing comment (`#` after a blank, outside quotes); and
-/// whether it had one.
-pub(crate) fn without_shell_comment(command: &str) -> (String, bool) {
-    let mut quote: Option<char> = None;
-    let mut previous = ' ';
-    let mut escaped = false;
-    for (at, c) in command.char_indices() {
-        match (c, quote) {
-            _ if escaped => escaped = false,
-            ('\\', q) if q != Some('\'') => escaped = true,
-            ('"' | '\'', None) => quote = Some(c),
-            (c, Some(q)) if c == q => quote = None,
-            ('#', None) if previous.is_whitespace() => return (command[..at].trim_end().to_owned(), true),
-            _ => {}
-        }
-        previous = c;
-    }
-    (command.to_owned(), false)
-}
-
 /// A KDL string of text that is already kiln text (its braces mean interpolation).
 fn string(text: &str) -> String {
     let mut out = String::from("\"");
@@ -139,8 +119,6 @@ mod tests {
         assert_eq!(substituted("busybox:${VERSION}", &args), (r#""busybox:{VERSION}""#.to_owned(), vec![]));
         assert_eq!(substituted("x:$OTHER", &args).1, ["OTHER"]);
         assert_eq!(shell_word("a b"), "'a b'");
-        assert_eq!(without_shell_comment("echo 'a # b' # c"), ("echo 'a # b'".to_owned(), true));
-        assert_eq!(without_shell_comment("echo a#b"), ("echo a#b".to_owned(), false));
         assert_eq!(name("api"), "api");
         assert_eq!(name("org.opencontainers.image.title"), "org.opencontainers.image.title");
         assert_eq!(name("1x"), "\"1x\"");

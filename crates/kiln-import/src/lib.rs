@@ -77,11 +77,6 @@ struct ImageWriter<'a> {
     variables: &'a mut BTreeMap<String, String>,
 }
 
-/// Shell builtins that change what the next command sees: a RUN that uses one runs in a
-/// subshell of its own, since kiln joins consecutive `run` nodes into one RUN.
-const STATEFUL_BUILTINS: &[&str] =
-    &["cd", "export", "umask", "set", "source", ".", "unset", "alias", "ulimit", "pushd", "popd", "trap"];
-
 impl ImageWriter<'_> {
     fn note(&mut self, line: usize, message: impl Into<String>) {
         self.notes.push(Note { file: self.source.path.clone(), line, message: message.into() });
@@ -289,14 +284,9 @@ impl ImageWriter<'_> {
                 _ => self.note(instruction.line, format!("`RUN --{flag}{}` is left out: add it to the manifest if the step needs it (`secret`, `ssh`, `cache` in a `run`)", if value.is_empty() { String::new() } else { format!("={value}") })),
             }
         }
+        // Each `run` node is a RUN of its own (T06): the command is kept as it is.
         let command = match &instruction.args {
-            Args::Shell(text) => {
-                let (command, comment) = kdl::without_shell_comment(text);
-                if comment {
-                    self.note(instruction.line, "a shell comment at the end of a RUN is left out (kiln joins RUNs, and a comment would swallow what follows)");
-                }
-                command
-            }
+            Args::Shell(text) => text.clone(),
             Args::Json(words) => {
                 self.note(
                     instruction.line,
@@ -305,10 +295,6 @@ impl ImageWriter<'_> {
                 words.iter().map(|w| kdl::shell_word(w)).collect::<Vec<_>>().join(" ")
             }
         };
-        let stateful = command
-            .split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')'))
-            .any(|word| STATEFUL_BUILTINS.contains(&word));
-        let command = if stateful { format!("( {command} )") } else { command };
         let mut node = format!("run {}", quoted(&command));
         if !caches.is_empty() {
             let _ = write!(node, " {{\n    cache {}\n}}", quoted_all(caches.iter().map(String::as_str)));

@@ -9,6 +9,7 @@ use crate::ast::{Copy, CopyFrom, Healthcheck, Instruction, KeyValue, Npm, Packag
 use crate::build_tools::{ToolsKept, is_build_tool};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
 use crate::model::Level;
+use crate::shell::{has_heredoc, is_dockerfile_heredoc, shell_words};
 use crate::source::{Span, Spanned};
 
 /// What the checks of a stage need to know about its image.
@@ -38,8 +39,13 @@ pub(crate) fn check_stage(
     let mut seen_single: Vec<(&'static str, crate::source::Span)> = Vec::new();
     // With an ENTRYPOINT, CMD holds its arguments, where a blank is an ordinary character.
     let has_entrypoint = instructions.iter().any(|i| matches!(i.value, Instruction::Entrypoint(_)));
+    // The nodes of a build-only block still to come, and the stage's own SHELL so far.
+    let mut block_left = 0usize;
+    let mut shell: Option<&[Text]> = None;
     for instruction in instructions {
         let span = instruction.span;
+        let in_block = block_left > 0;
+        block_left = block_left.saturating_sub(1);
         match &instruction.value {
             Instruction::Workdir(path) => {
                 check_line(path, "a path", diags);
@@ -62,7 +68,7 @@ pub(crate) fn check_stage(
                 }
             }
             Instruction::Run(run) => {
-                check_run(run, ctx.level, diags);
+                check_run(run, ctx.level, in_block, shell, diags);
                 if let Some(copy) = &copied_whole_context
                     && let Some(command) = run.commands.iter().find(|c| installs_packages(&c.value))
                 {
@@ -131,7 +137,7 @@ pub(crate) fn check_stage(
                     _ => {}
                 }
             }
-            Instruction::Shell(_) => {}
+            Instruction::Shell(words) => shell = Some(words),
             Instruction::StopSignal(signal) => {
                 let ok = signal.value.parse::<u8>().is_ok_and(|n| (1..=64).contains(&n))
                     || (signal.value.len() > 3
@@ -148,6 +154,7 @@ pub(crate) fn check_stage(
                 }
             }
             Instruction::Apt(packages) | Instruction::Apk(packages) => {
+                block_left = packages.build_only_for.unwrap_or(0);
                 let is_apt = matches!(instruction.value, Instruction::Apt(_));
                 for package in &packages.names {
                     check_package(package, is_apt, diags);
@@ -621,9 +628,32 @@ fn check_url(url: &Text, diags: &mut Diagnostics) {
     }
 }
 
-fn check_run(run: &Run, level: Level, diags: &mut Diagnostics) {
+/// `in_block`: the node is in a build-only block, where kiln runs it among its own
+/// commands. `shell`: the stage's SHELL, when the stage sets one.
+fn check_run(run: &Run, level: Level, in_block: bool, shell: Option<&[Text]>, diags: &mut Diagnostics) {
+    // Commands that kiln joins to others: several in the node, or one in a block.
+    let joined = in_block || run.commands.len() > 1;
     for command in &run.commands {
-        check_run_command(command, level, diags);
+        check_run_command(command, level, joined, diags);
+    }
+    if joined
+        && let Some(program) = shell.and_then(|words| words.first())
+        && !is_posix_shell(&program.value)
+    {
+        let why = if in_block {
+            "a build-only block runs it among kiln's commands"
+        } else {
+            "kiln joins a node's commands in the shell's language"
+        };
+        diags.push(
+            Diagnostic::new(
+                Code::Unexpressible,
+                format!("the stage's shell `{}` is not a POSIX shell, and {why}", program.value),
+            )
+            .label(run.commands[0].span, "joined here")
+            .label(program.span, "shell set here")
+            .help("write one command per `run`, outside build-only blocks"),
+        );
     }
     let ids = run.secrets.iter().map(|s| (&s.id, "secret")).chain(run.ssh.iter().map(|id| (id, "ssh")));
     for (id, node) in ids {
@@ -679,11 +709,18 @@ fn check_mount_path(path: &Text, what: &str, diags: &mut Diagnostics) {
     }
 }
 
+/// Shells whose language kiln writes joins in (`run.rs` of kiln-emit).
+fn is_posix_shell(program: &str) -> bool {
+    let name = program.rsplit('/').next().unwrap_or(program);
+    ["sh", "bash", "dash", "ash", "ksh", "mksh", "zsh", "busybox", "yash", "posh", "oksh", "loksh"]
+        .contains(&name)
+}
+
 /// One command of a `run`. Docker reads the RUN line before the shell does: the
-/// command must not read as a flag, a Dockerfile heredoc or a line continuation, and
-/// since kiln joins commands with `&&` on one shell line, a comment would swallow the
-/// commands after it.
-fn check_run_command(command: &Text, level: Level, diags: &mut Diagnostics) {
+/// command must not read as a flag, a Dockerfile heredoc or a line continuation. When
+/// kiln joins it to other commands (`joined`) on one shell line, a comment would
+/// swallow what comes after it.
+fn check_run_command(command: &Text, level: Level, joined: bool, diags: &mut Diagnostics) {
     let value = &command.value;
     let mut error = |message: &str, label: &str, help: &str| {
         diags.push(Diagnostic::new(Code::Unexpressible, message).label(command.span, label).help(help));
@@ -708,11 +745,11 @@ fn check_run_command(command: &Text, level: Level, diags: &mut Diagnostics) {
         );
     }
     let words = shell_words(value);
-    if words.iter().any(|w| w.text.starts_with('#')) {
+    if joined && crate::shell::scan(value).comment {
         error(
-            "a `run` command cannot contain a shell comment",
-            "`#` starts a comment that would swallow the commands joined after it",
-            "write the comment as a KDL comment (`// ...`) on a line of its own",
+            "a joined `run` command cannot hold a shell comment",
+            "`#` starts a comment that would swallow what kiln joins after it",
+            "write the comment as a KDL comment (`// ...`) on a line of its own, or give the command a `run` of its own",
         );
     }
     if has_heredoc(value) || words.iter().any(|w| is_dockerfile_heredoc(w.text)) {
@@ -723,87 +760,6 @@ fn check_run_command(command: &Text, level: Level, diags: &mut Diagnostics) {
         };
         error("shell heredocs (`<<WORD`) are not supported in `run`", "heredoc here", help);
     }
-}
-
-/// A word of a shell command: its text, quotes and `\` kept.
-struct ShellWord<'a> {
-    text: &'a str,
-}
-
-/// Splits a command into words as `sh` and Docker's parser both do: at blanks and
-/// operators (`;`, `&`, `|`, `(`, `)`), except inside quotes or after `\`.
-fn shell_words(command: &str) -> Vec<ShellWord<'_>> {
-    let mut words = Vec::new();
-    let mut start: Option<usize> = None;
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for (i, c) in command.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some('"') if c == '\\' => escaped = true,
-            Some(_) => {}
-            None if c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')') => {
-                if let Some(s) = start.take() {
-                    words.push(ShellWord { text: &command[s..i] });
-                }
-            }
-            None => {
-                start.get_or_insert(i);
-                match c {
-                    '\\' => escaped = true,
-                    '"' | '\'' => quote = Some(c),
-                    _ => {}
-                }
-            }
-        }
-    }
-    if let Some(s) = start {
-        words.push(ShellWord { text: &command[s..] });
-    }
-    words
-}
-
-/// Docker's rule for a heredoc word in RUN: `<<WORD`, optionally after a file
-/// descriptor and with `-`, whatever quoting or escaping WORD has (`<<\EOF`, `2<<"EOF"`).
-fn is_dockerfile_heredoc(word: &str) -> bool {
-    let rest = word.trim_start_matches(|c: char| c.is_ascii_digit());
-    let Some(rest) = rest.strip_prefix("<<") else { return false };
-    let rest = rest.strip_prefix('-').unwrap_or(rest);
-    !rest.is_empty() && !rest.contains('<')
-}
-
-/// A shell heredoc anywhere: `<<EOF`, `cat<<-'END'`, but not `<<<` (a here-string) or
-/// `1<<2`.
-fn has_heredoc(command: &str) -> bool {
-    let bytes = command.as_bytes();
-    let mut i = 0;
-    while let Some(found) = command[i..].find("<<") {
-        let at = i + found;
-        let mut j = at + 2;
-        let before_ok = at == 0 || bytes[at - 1] != b'<';
-        if bytes.get(j) == Some(&b'<') {
-            i = j + 1;
-            continue;
-        }
-        if bytes.get(j) == Some(&b'-') {
-            j += 1;
-        }
-        if matches!(bytes.get(j), Some(b'\'' | b'"' | b'\\')) {
-            j += 1;
-        }
-        while matches!(bytes.get(j), Some(b' ' | b'\t')) {
-            j += 1;
-        }
-        if before_ok && bytes.get(j).is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_') {
-            return true;
-        }
-        i = at + 2;
-    }
-    false
 }
 
 fn check_pairs(pairs: &[KeyValue], what: &str, valid_key: fn(&str) -> bool, diags: &mut Diagnostics) {
@@ -1037,32 +993,6 @@ fn is_label_key(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn heredocs() {
-        assert!(has_heredoc("cat <<EOF"));
-        assert!(has_heredoc("cat <<-'END'"));
-        assert!(!has_heredoc("cat <<< hi"));
-        assert!(!has_heredoc("echo $((1<<2))"));
-        assert!(!has_heredoc("echo hi"));
-        assert!(has_heredoc(r"cat <<\EOF"));
-        assert!(has_heredoc("cat <<\tEOF"));
-        assert!(has_heredoc("cat <<- EOF"));
-        for word in ["<<EOF", "2<<EOF", r"<<\EOF", "<<-\"EOF\"", "<<$X"] {
-            assert!(is_dockerfile_heredoc(word), "{word}");
-        }
-        for word in ["<<", "<<<x", "cat<<EOF", "\"<<EOF\""] {
-            assert!(!is_dockerfile_heredoc(word), "{word}");
-        }
-    }
-
-    #[test]
-    fn shell_words_keep_quotes_together() {
-        let words = |c: &str| shell_words(c).into_iter().map(|w| w.text.to_owned()).collect::<Vec<_>>();
-        assert_eq!(words("echo 'a b' \"c # d\"&&e#f"), ["echo", "'a b'", "\"c # d\"", "e#f"]);
-        assert_eq!(words(r"echo a\ #b;#c"), ["echo", r"a\ #b", "#c"]);
-        assert_eq!(words("echo ${#x} $#"), ["echo", "${#x}", "$#"]);
-    }
 
     #[test]
     fn package_installs() {

@@ -19,6 +19,7 @@ mod lower;
 mod merge;
 mod model;
 mod resolve;
+pub mod shell;
 mod source;
 mod suggest;
 mod syntax;

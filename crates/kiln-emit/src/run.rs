@@ -1,0 +1,90 @@
+//! How the commands of a `run` node become the shell text of a RUN, and how a build-only
+//! block runs a node among kiln's own commands, without changing what the commands do
+//! (`docs/transformations.md`, T06).
+//!
+//! A Dockerfile's RUN is a fresh `sh -c`: nothing of its shell state reaches the next
+//! one. kiln writes each `run` node as a RUN of its own and never joins two nodes. The
+//! commands of one node share a shell, as the node says: each runs when the one before
+//! succeeded, and the first that fails ends the step with its status.
+
+use kiln_manifest::shell::{Scan, scan};
+
+use crate::encode::shell_quote;
+
+/// Between the lines of a RUN.
+const NEXT_LINE: &str = " \\\n    ";
+
+/// Ends the step with the status of the command before it when that failed. `$?` is
+/// still that status inside the `case`, and `exit` with no number exits with it.
+const STOP_ON_FAILURE: &str = "case $? in 0) ;; *) exit ;; esac";
+
+/// A node's commands as one shell text. One command is written as it is. Several are
+/// joined with `&&`, each as one whole: in braces when it holds a `;`, `&` or line
+/// break of its own (`a && b; c` would run `c` whatever `a` did), or, after the first,
+/// an `||` (`a && b || c` would run `c` when `a` failed). When one of them may
+/// turn on `set -e`, or the shell starts with it, `&&` would change what they do: a
+/// shell ignores `set -e` in any command of an AND-OR list but the last. They are then
+/// written one after the other, each followed by a `case` that stops at its failure.
+pub(crate) fn join(commands: &[String], shell_errexit: bool) -> String {
+    if let [command] = commands {
+        return command.clone();
+    }
+    let scans: Vec<Scan<'_>> = commands.iter().map(|c| scan(c)).collect();
+    if !(shell_errexit || scans.iter().any(Scan::may_enable_errexit)) {
+        let units: Vec<String> =
+            commands.iter().zip(&scans).enumerate().map(|(i, (c, s))| whole(c, s, i == 0)).collect();
+        return units.join(&format!("{NEXT_LINE}&& "));
+    }
+    let mut text = String::new();
+    for (index, command) in commands.iter().enumerate() {
+        if index > 0 {
+            let previous = &scans[index - 1];
+            let separator = if previous.ends_with_terminator() { "" } else { "; " };
+            text.push_str(&format!("{NEXT_LINE}{separator}{STOP_ON_FAILURE}; "));
+        }
+        text.push_str(command);
+    }
+    text
+}
+
+/// A command that `&&` takes as a whole: as it is when it is one AND-OR list (without
+/// `||` unless it comes `first`), else in braces, which keep it in the same shell.
+fn whole(command: &str, scan: &Scan<'_>, first: bool) -> String {
+    if scan.is_one_list() && (first || !scan.has_or()) {
+        command.to_owned()
+    } else if scan.ends_with_terminator() {
+        format!("{{ {command} }}")
+    } else {
+        format!("{{ {command}; }}")
+    }
+}
+
+/// A node's commands as one command of kiln's `&&` chain in a build-only block (T29),
+/// in a shell of their own as a RUN of their own would be: a subshell, so that nothing
+/// they change reaches the next node or kiln's commands after them. When they may turn
+/// on `set -e`, which a subshell inside an AND-OR list would ignore, the stage's shell
+/// is started anew for them.
+pub(crate) fn isolated(commands: &[String], shell: &[String], shell_errexit: bool) -> String {
+    let joined = join(commands, shell_errexit);
+    let errexit = shell_errexit || commands.iter().any(|c| scan(c).may_enable_errexit());
+    if errexit {
+        let program: Vec<String> = shell.iter().map(|w| shell_quote(w)).collect();
+        format!("{} {}", program.join(" "), shell_quote(&joined))
+    } else {
+        format!("( {joined} )")
+    }
+}
+
+/// Whether a SHELL starts with `errexit` on (`["/bin/bash", "-e", "-c"]`,
+/// `["/bin/bash", "-eo", "pipefail", "-c"]`, `-o errexit`).
+pub(crate) fn shell_errexit(shell: &[String]) -> bool {
+    shell
+        .iter()
+        .skip(1)
+        .any(|w| (w.starts_with('-') && !w.starts_with("--") && w[1..].contains('e')) || w == "errexit")
+}
+
+/// The shell a RUN runs in when no SHELL says otherwise.
+pub(crate) fn default_shell() -> Vec<String> {
+    vec!["/bin/sh".to_owned(), "-c".to_owned()]
+}
