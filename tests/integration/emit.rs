@@ -510,6 +510,47 @@ image app {{
     Test::new().manifest(chmod).file("run.sh", "").args(&["--level", "1.2", "emit"]).run();
 }
 
+/// What real Dockerfiles do, said in the manifest: a builder stage on the build's own
+/// platform, variables in ports, volumes, owners and paths, a literal `$`, scripts
+/// (heredoc runs), and a node's commands joined so the first failure ends the step.
+fn dockerfile_idioms_have_nodes() {
+    let manifest = |level: &str| {
+        format!(
+            r#"
+dockerfile-level "{level}"
+image app {{
+    stage build {{
+        from "golang:1.22" platform="$BUILDPLATFORM"
+        arg TARGETARCH
+        workdir "/src"
+        run "make" "cd out; ls" "test -f out/app || exit 3"
+        run script=#true """
+            set -eu
+            cat <<EOF > /etc/motd
+            built for $TARGETARCH
+            EOF
+            """
+    }}
+    stage main {{
+        from "alpine:3.20"
+        arg PORT "8080"
+        env PS1="\\$ " DATA="/srv/data"
+        copy "/etc/motd" "/etc/motd" from=build chown="${{UID:-1000}}:${{GID:-1000}}"
+        expose "${{PORT}}" "9000/udp"
+        volume "$DATA" "/cache"
+        run "set -e" "false; echo never"
+    }}
+}}
+"#
+        )
+    };
+    for level in ["1.2", "1.4"] {
+        let mut test = Test::new().manifest(&manifest(level));
+        test.args(&["emit"]).run();
+        insta::assert_snapshot!(format!("idioms_{level}"), test.read("dockerfiles/app.Dockerfile"));
+    }
+}
+
 fn ignore_file_keeps_what_is_copied() {
     let manifest = r#"
 image app {
@@ -662,6 +703,7 @@ pub(crate) const TESTS: &[Case] = &[
     ),
     Case::plain("a_line_break_cannot_be_expressed", a_line_break_cannot_be_expressed),
     Case::plain("features_follow_the_dockerfile_level", features_follow_the_dockerfile_level),
+    Case::plain("dockerfile_idioms_have_nodes", dockerfile_idioms_have_nodes),
     Case::plain("ignore_file_keeps_what_is_copied", ignore_file_keeps_what_is_copied),
     Case::plain("variants_get_their_own_files_and_tags", variants_get_their_own_files_and_tags),
 ];

@@ -239,3 +239,41 @@ pub(crate) fn sweep_dangling(before: &[String]) {
         }
     }
 }
+
+/// Builds the Dockerfile of `dir` as `docker build` does (its ignore file applied by the
+/// client: `Dockerfile.dockerignore`, else `.dockerignore`), with the classic builder
+/// or BuildKit, through the engine's API (the docker CLI here has no BuildKit plugin),
+/// tagged `tag`. Steps run with network `none`.
+pub(crate) fn build_dockerfile(
+    dir: &Path,
+    builder: kiln_engine::Builder,
+    tag: &str,
+) -> Result<String, String> {
+    let ignore = std::fs::read_to_string(dir.join("Dockerfile.dockerignore"))
+        .or_else(|_| std::fs::read_to_string(dir.join(".dockerignore")))
+        .unwrap_or_default();
+    let context = kiln_context::Context::new(dir, &ignore).map_err(|e| e.to_string())?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let engine = kiln_engine::Engine::connect(None).await.map_err(|e| e.to_string())?;
+        let spec = kiln_engine::BuildSpec {
+            dockerfile: "Dockerfile".to_owned(),
+            builder,
+            build_args: std::collections::HashMap::new(),
+            labels: std::collections::HashMap::new(),
+            platform: None,
+            network: Some("none".to_owned()),
+            target: None,
+            pull: false,
+            no_cache: false,
+            cache_from: Vec::new(),
+            session: format!("kiln-it-{}-{}", std::process::id(), tag.replace(['/', ':'], "-")),
+            tag: Some(tag.to_owned()),
+            secrets: Vec::new(),
+            ssh: false,
+        };
+        let stream = context.tar_stream("", Vec::new());
+        engine.build(&spec, stream, &mut |_| {}).await.map_err(|e| e.message)
+    })
+}

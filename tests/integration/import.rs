@@ -79,6 +79,64 @@ fn config(image: &str) -> BTreeMap<&'static str, Value> {
     fields
 }
 
+/// What a corpus folder expects, from its optional `kiln-import-case` file: `builders
+/// classic buildkit` (the default), `builders buildkit`, or `builders none` for a
+/// Dockerfile that Engine 20.10's builders cannot build (heredocs, `COPY --link`: the
+/// parse oracle covers those); `differences L1 L2` for the Dockerfile lines that import
+/// must report as differences (then it is run with `--accept-differences`).
+struct Expect {
+    builders: Vec<kiln_engine::Builder>,
+    differences: Vec<usize>,
+}
+
+fn expect(dir: &Path) -> Expect {
+    let text = std::fs::read_to_string(dir.join("kiln-import-case")).unwrap_or_default();
+    let mut expect = Expect {
+        builders: vec![kiln_engine::Builder::Classic, kiln_engine::Builder::BuildKit],
+        differences: Vec::new(),
+    };
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("builders") => {
+                expect.builders = words
+                    .filter_map(|w| match w {
+                        "classic" => Some(kiln_engine::Builder::Classic),
+                        "buildkit" => Some(kiln_engine::Builder::BuildKit),
+                        _ => None,
+                    })
+                    .collect();
+            }
+            Some("differences") => expect.differences = words.filter_map(|w| w.parse().ok()).collect(),
+            _ => {}
+        }
+    }
+    expect
+}
+
+fn builder_flag(builder: kiln_engine::Builder) -> &'static str {
+    match builder {
+        kiln_engine::Builder::Classic => "classic",
+        kiln_engine::Builder::BuildKit => "buildkit",
+    }
+}
+
+/// Images removed when the guard goes.
+#[derive(Default)]
+struct Removed(Vec<String>);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        for image in &self.0 {
+            let _ = engine::docker_try(&["rmi", image]);
+        }
+    }
+}
+
+/// Oracle 2 for import: each Dockerfile under `tests/import/` is built as it is, then
+/// imported and built by kiln, with each builder it can use; both images must hold the
+/// same files and configuration. Import reports exactly the differences the case
+/// expects, at their lines.
 fn dockerfiles_round_trip_through_import() {
     let Some(_engine) = engine::engine_test() else { return };
     let corpus = repo_root().join("tests/import");
@@ -87,78 +145,148 @@ fn dockerfiles_round_trip_through_import() {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 15, "the corpus has {} Dockerfiles", cases.len());
+    assert!(cases.len() >= 30, "the corpus has {} Dockerfiles", cases.len());
     let mut mismatches = Vec::new();
+    let mut builds = 0;
     for case in &cases {
         let test = Test::new();
         kiln_testkit::copy_tree(&corpus.join(case), test.path());
-        let original = format!("kiln-it/import-original/{case}:1");
-        let built = Command::new("docker")
-            .args(["build", "-q", "--network", "none", "-t", &original, "."])
-            .env("DOCKER_BUILDKIT", "0")
-            .current_dir(test.path())
-            .output()
-            .expect("docker build");
-        assert!(built.status.success(), "{case}: docker build: {}", String::from_utf8_lossy(&built.stderr));
+        let expect = expect(test.path());
+        let mut originals = Vec::new();
+        // Removed however the case ends.
+        let mut built_originals = Removed::default();
+        for &builder in &expect.builders {
+            let original = format!("kiln-it/import-original/{case}:{}", builder_flag(builder));
+            built_originals.0.push(original.clone());
+            let built = engine::build_dockerfile(test.path(), builder, &original);
+            assert!(built.is_ok(), "{case}: the original with {}: {built:?}", builder_flag(builder));
+            originals.push((builder, original));
+        }
         let name = format!("imported-{case}");
-        let imported = kiln(test.path(), &["import".into(), "--name".into(), name.clone()], &[]);
+        let mut args = vec!["import".to_owned(), "--name".to_owned(), name.clone(), "--json".to_owned()];
+        if !expect.differences.is_empty() {
+            args.push("--accept-differences".to_owned());
+        }
+        let imported = kiln(test.path(), &args, &[]);
         assert_eq!(imported.status, 0, "{case}: {}", imported.stderr);
+        let report: Value = serde_json::from_str(&imported.stdout).expect("JSON");
+        let mut reported: Vec<usize> = report["notes"]
+            .as_array()
+            .expect("notes")
+            .iter()
+            .filter(|n| n["kind"] == "difference")
+            .filter_map(|n| n["line"].as_u64().and_then(|l| usize::try_from(l).ok()))
+            .collect();
+        reported.dedup();
+        if reported != expect.differences {
+            mismatches.push(format!(
+                "{case}: differences at lines {reported:?}, expected {:?}",
+                expect.differences
+            ));
+        }
         let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
-        let build = kiln(
-            test.path(),
-            &["build", "--network", "none", "--builder", "classic", "--progress", "plain", "-q"]
+        let emitted = kiln(test.path(), &["emit".to_owned()], &[]);
+        assert_eq!(emitted.status, 0, "{case}: {}", emitted.stderr);
+        for (builder, original) in &originals {
+            let build = kiln(
+                test.path(),
+                &[
+                    "build",
+                    "--network",
+                    "none",
+                    "--builder",
+                    builder_flag(*builder),
+                    "--progress",
+                    "plain",
+                    "-q",
+                ]
                 .map(String::from),
-            &[],
-        );
-        assert_eq!(
-            build.status,
-            0,
-            "{case}: {}\n{}",
-            build.stderr,
-            std::fs::read_to_string(test.path().join("kiln.kdl")).unwrap_or_default()
-        );
-        let ours = format!("{name}:latest");
-        let (theirs_files, ours_files) = (files(&original), files(&ours));
-        let (theirs_config, ours_config) = (config(&original), config(&ours));
-        engine::docker(&["rmi", &original]);
-        for (path, description) in &theirs_files {
-            if ours_files.get(path) != Some(description) {
-                mismatches.push(format!("{case}: /{path}: {description} vs {:?}", ours_files.get(path)));
+                &[],
+            );
+            assert_eq!(
+                build.status,
+                0,
+                "{case}: {}\n{}",
+                build.stderr,
+                std::fs::read_to_string(test.path().join("kiln.kdl")).unwrap_or_default()
+            );
+            builds += 1;
+            let ours = format!("{name}:latest");
+            let (theirs_files, ours_files) = (files(original), files(&ours));
+            let (theirs_config, ours_config) = (config(original), config(&ours));
+            let label = format!("{case} ({})", builder_flag(*builder));
+            for (path, description) in &theirs_files {
+                if ours_files.get(path) != Some(description) {
+                    mismatches.push(format!("{label}: /{path}: {description} vs {:?}", ours_files.get(path)));
+                }
             }
-        }
-        for path in ours_files.keys().filter(|p| !theirs_files.contains_key(*p)) {
-            mismatches.push(format!("{case}: /{path} is only in kiln's image"));
-        }
-        for (key, value) in &theirs_config {
-            let same = if *key == "Labels" {
-                value
-                    .as_object()
-                    .is_none_or(|labels| labels.iter().all(|(k, v)| ours_config[key].get(k) == Some(v)))
-            } else {
-                ours_config.get(key) == Some(value)
-            };
-            if !same {
-                mismatches.push(format!("{case}: {key}: {value} vs {}", ours_config[key]));
+            for path in ours_files.keys().filter(|p| !theirs_files.contains_key(*p)) {
+                mismatches.push(format!("{label}: /{path} is only in kiln's image"));
+            }
+            for (key, value) in &theirs_config {
+                let same = if *key == "Labels" {
+                    value
+                        .as_object()
+                        .is_none_or(|labels| labels.iter().all(|(k, v)| ours_config[key].get(k) == Some(v)))
+                } else {
+                    ours_config.get(key) == Some(value)
+                };
+                if !same {
+                    mismatches.push(format!("{label}: {key}: {value} vs {}", ours_config[key]));
+                }
             }
         }
     }
+    assert!(builds >= 40, "only {builds} builds compared");
     assert!(mismatches.is_empty(), "{} differences:\n{}", mismatches.len(), mismatches.join("\n"));
 }
 
-/// What cannot be said is reported with the Dockerfile's line, and nothing is overwritten.
+/// Differences are reported with the Dockerfile's line and column, and nothing is written
+/// unless they are accepted; nothing is overwritten; a Dockerfile Docker refuses, or a
+/// node the manifest refuses, is reported at its Dockerfile line.
 fn import_reports_what_it_cannot_say_and_keeps_files() {
     let corpus = repo_root().join("tests/import");
     let mut test = Test::new();
     kiln_testkit::copy_tree(&corpus.join("onbuild"), test.path());
-    let first = test.args(&["import", "--name", "base"]).run();
-    assert!(first.stderr.contains("Dockerfile:2: `ONBUILD COPY . /app` cannot be said"), "{}", first.stderr);
+    let refused = test.args(&["import", "--name", "base"]).expect(1).run();
+    assert!(
+        refused.stderr.contains("difference: Dockerfile:2:1: `ONBUILD COPY . /app` cannot be said"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!test.path().join("kiln.kdl").exists(), "a manifest with differences was written");
+    let accepted = test.args(&["import", "--name", "base", "--accept-differences"]).run();
+    assert!(accepted.stderr.contains("1 difference"), "{}", accepted.stderr);
     insta::assert_snapshot!("import_onbuild", test.read("kiln.kdl"));
-    let again = test.args(&["import", "--name", "base"]).expect(2).run();
+    let again = test.args(&["import", "--name", "base", "--accept-differences"]).expect(2).run();
     assert!(again.stderr.contains("kiln import does not overwrite it"), "{}", again.stderr);
-    let json = test.args(&["import", "--force", "--json", "-o", "other.kdl"]).run();
+    let json = test.args(&["import", "--force", "--json", "-o", "other.kdl", "--accept-differences"]).run();
     let value: Value = serde_json::from_str(&json.stdout).expect("JSON");
-    assert_eq!(value["notes"][0]["line"], 2);
+    assert_eq!(
+        (&value["notes"][0]["line"], &value["notes"][0]["column"]),
+        (&Value::from(2), &Value::from(1))
+    );
+    assert_eq!(value["notes"][0]["kind"], "difference");
     assert!(Path::new(&test.path().join("other.kdl")).exists());
+
+    // Docker's own refusal, at its line.
+    let bad = Test::new();
+    std::fs::write(bad.path().join("Dockerfile"), "FROM kiln-test/busybox:1\nRUN <<EOF\necho never ends\n")
+        .expect("write");
+    let mut bad = bad;
+    let refused = bad.args(&["import"]).expect(2).run();
+    insta::assert_snapshot!("import_refused_by_docker", refused.stderr);
+    // A node the manifest refuses, at the Dockerfile line it came from.
+    let relative = Test::new();
+    std::fs::write(relative.path().join("Dockerfile"), "FROM kiln-test/busybox:1\nCOPY ../outside /x\n")
+        .expect("write");
+    let mut relative = relative;
+    let refused = relative.args(&["import"]).expect(2).run();
+    assert!(
+        refused.stderr.contains("error: Dockerfile:2:1: the manifest cannot say this:"),
+        "{}",
+        refused.stderr
+    );
 }
 
 pub(crate) const TESTS: &[Case] = &[

@@ -10,6 +10,7 @@ mod harness;
 mod lifecycle;
 
 mod build;
+mod buildkit_parser;
 mod changed;
 mod cli;
 mod diagnostics;
@@ -38,26 +39,33 @@ use std::process::ExitCode;
 use libtest_mimic::{Arguments, Failed, Trial};
 
 /// One test: its name in its module, its function, whether it needs the engine, and
-/// the programs it runs that a machine may lack.
+/// what else it needs that a machine may lack.
 pub(crate) struct Case {
     name: &'static str,
     run: fn(),
     engine: bool,
     tools: &'static [&'static str],
+    /// What is missing for the test, if anything (beyond `tools`).
+    needs: Option<fn() -> Vec<String>>,
 }
 
 impl Case {
     pub(crate) const fn plain(name: &'static str, run: fn()) -> Self {
-        Self { name, run, engine: false, tools: &[] }
+        Self { name, run, engine: false, tools: &[], needs: None }
     }
 
     pub(crate) const fn engine(name: &'static str, run: fn()) -> Self {
-        Self { name, run, engine: true, tools: &[] }
+        Self { name, run, engine: true, tools: &[], needs: None }
     }
 
     /// A test that runs these programs (found on the PATH), and needs no engine.
     pub(crate) const fn tools(name: &'static str, run: fn(), tools: &'static [&'static str]) -> Self {
-        Self { name, run, engine: false, tools }
+        Self { name, run, engine: false, tools, needs: None }
+    }
+
+    /// A test with a prerequisite of its own: `needs` says what is missing.
+    pub(crate) const fn needs(name: &'static str, run: fn(), needs: fn() -> Vec<String>) -> Self {
+        Self { name, run, engine: false, tools: &[], needs: Some(needs) }
     }
 }
 
@@ -73,6 +81,7 @@ fn missing_tools(tools: &[&str]) -> Vec<String> {
 
 const MODULES: &[(&str, &[Case])] = &[
     ("build", build::TESTS),
+    ("buildkit_parser", buildkit_parser::TESTS),
     ("changed", changed::TESTS),
     ("cli", cli::TESTS),
     ("diagnostics", diagnostics::TESTS),
@@ -120,7 +129,8 @@ fn main() -> ExitCode {
                 }
                 return Trial::test(name, || Ok(())).with_ignored_flag(true);
             }
-            let lacking = missing_tools(case.tools);
+            let mut lacking = missing_tools(case.tools);
+            lacking.extend(case.needs.map(|needs| needs()).unwrap_or_default());
             if !lacking.is_empty() {
                 let reason = format!("this test runs {}, which this machine lacks", lacking.join(", "));
                 if required {

@@ -66,7 +66,9 @@ fn generate(rng: &mut Rng) -> Generated {
     let sources: Vec<String> =
         (0..=rng.below(2)).map(|_| rng.hostile().replace(['*', '?', '['], "_").trim().to_owned()).collect();
     let dest = format!("/d/{}/", rng.hostile());
-    let volumes: Vec<String> = (0..=rng.below(2)).map(|_| format!("/v/{}", rng.hostile())).collect();
+    // Docker expands `$VAR` in a volume, as kiln writes it.
+    let volumes: Vec<String> =
+        (0..=rng.below(2)).map(|_| format!("/v/{}", rng.hostile_without_dollar())).collect();
     let (entrypoint, cmd, health, shell) =
         (runnable(json_args(rng)), json_args(rng), runnable(json_args(rng)), json_args(rng));
 

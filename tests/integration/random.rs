@@ -79,3 +79,28 @@ pub(crate) fn kdl_list(values: &[String]) -> String {
 pub(crate) fn kdl_pairs(pairs: &[(String, String)]) -> String {
     pairs.iter().map(|(k, v)| format!("{k}={}", kdl(v))).collect::<Vec<_>>().join(" ")
 }
+
+/// `text` with a few of `tokens` inserted, spans deleted and spans copied elsewhere.
+pub(crate) fn mutate(rng: &mut Rng, tokens: &[&str], text: &str) -> String {
+    let mut chars: Vec<char> = text.chars().collect();
+    for _ in 0..=rng.below(5) {
+        let at = rng.below(chars.len() + 1);
+        match rng.below(3) {
+            0 => {
+                let token: Vec<char> = tokens[rng.below(tokens.len())].chars().collect();
+                chars.splice(at..at, token);
+            }
+            1 => {
+                let end = (at + 1 + rng.below(20)).min(chars.len());
+                chars.drain(at.min(end)..end);
+            }
+            _ => {
+                let from = rng.below(chars.len() + 1);
+                let end = (from + 1 + rng.below(40)).min(chars.len());
+                let copied: Vec<char> = chars[from.min(end)..end].to_vec();
+                chars.splice(at..at, copied);
+            }
+        }
+    }
+    chars.into_iter().collect()
+}

@@ -7,7 +7,7 @@ use std::process::Stdio;
 
 use crate::Case;
 use crate::harness::{Test, repo_root};
-use crate::random::Rng;
+use crate::random::{Rng, mutate};
 
 const TOKENS: &[&str] = &[
     "{",
@@ -57,30 +57,6 @@ fn fuzz_setting(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn mutate(rng: &mut Rng, text: &str) -> String {
-    let mut chars: Vec<char> = text.chars().collect();
-    for _ in 0..=rng.below(5) {
-        let at = rng.below(chars.len() + 1);
-        match rng.below(3) {
-            0 => {
-                let token: Vec<char> = TOKENS[rng.below(TOKENS.len())].chars().collect();
-                chars.splice(at..at, token);
-            }
-            1 => {
-                let end = (at + 1 + rng.below(20)).min(chars.len());
-                chars.drain(at.min(end)..end);
-            }
-            _ => {
-                let from = rng.below(chars.len() + 1);
-                let end = (from + 1 + rng.below(40)).min(chars.len());
-                let copied: Vec<char> = chars[from.min(end)..end].to_vec();
-                chars.splice(at..at, copied);
-            }
-        }
-    }
-    chars.into_iter().collect()
-}
-
 fn mutated_manifests_never_panic() {
     let mut seeds: Vec<String> = Vec::new();
     for dir in ["tests/corpus", "examples/python-app", "examples/monorepo", "examples/rust-service"] {
@@ -96,7 +72,7 @@ fn mutated_manifests_never_panic() {
     let mut rng = Rng(fuzz_setting("KILN_FUZZ_SEED", 0x6b69_6c6e));
     for round in 0..fuzz_setting("KILN_FUZZ_ROUNDS", 400) {
         let seed = rng.below(seeds.len());
-        let text = mutate(&mut rng, &seeds[seed]);
+        let text = mutate(&mut rng, TOKENS, &seeds[seed]);
         std::fs::write(&manifest, &text).expect("write");
         let options = kiln_manifest::LoadOptions {
             manifest: manifest.clone(),
@@ -134,16 +110,24 @@ fn mutated_dockerfiles_import_into_readable_manifests() {
     let mut rng = Rng(fuzz_setting("KILN_FUZZ_SEED", 0x696d_706f));
     for round in 0..fuzz_setting("KILN_FUZZ_ROUNDS", 300) {
         let seed = rng.below(seeds.len());
-        let text = mutate(&mut rng, &seeds[seed]);
+        let text = mutate(&mut rng, TOKENS, &seeds[seed]);
         let source = kiln_import::Source {
             name: "app".into(),
             path: "Dockerfile".into(),
             text: text.clone(),
             context: ".".into(),
-            dockerignore: Some(mutate(&mut rng, "*.log\n!keep.log\n")),
+            dockerignore: Some(mutate(&mut rng, TOKENS, "*.log\n!keep.log\n")),
         };
         let imported = std::panic::catch_unwind(|| kiln_import::import(std::slice::from_ref(&source)));
         let Ok(imported) = imported else { panic!("round {round}: import panicked on:\n{text}") };
+        // A Dockerfile Docker refuses is refused at its line; anything else imports.
+        let imported = match imported {
+            Ok(imported) => imported,
+            Err(refused) => {
+                assert!(refused.at.line >= 1, "round {round}: a refusal without a line");
+                continue;
+            }
+        };
         std::fs::write(&manifest, &imported.manifest).expect("write");
         let options = kiln_manifest::LoadOptions { manifest: manifest.clone(), ..Default::default() };
         let loaded = std::panic::catch_unwind(|| kiln_manifest::load_project(&options));

@@ -190,7 +190,10 @@ pub fn dockerfile(project: &Project, graph: &Graph, id: ImageId, rendering: Rend
             From::Stage(name) => name.value.clone(),
             From::Image(name) => project.image_id(&name.value).map_or_else(|| name.value.clone(), refs),
         };
-        let mut from = format!("FROM {base}");
+        let mut from = match &stage.platform {
+            Some(platform) => format!("FROM --platform={} {base}", platform.value),
+            None => format!("FROM {base}"),
+        };
         if named {
             let _ = write!(from, " AS {}", stage.name);
         }
@@ -208,7 +211,7 @@ pub fn dockerfile(project: &Project, graph: &Graph, id: ImageId, rendering: Rend
         let shell = inherited_shell(project, image, stage);
         let lines = expand_stage(project, &stage.instructions, level, rendering, &shell);
         let mut number = 1;
-        for (text, origin, lint) in render_steps(lines) {
+        for (text, origin, lint) in render_steps(lines, level) {
             number += 1;
             if !lint.is_empty() {
                 out.line(&format!("# hadolint ignore={}", lint.join(",")), Some(origin));
@@ -237,6 +240,8 @@ enum Step {
         lint: Vec<&'static str>,
         /// For a `run` node: the shell its commands run in (the stage's SHELL).
         node_shell: Option<Vec<String>>,
+        /// `run script=#true`: the one command is a script, newlines and all.
+        script: bool,
     },
     Other(String, Span),
 }
@@ -299,7 +304,7 @@ fn expand_stage(
             Instruction::Copy(copy) => {
                 steps.push(Step::Other(copy_instruction(project, copy, level, rendering), span));
             }
-            Instruction::Run(Run { commands, caches, secrets, ssh }) => {
+            Instruction::Run(Run { commands, caches, secrets, ssh, script }) => {
                 // `download-caches`: what a cached `go-mod`/`cargo-fetch` downloaded is
                 // in its cache mount, which later commands mount too.
                 let caches: Vec<&str> = caches
@@ -329,6 +334,7 @@ fn expand_stage(
                     span,
                     lint: Vec::new(),
                     node_shell: Some(shell.clone()),
+                    script: *script,
                 });
             }
             Instruction::Env(pairs) => steps.push(Step::Other(pairs_instruction("ENV", pairs, true), span)),
@@ -350,7 +356,7 @@ fn expand_stage(
             }
             Instruction::Volume(paths) => {
                 let paths: Vec<&str> = paths.iter().map(|p| p.value.as_str()).collect();
-                steps.push(Step::Other(format!("VOLUME {}", encode::lexed_array(&paths)), span));
+                steps.push(Step::Other(format!("VOLUME {}", encode::lexed_array(&paths, true)), span));
             }
             Instruction::Entrypoint(args) => {
                 steps.push(Step::Other(format!("ENTRYPOINT {}", json_array(args)), span));
@@ -420,7 +426,15 @@ fn expand_stage(
                     (vec![apk_command(&packages)], Vec::new())
                 };
                 let lint = unpinned_packages_lint(&packages, is_apt);
-                steps.push(Step::Run { commands, caches, mounts: Vec::new(), span, lint, node_shell: None });
+                steps.push(Step::Run {
+                    commands,
+                    caches,
+                    mounts: Vec::new(),
+                    span,
+                    lint,
+                    node_shell: None,
+                    script: false,
+                });
             }
             Instruction::Pip(pip) => {
                 let cache = level.cache_mounts().then(|| runs_as.cache(PIP_CACHE)).flatten();
@@ -447,6 +461,7 @@ fn expand_stage(
                     span,
                     lint,
                     node_shell: None,
+                    script: false,
                 });
             }
             Instruction::GoMod(downloads) => {
@@ -460,6 +475,7 @@ fn expand_stage(
                     span,
                     lint: Vec::new(),
                     node_shell: None,
+                    script: false,
                 });
                 download_caches.extend(cache);
             }
@@ -481,6 +497,7 @@ fn expand_stage(
                     span,
                     lint: Vec::new(),
                     node_shell: None,
+                    script: false,
                 });
                 download_caches.extend(cache);
             }
@@ -493,17 +510,18 @@ fn expand_stage(
 /// Each step as its instruction text, with the hadolint rules it breaks on purpose.
 /// Every `run` node is a RUN of its own (`separate-runs`, T06): two RUNs are two shells,
 /// and joining them would carry `cd`, variables and `set` from one to the next.
-fn render_steps(steps: Vec<Step>) -> Vec<(String, Span, Vec<&'static str>)> {
+fn render_steps(steps: Vec<Step>, level: Level) -> Vec<(String, Span, Vec<&'static str>)> {
     steps
         .into_iter()
         .map(|step| match step {
             Step::Other(text, span) => (text, span, Vec::new()),
-            Step::Run { commands, caches, mounts, span, lint, node_shell } => {
-                let script = match &node_shell {
-                    Some(shell) => run::join(&commands, run::shell_errexit(shell)),
-                    None => commands.join(" \\\n    && "),
+            Step::Run { commands, caches, mounts, span, lint, node_shell, script } => {
+                let text = match (&node_shell, script) {
+                    (Some(shell), true) => run::script(&commands[0], shell, level),
+                    (Some(shell), false) => run::join(&commands, run::shell_errexit(shell)),
+                    (None, _) => commands.join(" \\\n    && "),
                 };
-                (run_instruction(&script, &caches, &mounts), span, lint)
+                (run_instruction(&text, &caches, &mounts), span, lint)
             }
         })
         .collect()
@@ -607,7 +625,7 @@ fn build_only_steps(
     mounts.dedup();
     lint.sort_unstable();
     lint.dedup();
-    steps.push(Step::Run { commands, caches, mounts, span, lint, node_shell: None });
+    steps.push(Step::Run { commands, caches, mounts, span, lint, node_shell: None, script: false });
 }
 
 /// After a venv or `node_modules` copied from its builder (T34, T37), in a stage with no
@@ -634,6 +652,7 @@ fn linked_packages_steps(
         span,
         lint: Vec::new(),
         node_shell: None,
+        script: false,
     });
     if let Some(user) = switch_back {
         steps.push(Step::Other(switch_user(user), span));
@@ -803,6 +822,7 @@ fn pip_steps(pip: &Pip, span: Span, cache: Option<String>, rendering: Rendering<
             span,
             lint: Vec::new(),
             node_shell: None,
+            script: false,
         });
     }
     let (mut install, caches) = match cache {
@@ -864,6 +884,7 @@ fn pip_steps(pip: &Pip, span: Span, cache: Option<String>, rendering: Rendering<
         span,
         lint,
         node_shell: None,
+        script: false,
     });
 }
 
@@ -915,6 +936,7 @@ fn create_user_step(user: &User, span: Span) -> Option<Step> {
         span,
         lint: Vec::new(),
         node_shell: None,
+        script: false,
     })
 }
 

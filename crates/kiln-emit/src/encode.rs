@@ -38,15 +38,26 @@ pub(crate) fn word(value: &str, expand: bool) -> String {
 /// A `"…"` value of a `KEY="value"` pair (`ENV`, `LABEL`, `ARG`): `\` and `"` escaped,
 /// and `$` too unless `expand`.
 pub(crate) fn quoted(value: &str, expand: bool) -> String {
+    format!("\"{}\"", escaped(value, expand, |c| c == '\\' || c == '"'))
+}
+
+/// `value` with a `\` before each character `special` names, and before each `$` unless
+/// `expand`. With `expand`, the manifest's `\$` (a literal `$`) stays `\$`, which
+/// Docker reads as `$`.
+fn escaped(value: &str, expand: bool, special: impl Fn(char) -> bool) -> String {
     let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        if c == '\\' || c == '"' || (c == '$' && !expand) {
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        if expand && c == '\\' && chars.peek() == Some(&'$') {
+            out.push_str("\\$");
+            chars.next();
+            continue;
+        }
+        if special(c) || (c == '$' && !expand) {
             out.push('\\');
         }
         out.push(c);
     }
-    out.push('"');
     out
 }
 
@@ -79,19 +90,11 @@ pub(crate) fn exec_array(values: &[&str]) -> String {
 /// `VOLUME`): each element is escaped for the lexer first, so that it reads back as
 /// the literal value (no quote, `\` or `$` is interpreted). Blanks need no escape:
 /// the lexer reads each element as one word.
-pub(crate) fn lexed_array(values: &[&str]) -> String {
+/// With `expand`, `$VAR` is left to the lexer, and the manifest's `\$` stays `\$`.
+pub(crate) fn lexed_array(values: &[&str], expand: bool) -> String {
     let escaped: Vec<String> = values
         .iter()
-        .map(|value| {
-            let mut out = String::with_capacity(value.len());
-            for c in value.chars() {
-                if lexer_special(c) && !c.is_whitespace() {
-                    out.push('\\');
-                }
-                out.push(c);
-            }
-            out
-        })
+        .map(|value| escaped(value, expand, |c| lexer_special(c) && !c.is_whitespace() && c != '$'))
         .collect();
     let refs: Vec<&str> = escaped.iter().map(String::as_str).collect();
     exec_array(&refs)
@@ -115,7 +118,7 @@ pub(crate) fn copy_paths(sources: &[String], dest: &str) -> String {
         parts.join(" ")
     } else {
         let all: Vec<&str> = sources.iter().map(String::as_str).chain(std::iter::once(dest)).collect();
-        lexed_array(&all)
+        lexed_array(&all, false)
     }
 }
 
@@ -160,10 +163,20 @@ mod tests {
         assert_eq!(word("--flag", false), r#""--flag""#);
     }
 
+    /// In the fields where `$VAR` expands, the manifest's `\$` is a literal `$`, and
+    /// every other `\` a literal `\`.
+    #[test]
+    fn a_dollar_stays_literal_after_a_backslash() {
+        assert_eq!(quoted(r"\$HOME and $HOME", true), r#""\$HOME and $HOME""#);
+        assert_eq!(quoted(r"C:\dir", true), r#""C:\\dir""#);
+        assert_eq!(word(r"/srv/\$x", true), r#""/srv/\$x""#);
+        assert_eq!(lexed_array(&[r"/v/\$x", "/v/$D"], true), r#"["/v/\\$x", "/v/$D"]"#);
+    }
+
     #[test]
     fn json_elements_are_escaped_for_the_lexer() {
         assert_eq!(
-            lexed_array(&[r"back\slash\", "it's", "$x", "a b"]),
+            lexed_array(&[r"back\slash\", "it's", "$x", "a b"], false),
             r#"["back\\\\slash\\\\", "it\\'s", "\\$x", "a b"]"#
         );
         assert_eq!(exec_array(&["a\"b", r"c\d"]), r#"["a\"b", "c\\d"]"#);

@@ -7,9 +7,10 @@
 //! commands of one node share a shell, as the node says: each runs when the one before
 //! succeeded, and the first that fails ends the step with its status.
 
+use kiln_manifest::Level;
 use kiln_manifest::shell::{Scan, scan};
 
-use crate::encode::shell_quote;
+use crate::encode::{exec_array, shell_quote};
 
 /// Between the lines of a RUN.
 const NEXT_LINE: &str = " \\\n    ";
@@ -73,6 +74,36 @@ pub(crate) fn isolated(commands: &[String], shell: &[String], shell_errexit: boo
     } else {
         format!("( {joined} )")
     }
+}
+
+/// A `run script=#true` node: the script goes to the stage's shell as one text, as a
+/// Dockerfile heredoc's does (`RUN <<EOF`, level 1.4: BuildKit passes the body to the
+/// shell), or, at levels without heredocs, as the exec form of the same call
+/// (`RUN ["/bin/sh", "-c", "..."]`), which carries its line breaks. A script starting
+/// with `#!` is refused below level 1.4 by the checks: BuildKit runs such a body as a
+/// file, with its own interpreter.
+pub(crate) fn script(script: &str, shell: &[String], level: Level) -> String {
+    if level.heredocs() {
+        let delimiter = heredoc_delimiter(script);
+        return format!("<<{delimiter}\n{script}\n{delimiter}");
+    }
+    let mut words: Vec<&str> = shell.iter().map(String::as_str).collect();
+    words.push(script);
+    exec_array(&words)
+}
+
+/// A heredoc delimiter that no line of `body` equals (Docker ends a heredoc at the first
+/// line equal to its delimiter).
+fn heredoc_delimiter(body: &str) -> String {
+    let taken =
+        |candidate: &str| body.lines().any(|l| l == candidate || l.trim_start_matches('\t') == candidate);
+    let mut delimiter = "EOF".to_owned();
+    let mut n = 0;
+    while taken(&delimiter) {
+        n += 1;
+        delimiter = format!("EOF_{n}");
+    }
+    delimiter
 }
 
 /// Whether a SHELL starts with `errexit` on (`["/bin/bash", "-e", "-c"]`,

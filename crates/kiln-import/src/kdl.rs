@@ -2,11 +2,9 @@
 //! interpolation cannot be triggered by accident (`{` and `}` doubled, except in
 //! `${...}`, which kiln leaves to the shell and Docker).
 
-use std::collections::BTreeMap;
-
 /// A KDL string of `value`, braces escaped for kiln.
 pub(crate) fn quoted(value: &str) -> String {
-    string(&escape_braces(value))
+    string_of_kiln_text(&escape_braces(value))
 }
 
 pub(crate) fn quoted_all<'a>(values: impl Iterator<Item = &'a str>) -> String {
@@ -22,7 +20,7 @@ pub(crate) fn name(value: &str) -> String {
 }
 
 /// A KDL string of text that is already kiln text (its braces mean interpolation).
-fn string(text: &str) -> String {
+pub(crate) fn string_of_kiln_text(text: &str) -> String {
     let mut out = String::from("\"");
     for c in text.chars() {
         match c {
@@ -39,7 +37,7 @@ fn string(text: &str) -> String {
     out
 }
 
-fn escape_braces(value: &str) -> String {
+pub(crate) fn escape_braces(value: &str) -> String {
     let mut out = String::new();
     let mut rest = value;
     while let Some(c) = rest.chars().next() {
@@ -66,38 +64,6 @@ fn escape_braces(value: &str) -> String {
     out
 }
 
-/// A FROM reference with the ARGs declared before FROM (`${NAME}`, `$NAME`,
-/// `${NAME:-default}`) as the manifest's variables (`{NAME}`); returns it as a KDL
-/// string, with the names it used that no ARG declares.
-pub(crate) fn substituted(reference: &str, args: &BTreeMap<String, String>) -> (String, Vec<String>) {
-    let mut out = String::new();
-    let mut unknown = Vec::new();
-    let mut rest = reference;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&escape_braces(&rest[..at]));
-        let after = &rest[at + 1..];
-        let (name, used) = if let Some(inner) = after.strip_prefix('{') {
-            let end = inner.find('}').unwrap_or(inner.len());
-            let name = inner[..end].split(":-").next().unwrap_or_default();
-            (name, end + 2)
-        } else {
-            let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
-            (&after[..end], end)
-        };
-        if args.contains_key(name) {
-            out.push('{');
-            out.push_str(name);
-            out.push('}');
-        } else {
-            unknown.push(name.to_owned());
-            out.push_str(&escape_braces(&rest[at..at + 1 + used.min(after.len())]));
-        }
-        rest = &after[used.min(after.len())..];
-    }
-    out.push_str(&escape_braces(rest));
-    (string(&out), unknown)
-}
-
 /// A word for a POSIX shell, quoted when it needs to be.
 pub(crate) fn shell_word(word: &str) -> String {
     if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
@@ -115,9 +81,6 @@ mod tests {
     fn braces_and_quotes_survive() {
         assert_eq!(quoted("echo {a} ${HOME} \"x\""), r#""echo {{a}} ${HOME} \"x\"""#);
         assert_eq!(escape_braces("${races {not} a ${HOME}}"), "${{races {{not}} a ${HOME}}}");
-        let args = BTreeMap::from([("VERSION".to_owned(), "1.36".to_owned())]);
-        assert_eq!(substituted("busybox:${VERSION}", &args), (r#""busybox:{VERSION}""#.to_owned(), vec![]));
-        assert_eq!(substituted("x:$OTHER", &args).1, ["OTHER"]);
         assert_eq!(shell_word("a b"), "'a b'");
         assert_eq!(name("api"), "api");
         assert_eq!(name("org.opencontainers.image.title"), "org.opencontainers.image.title");

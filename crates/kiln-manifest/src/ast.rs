@@ -94,6 +94,8 @@ pub struct VariantDecl {
 #[derive(Debug, Clone, Default)]
 pub struct StageBody {
     pub from: Option<Spanned<From>>,
+    /// `from ... platform="$BUILDPLATFORM"`: the platform the stage's base is for.
+    pub platform: Option<Text>,
     pub instructions: Vec<Spanned<Instruction>>,
 }
 
@@ -298,6 +300,10 @@ pub struct Run {
     pub secrets: Vec<SecretMount>,
     /// SSH agent sockets forwarded to this RUN (`ssh`, or `ssh deploy-key`).
     pub ssh: Vec<Text>,
+    /// `script=#true`: the one argument is a shell script, run as one text (its lines
+    /// are the script's, not commands of their own), as a Dockerfile heredoc runs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub script: bool,
 }
 
 /// A secret a `run` reads, provided at build time (`kiln build --secret id=...`).
@@ -476,6 +482,7 @@ impl VisitStrings for StageBody {
         if let Some(Spanned { value: From::External(text), .. }) = &mut self.from {
             f(text, StringRole::Generated);
         }
+        visit_opt(&mut self.platform, StringRole::Generated, f);
         for instruction in &mut self.instructions {
             instruction.value.visit_strings(f);
         }

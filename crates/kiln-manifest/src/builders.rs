@@ -243,6 +243,7 @@ fn builder_stage(stage: &Stage, at: usize, name: &str, debian_like: bool, contex
         name_span: stage.instructions[at].span,
         implicit: false,
         from: stage.from.clone(),
+        platform: stage.platform.clone(),
         instructions: steps,
         missing_files: stage.missing_files.clone(),
         builder_for: None,

@@ -101,7 +101,7 @@ pub(crate) fn check_stage(
             Instruction::Volume(paths) => {
                 for path in paths {
                     check_line(path, "a path", diags);
-                    if !path.value.starts_with('/') {
+                    if !(path.value.starts_with('/') || path.value.starts_with('$')) {
                         diags.push(
                             Diagnostic::new(Code::InvalidValue, "a volume must be an absolute path")
                                 .label(path.span, "relative path"),
@@ -633,25 +633,25 @@ fn check_url(url: &Text, diags: &mut Diagnostics) {
 fn check_run(run: &Run, level: Level, in_block: bool, shell: Option<&[Text]>, diags: &mut Diagnostics) {
     // Commands that kiln joins to others: several in the node, or one in a block.
     let joined = in_block || run.commands.len() > 1;
-    for command in &run.commands {
-        check_run_command(command, level, joined, diags);
+    if run.script {
+        check_script(&run.commands[0], level, in_block, diags);
+    } else {
+        for command in &run.commands {
+            check_run_command(command, level, joined, diags);
+        }
     }
     if joined
         && let Some(program) = shell.and_then(|words| words.first())
         && !is_posix_shell(&program.value)
     {
-        let why = if in_block {
-            "a build-only block runs it among kiln's commands"
-        } else {
-            "kiln joins a node's commands in the shell's language"
-        };
+        let why = if in_block { "run among kiln's commands here" } else { "joined here" };
         diags.push(
             Diagnostic::new(
                 Code::Unexpressible,
-                format!("the stage's shell `{}` is not a POSIX shell, and {why}", program.value),
+                format!("kiln cannot join commands for the shell `{}`", program.value),
             )
-            .label(run.commands[0].span, "joined here")
-            .label(program.span, "shell set here")
+            .label(run.commands[0].span, why)
+            .label(program.span, "not a POSIX shell")
             .help("write one command per `run`, outside build-only blocks"),
         );
     }
@@ -705,6 +705,37 @@ fn check_mount_path(path: &Text, what: &str, diags: &mut Diagnostics) {
         diags.push(
             Diagnostic::new(Code::Unexpressible, format!("{what} cannot contain blanks, quotes, `,` or `=`"))
                 .label(path.span, "cannot be written in a `--mount` flag"),
+        );
+    }
+}
+
+/// A `run script=#true`: written as a heredoc or a JSON string, it may hold any text a
+/// reviewer can see.
+fn check_script(script: &Text, level: Level, in_block: bool, diags: &mut Diagnostics) {
+    if let Some(c) = script.value.chars().find(|c| hidden_in_review(*c) && *c != '\n') {
+        diags.push(
+            Diagnostic::new(
+                Code::Unexpressible,
+                format!("a `run` script cannot contain the invisible character U+{:04X}", u32::from(c)),
+            )
+            .label(script.span, "reviewers of the generated Dockerfile would not see it"),
+        );
+    }
+    if in_block {
+        diags.push(
+            Diagnostic::new(Code::Unexpressible, "a `run` script cannot be in a build-only block")
+                .label(script.span, "the block's RUN is one shell line")
+                .help("give the block `run` commands, or put the script in a file of the context and run it"),
+        );
+    }
+    if script.value.starts_with("#!") && !level.heredocs() {
+        diags.push(
+            Diagnostic::new(
+                Code::UnsupportedAtLevel,
+                "a `run` script starting with `#!` needs `dockerfile-level \"1.4\"`",
+            )
+            .label(script.span, "BuildKit runs such a heredoc with its own interpreter")
+            .help("set `dockerfile-level \"1.4\"`, or start the script without `#!` to run it in the stage's shell"),
         );
     }
 }
@@ -850,21 +881,30 @@ fn check_user(user: &User, diags: &mut Diagnostics) {
     }
 }
 
+/// `user`, `user:group`, `uid`, `uid:gid`, where Docker's `$VAR` references may stand
+/// for either part (`${UID:-1000}:${GID:-1000}`). No blank or quote: the value is one
+/// word of a flag or instruction.
 fn is_user_spec(spec: &str) -> bool {
+    if spec.chars().any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\')) {
+        return false;
+    }
+    let spec = without_references(spec, "x");
     let part_ok = |p: &str| {
-        !p.is_empty()
-            && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$' | '{' | '}'))
+        !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
     };
     match spec.split_once(':') {
         Some((user, group)) => part_ok(user) && part_ok(group),
-        None => part_ok(spec),
+        None => part_ok(&spec),
     }
 }
 
 fn check_port(port: &Text, diags: &mut Diagnostics) {
-    let (number, protocol) = match port.value.split_once('/') {
+    // `$PORT`, `${PORT}/udp`: Docker expands EXPOSE's values; a reference stands for
+    // a port here (what it holds is the build's to check).
+    let value = without_references(&port.value, "1");
+    let (number, protocol) = match value.split_once('/') {
         Some((n, p)) => (n, Some(p)),
-        None => (port.value.as_str(), None),
+        None => (value.as_str(), None),
     };
     let in_range = |n: &str| n.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n));
     let numbers_ok = match number.split_once('-') {
@@ -879,6 +919,28 @@ fn check_port(port: &Text, diags: &mut Diagnostics) {
             "expected a port from 1 to 65535, a range `8000-8010`, optionally with `/tcp`, `/udp` or `/sctp`",
         ));
     }
+}
+
+/// `text` with each `$NAME` and `${...}` replaced by `with`.
+fn without_references(text: &str, with: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let used = match after.strip_prefix('{') {
+            Some(inner) => inner.find('}').map_or(after.len(), |end| end + 2),
+            None => after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len()),
+        };
+        if used == 0 {
+            out.push('$');
+        } else {
+            out.push_str(with);
+        }
+        rest = &after[used..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The command is written as JSON (exec form), which carries any character.

@@ -35,7 +35,8 @@ pub use git::git;
 pub use id::{ImageId, PerImage, StageId};
 pub use load::{MANIFEST_FILE, display_name, find_manifest, normalize, relative_path};
 pub use model::{
-    Group, Image, Level, Project, PullPolicy, Stage, StageInput, VariantOf, keeps_default_ignore,
+    BUILD_PLATFORM_VARIABLES, Group, Image, Level, Project, PullPolicy, Stage, StageInput, VariantOf,
+    keeps_default_ignore,
 };
 pub use resolve::DEFAULT_OUTPUT;
 pub use source::{FileId, SourceFile, SourceMap, Span, Spanned};

@@ -45,6 +45,8 @@ pub(crate) fn merge_stages(base: &StageBody, overlay: &StageBody) -> StageBody {
     };
     StageBody {
         from: overlay.from.clone().or_else(|| base.from.clone()),
+        // The platform belongs to the `from` node that wins.
+        platform: if overlay.from.is_some() { overlay.platform.clone() } else { base.platform.clone() },
         instructions: base
             .instructions
             .iter()

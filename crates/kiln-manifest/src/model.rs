@@ -64,6 +64,19 @@ impl Level {
     }
 }
 
+/// The variables BuildKit sets in every build (a stage's `platform=` may use them; the
+/// classic builder sets none).
+pub const BUILD_PLATFORM_VARIABLES: [&str; 8] = [
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDARCH",
+    "BUILDVARIANT",
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETARCH",
+    "TARGETVARIANT",
+];
+
 /// When `kiln pull` (and `kiln build --pull`) fetch an image's outside bases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -188,6 +201,10 @@ pub struct Stage {
     /// The single stage of an image written without `stage` blocks.
     pub implicit: bool,
     pub from: Spanned<From>,
+    /// The platform of the base (`FROM --platform=`), when the stage says one: a
+    /// platform, or BuildKit's `$BUILDPLATFORM`-like variables.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Text>,
     pub instructions: Vec<Spanned<Instruction>>,
     /// Where the stage copies a file its build context lacks (reported as warnings by
     /// the checks; a build refuses to start on them).

@@ -541,7 +541,13 @@ pub struct ImportArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// Print the manifest's path, its images and what could not be translated as JSON
+    /// Write the manifest even where it cannot say what a Dockerfile says (each
+    /// difference is reported with its line); without it, differences write nothing
+    /// and exit 1
+    #[arg(long)]
+    pub accept_differences: bool,
+
+    /// Print the manifest's path, its images and the notes as JSON
     #[arg(long)]
     pub json: bool,
 }

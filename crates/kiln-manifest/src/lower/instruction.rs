@@ -274,14 +274,19 @@ impl Lowerer<'_> {
     }
 
     fn run(&mut self, node: &KdlNode) -> Option<Instruction> {
-        let mut n = self.node(node, &[], true);
-        if !n.arg_count(1, None) {
+        let mut n = self.node(node, &["script"], true);
+        let script = n.prop_bool("script").unwrap_or(false);
+        if !n.arg_count(1, script.then_some(1)) {
             return None;
         }
         let args = n.arg_texts(0, "a shell command");
         let mut commands = Vec::new();
         for arg in args {
-            commands.extend(self.split_commands(&arg));
+            if script {
+                commands.push(arg);
+            } else {
+                commands.extend(self.split_commands(&arg));
+            }
         }
         let (mut caches, mut secrets, mut ssh) = (Vec::new(), Vec::new(), Vec::new());
         for child in self.children(node) {
@@ -319,7 +324,7 @@ impl Lowerer<'_> {
             );
             return None;
         }
-        Some(Instruction::Run(Run { commands, caches, secrets, ssh }))
+        Some(Instruction::Run(Run { commands, caches, secrets, ssh, script }))
     }
 
     /// A `run` string may hold several commands, one per line. Lines ending in `\` go

@@ -363,11 +363,12 @@ impl Lowerer<'_> {
 
     /// `from "python:3.11"`, `from stage=deps` or `from image=base`.
     fn from(&mut self, node: &KdlNode, body: &mut StageBody) {
-        let mut n = self.node(node, &["stage", "image"], false);
+        let mut n = self.node(node, &["stage", "image", "platform"], false);
         n.arg_count(0, Some(1));
         let external = n.arg_text(0, "an image reference");
         let stage = n.prop_text("stage");
         let image = n.prop_text("image");
+        let platform = n.prop_text("platform");
         let node_span = n.node_span();
         let mut given: Vec<From> = Vec::new();
         given.extend(external.map(From::External));
@@ -404,6 +405,7 @@ impl Lowerer<'_> {
             return;
         }
         body.from = Some(Spanned::new(from, node_span));
+        body.platform = platform;
     }
 
     /// `env KEY="value" …`: properties, at least one.

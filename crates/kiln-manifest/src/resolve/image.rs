@@ -16,7 +16,7 @@ use crate::deps_first::hoist_installs;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::id::StageId;
 use crate::load::{display_name, normalize};
-use crate::model::{Image, PullPolicy, Stage, VariantOf, keeps_default_ignore};
+use crate::model::{Image, Level, PullPolicy, Stage, VariantOf, keeps_default_ignore};
 use crate::source::{Span, Spanned};
 use crate::suggest::did_you_mean;
 
@@ -68,6 +68,9 @@ impl Resolver<'_> {
                 None
             };
             self.check_stage_inputs(stage, &stage_names, name, names);
+            if let Some(platform) = &stage.platform {
+                self.check_stage_platform(platform);
+            }
             let ctx = StageContext {
                 level: self.settings.level,
                 context_dir: &context_dir,
@@ -253,6 +256,36 @@ impl Resolver<'_> {
             .unwrap_or(0)
     }
 
+    /// A stage's `from ... platform=`: a platform, or one written with the variables
+    /// BuildKit sets for every build (`$BUILDPLATFORM`, `linux/$TARGETARCH`), which the
+    /// classic builder does not set.
+    fn check_stage_platform(&mut self, platform: &Text) {
+        let (names, rest) = build_platform_variables(&platform.value);
+        if names.is_empty() {
+            self.check_platform(platform);
+            return;
+        }
+        if let Some(unknown) = rest {
+            self.diags.push(
+                Diagnostic::new(Code::InvalidValue, format!("`{unknown}` is not a variable BuildKit sets"))
+                    .label(platform.span, "unknown variable")
+                    .help(format!(
+                        "use {}",
+                        crate::model::BUILD_PLATFORM_VARIABLES.map(|v| format!("`${v}`")).join(", ")
+                    )),
+            );
+        } else if self.settings.level == Level::Classic {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::UnsupportedAtLevel,
+                    format!("`${}` needs `dockerfile-level \"1.2\"` or later", names[0]),
+                )
+                .label(platform.span, "the classic builder does not set these variables")
+                .help("set `dockerfile-level \"1.2\"` (BuildKit), or write the platform: `platform=\"linux/amd64\"`"),
+            );
+        }
+    }
+
     fn check_platform(&mut self, platform: &Text) {
         let parts: Vec<&str> = platform.value.split('/').collect();
         let ok = (2..=3).contains(&parts.len())
@@ -369,4 +402,29 @@ impl Resolver<'_> {
             }
         }
     }
+}
+
+/// The `$NAME`/`${NAME}` references of a platform, and the first that is not one of
+/// BuildKit's (or a `$` that starts no reference).
+fn build_platform_variables(value: &str) -> (Vec<&str>, Option<&str>) {
+    let mut names = Vec::new();
+    let mut rest = value;
+    while let Some(at) = rest.find('$') {
+        let after = &rest[at + 1..];
+        let (name, used) = if let Some(inner) = after.strip_prefix('{') {
+            let Some(end) = inner.find('}') else {
+                return (vec![&rest[at..]], Some(&rest[at..]));
+            };
+            (&inner[..end], end + 2)
+        } else {
+            let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+            (&after[..end], end)
+        };
+        names.push(name);
+        if !crate::model::BUILD_PLATFORM_VARIABLES.contains(&name) {
+            return (names, Some(&rest[at..at + 1 + used]));
+        }
+        rest = &after[used..];
+    }
+    (names, None)
 }

@@ -115,7 +115,7 @@ impl Resolver<'_> {
                         overlay.stages.push(StageDecl {
                             name: base.name.clone(),
                             span: base.span,
-                            body: StageBody { from: None, instructions },
+                            body: StageBody { from: None, platform: None, instructions },
                         });
                     }
                 }

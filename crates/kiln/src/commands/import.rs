@@ -50,6 +50,15 @@ pub(crate) fn run(global: &GlobalArgs, args: &ImportArgs, term: &Term) -> Result
             return Err(CliError::invalid(format!("two Dockerfiles would both be the image `{name}`"))
                 .hint("import them one at a time with `--name`"));
         }
+        // BuildKit reads `<Dockerfile>.dockerignore` beside the Dockerfile first.
+        let own_ignore = {
+            let mut name = file.file_name().unwrap_or_default().to_os_string();
+            name.push(".dockerignore");
+            file.with_file_name(name)
+        };
+        let dockerignore = std::fs::read_to_string(&own_ignore)
+            .or_else(|_| std::fs::read_to_string(context.join(".dockerignore")))
+            .ok();
         sources.push(kiln_import::Source {
             name,
             path: path.display().to_string(),
@@ -58,35 +67,80 @@ pub(crate) fn run(global: &GlobalArgs, args: &ImportArgs, term: &Term) -> Result
                 &kiln_manifest::normalize(&manifest_dir),
                 &kiln_manifest::normalize(&context),
             ),
-            dockerignore: std::fs::read_to_string(context.join(".dockerignore")).ok(),
+            dockerignore,
         });
     }
-    let imported = kiln_import::import(&sources);
-    kiln_emit::write_atomically(&output, &imported.manifest)
-        .map_err(|e| CliError::failure(format!("cannot write `{}`: {e}", args.output.display())))?;
+    let imported = kiln_import::import(&sources).map_err(|refused| {
+        CliError::invalid(format!(
+            "{}:{}:{}: {}",
+            refused.file, refused.at.line, refused.at.column, refused.message
+        ))
+        .hint("Docker refuses this Dockerfile too: fix it, then import it")
+    })?;
+    let differences = imported.differences();
+    let write = differences == 0 || args.accept_differences;
+    if write {
+        kiln_emit::write_atomically(&output, &imported.manifest)
+            .map_err(|e| CliError::failure(format!("cannot write `{}`: {e}", args.output.display())))?;
+    }
     if args.json {
         term.json(&serde_json::json!({
             "manifest": args.output.display().to_string(),
+            "written": write,
             "images": sources.iter().map(|s| serde_json::json!({"name": s.name, "dockerfile": s.path, "context": s.context})).collect::<Vec<_>>(),
-            "notes": imported.notes.iter().map(|n| serde_json::json!({"file": n.file, "line": n.line, "message": n.message})).collect::<Vec<_>>(),
+            "notes": imported.notes.iter().map(|n| serde_json::json!({
+                "file": n.file,
+                "line": n.at.line,
+                "column": n.at.column,
+                "kind": n.kind.name(),
+                "message": n.message,
+            })).collect::<Vec<_>>(),
         }));
     } else {
         for note in &imported.notes {
-            crate::term::to_stderr(&format!(
-                "{}\n",
-                crate::term::for_stderr("note: ", &format!("{}:{}: {}", note.file, note.line, note.message))
-            ));
+            let prefix = format!("{}: ", note.kind.name());
+            let text = format!("{}:{}:{}: {}", note.file, note.at.line, note.at.column, note.message);
+            crate::term::to_stderr(&format!("{}\n", crate::term::for_stderr(&prefix, &text)));
         }
-        term.info(&format!(
-            "wrote {} ({}, {} not translated as is)",
-            args.output.display(),
-            session::count(sources.len(), "image"),
-            session::count(imported.notes.len(), "instruction")
+    }
+    if !write {
+        return Err(CliError::failure(format!(
+            "the manifest would not say what the Dockerfiles say ({}); nothing written",
+            session::count(differences, "difference")
+        ))
+        .hint(
+            "change the Dockerfiles, or write the manifest with these differences: `--accept-differences`",
         ));
     }
-    // What the manifest says, checked as `kiln check` would.
+    if !args.json {
+        term.info(&format!(
+            "wrote {} ({}, {})",
+            args.output.display(),
+            session::count(sources.len(), "image"),
+            session::count(differences, "difference")
+        ));
+    }
+    // What the manifest says, checked as `kiln check` would; an error names the
+    // Dockerfile line the node came from.
     let check = GlobalArgs { file: Some(output), ..global.clone() };
     let loaded = session::load(&check)?;
+    if loaded.error_count() > 0 {
+        let manifest_file = loaded.project.sources.files().next().map(|(id, _)| id);
+        for diagnostic in loaded.diagnostics.iter().filter(|d| d.is_error()) {
+            let origin = diagnostic
+                .primary_span()
+                .filter(|span| Some(span.file) == manifest_file)
+                .map(|span| loaded.project.sources.file(span.file).line_col(span.start as usize).0)
+                .and_then(|line| imported.origin_of(line));
+            if let Some(origin) = origin {
+                let text = format!(
+                    "{}:{}:{}: the manifest cannot say this: {}",
+                    origin.file, origin.at.line, origin.at.column, diagnostic.message
+                );
+                crate::term::to_stderr(&format!("{}\n", crate::term::for_stderr("error: ", &text)));
+            }
+        }
+    }
     session::report(&loaded, term)?;
     Ok(ExitStatus::Success)
 }

@@ -1,0 +1,10 @@
+FROM busybox
+RUN a \
+# one
+   # two
+  b \
+
+
+  c
+# after
+RUN d # not a comment

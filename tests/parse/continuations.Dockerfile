@@ -1,0 +1,7 @@
+FROM busybox
+RUN a \
+    b \   
+	c
+RUN only \
+
+RUN x

@@ -1,0 +1,3 @@
+from busybox as Build
+run echo
+CoPy a b

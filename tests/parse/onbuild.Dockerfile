@@ -1,0 +1,5 @@
+FROM busybox
+ONBUILD RUN echo hi
+ONBUILD COPY --from=x a b
+ONBUILD
+ONBUILD CMD ["a"]

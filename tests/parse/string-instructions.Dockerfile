@@ -1,0 +1,5 @@
+FROM busybox
+WORKDIR /a b
+USER  app:app 
+STOPSIGNAL SIGINT
+MAINTAINER me <me@example.com>

@@ -1,0 +1,3 @@
+FROM busybox
+BOGUS x y
+RUN x
