@@ -283,11 +283,23 @@ fn expand_stage(
 ) -> Vec<Step> {
     let mut steps = Vec::new();
     let mut shell = shell.to_vec();
-    // `users-first`: users are created right after FROM, where the step stays cached
-    // whatever comes later; the switch stays where the manifest writes it.
-    for instruction in instructions {
+    // `users-first` (T28): a user is created right after FROM, where the step stays
+    // cached whatever comes later, when nothing before its node can change what
+    // creating it does; else where its node is. The switch stays where the manifest
+    // writes it.
+    let mut hoisted: Vec<usize> = Vec::new();
+    for (at, instruction) in instructions.iter().enumerate() {
+        if changes_user_creation(&instruction.value) && !matches!(instruction.value, Instruction::User(_)) {
+            break;
+        }
         if let Instruction::User(user) = &instruction.value {
-            steps.extend(create_user_step(user, instruction.span));
+            if let Some(step) = create_user_step(user, instruction.span) {
+                steps.push(step);
+                hoisted.push(at);
+            }
+            if changes_user_creation(&instruction.value) {
+                break;
+            }
         }
     }
     let mut runs_as = RunsAs::Root;
@@ -347,6 +359,15 @@ fn expand_stage(
                 span,
             )),
             Instruction::User(user) => {
+                if !hoisted.contains(&index)
+                    && let Some(create) = create_user_step(user, span)
+                {
+                    // Creating a user takes root.
+                    if !matches!(runs_as, RunsAs::Root) {
+                        steps.push(Step::Other("USER root".to_owned(), span));
+                    }
+                    steps.push(create);
+                }
                 runs_as = RunsAs::after(user);
                 last_user = Some(user);
                 steps.push(Step::Other(switch_user(user), span));
@@ -900,14 +921,40 @@ fn secret_mount(id: &str) -> String {
 }
 
 /// `numeric-user`: a user created by kiln is switched to by number, so that runtimes
-/// that check `runAsNonRoot` can tell it is not root.
+/// that check `runAsNonRoot` can tell it is not root. The uid alone, as `USER NAME`
+/// would: the user's own group comes from `/etc/passwd` and its other groups from
+/// `/etc/group` (`USER uid:gid` would drop those).
 fn switch_user(user: &User) -> String {
     match &user.uid {
-        Some(uid) => {
-            let gid = user.gid.as_ref().map_or(uid.value, |g| g.value);
-            format!("USER {}:{gid}", uid.value)
-        }
+        Some(uid) => format!("USER {}", uid.value),
         None => format!("USER {}", encode::word(&user.name.value, true)),
+    }
+}
+
+/// Whether a node, before a `user ... uid=`, can change what creating the user does:
+/// it runs commands (which may create users, install `useradd`, or change
+/// `/etc/passwd`), switches to another user than root, sets the shell the creation
+/// runs in, or copies files into the system's folders. (The creation sets its own
+/// `PATH`.)
+fn changes_user_creation(instruction: &Instruction) -> bool {
+    match instruction {
+        Instruction::Run(_)
+        | Instruction::Apt(_)
+        | Instruction::Apk(_)
+        | Instruction::Pip(_)
+        | Instruction::Npm(_)
+        | Instruction::GoMod(_)
+        | Instruction::CargoFetch(_)
+        | Instruction::Shell(_) => true,
+        Instruction::User(user) => !user.names_root(),
+        Instruction::Copy(copy) => {
+            let dest = copy.dest.value.trim_end_matches('/');
+            dest.is_empty()
+                || ["/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/home"]
+                    .iter()
+                    .any(|system| dest == *system || dest.starts_with(&format!("{system}/")))
+        }
+        _ => false,
     }
 }
 
@@ -919,7 +966,8 @@ fn create_user_step(user: &User, span: Span) -> Option<Step> {
     // Debian-like images have groupadd/useradd, Alpine has addgroup/adduser; bare
     // images (a static busybox) get the entries written directly.
     let create = [
-        "if command -v useradd >/dev/null 2>&1; then \\".to_owned(),
+        // Its own PATH: where the stage's `env PATH=` puts other tools does not change it.
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin; if command -v useradd >/dev/null 2>&1; then \\".to_owned(),
         format!("        groupadd --gid {gid} {name} && useradd --no-log-init --uid {uid} --gid {gid} --create-home {name}; \\"),
         "    elif command -v adduser >/dev/null 2>&1; then \\".to_owned(),
         format!("        addgroup -g {gid} {name} && adduser -D -u {uid} -G {name} {name}; \\"),

@@ -52,6 +52,7 @@ pub(crate) struct ToolsKept {
 pub(crate) fn split_build_tools(
     instructions: &mut Vec<Spanned<Instruction>>,
     built_upon: Option<&str>,
+    context_dir: &std::path::Path,
 ) -> Option<ToolsKept> {
     let holds_tools = |i: &Spanned<Instruction>| match &i.value {
         Instruction::Apt(p) | Instruction::Apk(p) => {
@@ -135,13 +136,16 @@ pub(crate) fn split_build_tools(
     {
         pip.builder = true;
     }
-    // So does the first `npm` whose `node_modules` folder the manifest tells.
+    // So does the first `npm` whose `node_modules` folder the manifest tells, unless
+    // `package.json` has install scripts, whose files outside `node_modules` would stay
+    // in the builder.
     if !instructions[start..start + count]
         .iter()
         .any(|i| matches!(&i.value, Instruction::Npm(n) if n.builder))
         && let Some(at) = (start..start + count).find(|&at| {
             matches!(instructions[at].value, Instruction::Npm(_))
                 && node_modules_folder(instructions, at).is_some()
+                && !crate::deps_first::has_install_scripts(context_dir)
         })
         && let Instruction::Npm(npm) = &mut instructions[at].value
     {

@@ -35,7 +35,7 @@ pub(crate) fn check_stage(
     diags: &mut Diagnostics,
 ) {
     let mut has_workdir = !ctx.external_base;
-    let mut copied_whole_context: Option<Text> = None;
+    let mut copied_whole_context: Option<(&Copy, Text)> = None;
     let mut seen_single: Vec<(&'static str, crate::source::Span)> = Vec::new();
     // With an ENTRYPOINT, CMD holds its arguments, where a blank is an ordinary character.
     let has_entrypoint = instructions.iter().any(|i| matches!(i.value, Instruction::Entrypoint(_)));
@@ -64,12 +64,12 @@ pub(crate) fn check_stage(
             Instruction::Copy(copy) => {
                 check_copy(copy, ctx, diags);
                 if copy.copies_whole_context() {
-                    copied_whole_context.get_or_insert_with(|| copy.sources[0].clone());
+                    copied_whole_context.get_or_insert_with(|| (copy, copy.sources[0].clone()));
                 }
             }
             Instruction::Run(run) => {
                 check_run(run, ctx.level, in_block, shell, diags);
-                if let Some(copy) = &copied_whole_context
+                if let Some((_, copy)) = &copied_whole_context
                     && let Some(command) = run.commands.iter().find(|c| installs_packages(&c.value))
                 {
                     diags.push(
@@ -193,14 +193,17 @@ pub(crate) fn check_stage(
 /// `deps-first` has already moved those it could; say why this one stayed.
 fn cache_order(
     instruction: &Spanned<Instruction>,
-    copied_whole_context: Option<&Text>,
+    copied_whole_context: Option<&(&Copy, Text)>,
     ctx: &StageContext<'_>,
     diags: &mut Diagnostics,
 ) {
-    let Some(copy) = copied_whole_context else { return };
+    let Some((copy_node, copy)) = copied_whole_context else { return };
     let name = instruction.value.node_name();
-    let help = match crate::deps_first::sources_needed(&instruction.value, ctx.context_dir) {
-        Some(reason) if !reason.is_empty() => format!(
+    let reason = crate::deps_first::sources_needed(&instruction.value, ctx.context_dir)
+        .filter(|r| !r.is_empty())
+        .or_else(|| crate::deps_first::copy_feeds(&instruction.value, copy_node, ctx.context_dir));
+    let help = match reason {
+        Some(reason) => format!(
             "kiln moves installs above the sources only when they need none of them, and {reason}; copy what it needs first, then `{name}`, then the rest"
         ),
         _ => format!(

@@ -8,10 +8,14 @@
 //! scripts or local dependencies, a `replace` to a local folder in `go.mod`, path
 //! dependencies or a workspace in `Cargo.toml`. Such a node stays where it is, and
 //! `cache-order` says why.
+//!
+//! It also stays below a copy that may bring a file the install reads besides its own:
+//! its tool's configuration (`.npmrc`, `pip.conf`, `.cargo/config.toml`, `go.work`, or
+//! anything copied into `/etc` or a home folder, such as apt's sources and keys).
 
 use std::path::Path;
 
-use crate::ast::{CopyFrom, Instruction};
+use crate::ast::{Copy, CopyFrom, Instruction};
 use crate::source::Spanned;
 
 /// The npm scripts that `npm ci` runs.
@@ -35,7 +39,9 @@ pub(crate) fn hoist_installs(instructions: &mut Vec<Spanned<Instruction>>, conte
         let mut to = index;
         while movable
             && to > 0
-            && matches!(&instructions[to - 1].value, Instruction::Copy(copy) if copy.from == CopyFrom::Context)
+            && matches!(&instructions[to - 1].value, Instruction::Copy(copy)
+                if copy.from == CopyFrom::Context
+                    && unit.iter().all(|i| copy_feeds(&i.value, copy, context_dir).is_none()))
         {
             to -= 1;
         }
@@ -116,6 +122,61 @@ pub(crate) fn sources_needed(instruction: &Instruction, context_dir: &Path) -> O
         }
         _ => Some(String::new()),
     }
+}
+
+/// Whether the context's `package.json` has scripts that `npm ci` runs.
+pub(crate) fn has_install_scripts(context_dir: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(context_dir.join("package.json")) else { return false };
+    let package: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    NPM_INSTALL_SCRIPTS.iter().any(|s| package["scripts"].get(*s).is_some())
+}
+
+/// Files an install reads from the folders a copy may fill, besides the files its node
+/// copies in itself.
+fn configuration_files(install: &Instruction) -> &'static [&'static str] {
+    match install {
+        Instruction::Npm(_) => &[".npmrc", ".yarnrc", ".yarnrc.yml"],
+        Instruction::Pip(_) => &["pip.conf", "pip.ini", ".pip", ".config/pip"],
+        Instruction::CargoFetch(_) => &[".cargo"],
+        Instruction::GoMod(_) => &["go.work", "go.work.sum"],
+        _ => &[],
+    }
+}
+
+/// Why `copy` may write a file that `install` reads (then the install stays below it),
+/// or `None`.
+pub(crate) fn copy_feeds(install: &Instruction, copy: &Copy, context_dir: &Path) -> Option<String> {
+    let node = install.node_name();
+    if configuration_files(install).is_empty()
+        && !matches!(install, Instruction::Apt(_) | Instruction::Apk(_))
+    {
+        return None;
+    }
+    let dest = copy.dest.value.trim_end_matches('/');
+    let system = dest.is_empty()
+        || ["/etc", "/root", "/home", "/usr/share/keyrings", "/usr/local/share/ca-certificates"]
+            .iter()
+            .any(|folder| dest == *folder || dest.starts_with(&format!("{folder}/")));
+    if system {
+        return Some(format!(
+            "the `copy` into `{}` may bring configuration that `{node}` reads",
+            copy.dest.value
+        ));
+    }
+    for source in &copy.sources {
+        let path = context_dir.join(&source.value);
+        for name in configuration_files(install) {
+            let brought = path.join(name).exists()
+                || Path::new(&source.value).file_name().is_some_and(|f| f.to_str() == Some(*name));
+            if brought {
+                return Some(format!(
+                    "the `copy` of `{}` brings `{name}`, which `{node}` reads",
+                    source.value
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// A requirement that is a path on disk rather than a package of an index.

@@ -2,14 +2,6 @@
 # Shared runtime for the Python services
 
 FROM python:3.11-slim
-RUN if command -v useradd >/dev/null 2>&1; then \
-        groupadd --gid 10001 app && useradd --no-log-init --uid 10001 --gid 10001 --create-home app; \
-    elif command -v adduser >/dev/null 2>&1; then \
-        addgroup -g 10001 app && adduser -D -u 10001 -G app app; \
-    else \
-        echo 'app:x:10001:' >> /etc/group && echo 'app:x:10001:10001::/home/app:/bin/sh' >> /etc/passwd \
-        && mkdir -p /home/app && chown 10001:10001 /home/app; \
-    fi
 WORKDIR /opt/base
 # hadolint ignore=DL3008
 RUN apt-get update \
@@ -20,5 +12,13 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 COPY requirements.txt ./
 RUN pip install --no-cache-dir -r requirements.txt
-USER 10001:10001
+RUN PATH=/usr/sbin:/usr/bin:/sbin:/bin; if command -v useradd >/dev/null 2>&1; then \
+        groupadd --gid 10001 app && useradd --no-log-init --uid 10001 --gid 10001 --create-home app; \
+    elif command -v adduser >/dev/null 2>&1; then \
+        addgroup -g 10001 app && adduser -D -u 10001 -G app app; \
+    else \
+        echo 'app:x:10001:' >> /etc/group && echo 'app:x:10001:10001::/home/app:/bin/sh' >> /etc/passwd \
+        && mkdir -p /home/app && chown 10001:10001 /home/app; \
+    fi
+USER 10001
 LABEL org.opencontainers.image.vendor="Example Shop"

@@ -10,7 +10,7 @@ COPY requirements.txt ./
 RUN pip install --no-cache-dir --no-compile -r requirements.txt
 
 FROM python:3.11-slim AS runtime
-RUN if command -v useradd >/dev/null 2>&1; then \
+RUN PATH=/usr/sbin:/usr/bin:/sbin:/bin; if command -v useradd >/dev/null 2>&1; then \
         groupadd --gid 10001 app && useradd --no-log-init --uid 10001 --gid 10001 --create-home app; \
     elif command -v adduser >/dev/null 2>&1; then \
         addgroup -g 10001 app && adduser -D -u 10001 -G app app; \
@@ -23,6 +23,6 @@ COPY --from=builder /opt/venv /opt/venv
 ENV PATH="/opt/venv/bin:$PATH" \
     PYTHONUNBUFFERED="1"
 COPY . .
-USER 10001:10001
+USER 10001
 EXPOSE 8000
 CMD ["python", "app.py"]

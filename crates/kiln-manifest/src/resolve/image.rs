@@ -63,7 +63,7 @@ impl Resolver<'_> {
                         .get(name)
                         .map(|child| format!("image `{child}` starts from this one and may use them"))
                 };
-                split_build_tools(&mut stage.instructions, built_upon.as_deref())
+                split_build_tools(&mut stage.instructions, built_upon.as_deref(), &context_dir)
             } else {
                 None
             };
