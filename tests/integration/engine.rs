@@ -277,3 +277,14 @@ pub(crate) fn build_dockerfile(
         engine.build(&spec, stream, &mut |_| {}).await.map_err(|e| e.message)
     })
 }
+
+/// Images removed when the guard goes, however the test ends.
+pub(crate) struct Removed(pub(crate) Vec<String>);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        for image in &self.0 {
+            let _ = docker_try(&["rmi", image]);
+        }
+    }
+}

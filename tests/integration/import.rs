@@ -11,11 +11,11 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::Case;
-use crate::engine::{self, Cleanup};
+use crate::engine::{self, Cleanup, Removed};
 use crate::harness::{Test, kiln, repo_root};
 
 /// What an image holds: per path, its type, mode, owner and content (or link target).
-fn files(image: &str) -> BTreeMap<String, String> {
+pub(crate) fn files(image: &str) -> BTreeMap<String, String> {
     let created = engine::docker(&["create", "--network", "none", image, "x"]);
     let container = created.trim();
     let export = Command::new("docker").args(["export", container]).output().expect("docker export");
@@ -54,7 +54,7 @@ fn files(image: &str) -> BTreeMap<String, String> {
 
 /// The configuration both builds must agree on. A shell-form health check is the same
 /// check as its exec form under the image's shell (`/bin/sh -c` unless `SHELL` says).
-fn config(image: &str) -> BTreeMap<&'static str, Value> {
+pub(crate) fn config(image: &str) -> BTreeMap<&'static str, Value> {
     let text = engine::docker(&["image", "inspect", "--format", "{{json .Config}}", image]);
     let config: Value = serde_json::from_str(&text).expect("JSON");
     let mut fields = BTreeMap::new();
@@ -121,18 +121,6 @@ fn builder_flag(builder: kiln_engine::Builder) -> &'static str {
     }
 }
 
-/// Images removed when the guard goes.
-#[derive(Default)]
-struct Removed(Vec<String>);
-
-impl Drop for Removed {
-    fn drop(&mut self) {
-        for image in &self.0 {
-            let _ = engine::docker_try(&["rmi", image]);
-        }
-    }
-}
-
 /// Oracle 2 for import: each Dockerfile under `tests/import/` is built as it is, then
 /// imported and built by kiln, with each builder it can use; both images must hold the
 /// same files and configuration. Import reports exactly the differences the case
@@ -154,7 +142,7 @@ fn dockerfiles_round_trip_through_import() {
         let expect = expect(test.path());
         let mut originals = Vec::new();
         // Removed however the case ends.
-        let mut built_originals = Removed::default();
+        let mut built_originals = Removed(Vec::new());
         for &builder in &expect.builders {
             let original = format!("kiln-it/import-original/{case}:{}", builder_flag(builder));
             built_originals.0.push(original.clone());

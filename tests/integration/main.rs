@@ -33,6 +33,7 @@ mod robustness;
 mod schema;
 mod secrets;
 mod shells;
+mod transformations;
 
 use std::process::ExitCode;
 
@@ -102,6 +103,7 @@ const MODULES: &[(&str, &[Case])] = &[
     ("schema", schema::TESTS),
     ("secrets", secrets::TESTS),
     ("shells", shells::TESTS),
+    ("transformations", transformations::TESTS),
 ];
 
 fn main() -> ExitCode {
