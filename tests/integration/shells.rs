@@ -62,6 +62,9 @@ const PIECES: &[&str] = &[
     "read v < /dev/null",
     "test -f t1 && echo has-t1",
     "true &",
+    // Long, so that kiln writes the command on several lines (quotes keep their blanks).
+    "echo 'a quoted ; && || text,   with blanks, long enough to break the line' >> long",
+    "printf '%s\\n' \"one  two\" three >> long",
 ];
 
 /// One command: one to three pieces, joined or grouped.

@@ -28,12 +28,16 @@ const STOP_ON_FAILURE: &str = "case $? in 0) ;; *) exit ;; esac";
 /// written one after the other, each followed by a `case` that stops at its failure.
 pub(crate) fn join(commands: &[String], shell_errexit: bool) -> String {
     if let [command] = commands {
-        return command.clone();
+        return wrapped(command);
     }
     let scans: Vec<Scan<'_>> = commands.iter().map(|c| scan(c)).collect();
     if !(shell_errexit || scans.iter().any(Scan::may_enable_errexit)) {
-        let units: Vec<String> =
-            commands.iter().zip(&scans).enumerate().map(|(i, (c, s))| whole(c, s, i == 0)).collect();
+        let units: Vec<String> = commands
+            .iter()
+            .zip(&scans)
+            .enumerate()
+            .map(|(i, (c, s))| whole(&wrapped(c), s, i == 0))
+            .collect();
         return units.join(&format!("{NEXT_LINE}&& "));
     }
     let mut text = String::new();
@@ -43,9 +47,65 @@ pub(crate) fn join(commands: &[String], shell_errexit: bool) -> String {
             let separator = if previous.ends_with_terminator() { "" } else { "; " };
             text.push_str(&format!("{NEXT_LINE}{separator}{STOP_ON_FAILURE}; "));
         }
-        text.push_str(command);
+        text.push_str(&wrapped(command));
     }
     text
+}
+
+/// A long command on several lines of the Dockerfile, for review: a line break (`\`
+/// then a new line, which Docker removes before the shell reads the command) before each
+/// `&&` and `||` and after each `;` of the command's own level. Only blanks outside
+/// quotes change there, which the shell does not see. A command the scan cannot follow,
+/// or where the next line would start with `#` (a comment line to Docker), stays whole.
+fn wrapped(command: &str) -> String {
+    const LONG: usize = 100;
+    if command.len() <= LONG || command.contains('\n') {
+        return command.to_owned();
+    }
+    let scan = scan(command);
+    if scan.unsure || scan.comment {
+        return command.to_owned();
+    }
+    let base = command.as_ptr() as usize;
+    let mut breaks: Vec<usize> = Vec::new();
+    for token in scan.tokens.iter().filter(|t| t.operator && t.depth == 0) {
+        let Some(start) = (token.text.as_ptr() as usize).checked_sub(base).filter(|s| *s < command.len())
+        else {
+            continue;
+        };
+        match token.text {
+            "&&" | "||" => breaks.push(start),
+            ";" => breaks.push(start + 1),
+            _ => {}
+        }
+    }
+    let mut out = String::with_capacity(command.len() + breaks.len() * 8);
+    let mut from = 0;
+    for at in breaks {
+        let rest = command[at..].trim_start();
+        if at <= from || rest.is_empty() || rest.starts_with('#') {
+            continue;
+        }
+        push_segment(&mut out, &command[from..at]);
+        out.push_str(NEXT_LINE);
+        from = at + (command[at..].len() - rest.len());
+    }
+    push_segment(&mut out, &command[from..]);
+    out
+}
+
+/// A segment of a wrapped command: the blanks it ends with, and those after the `&&` or
+/// `||` it starts with, left out (one blank after the operator).
+fn push_segment(out: &mut String, segment: &str) {
+    let segment = segment.trim_end_matches([' ', '\t']);
+    match ["&&", "||"].iter().find(|op| segment.starts_with(**op)) {
+        Some(op) => {
+            out.push_str(op);
+            out.push(' ');
+            out.push_str(segment[2..].trim_start_matches([' ', '\t']));
+        }
+        None => out.push_str(segment),
+    }
 }
 
 /// A command that `&&` takes as a whole: as it is when it is one AND-OR list (without
