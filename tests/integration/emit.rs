@@ -539,6 +539,7 @@ image app {{
         expose "${{PORT}}" "9000/udp"
         volume "$DATA" "/cache"
         run "set -e" "false; echo never"
+        run "/usr/bin/env" "printf" "%s\\n" "no shell" exec=#true
     }}
 }}
 "#

@@ -242,6 +242,8 @@ enum Step {
         node_shell: Option<Vec<String>>,
         /// `run script=#true`: the one command is a script, newlines and all.
         script: bool,
+        /// `run exec=#true`: the commands are a program and its arguments.
+        exec: bool,
     },
     Other(String, Span),
 }
@@ -316,7 +318,7 @@ fn expand_stage(
             Instruction::Copy(copy) => {
                 steps.push(Step::Other(copy_instruction(project, copy, level, rendering), span));
             }
-            Instruction::Run(Run { commands, caches, secrets, ssh, script }) => {
+            Instruction::Run(Run { commands, caches, secrets, ssh, script, exec }) => {
                 // `download-caches`: what a cached `go-mod`/`cargo-fetch` downloaded is
                 // in its cache mount, which later commands mount too.
                 let caches: Vec<&str> = caches
@@ -347,6 +349,7 @@ fn expand_stage(
                     lint: Vec::new(),
                     node_shell: Some(shell.clone()),
                     script: *script,
+                    exec: *exec,
                 });
             }
             Instruction::Env(pairs) => steps.push(Step::Other(pairs_instruction("ENV", pairs, true), span)),
@@ -455,6 +458,7 @@ fn expand_stage(
                     lint,
                     node_shell: None,
                     script: false,
+                    exec: false,
                 });
             }
             Instruction::Pip(pip) => {
@@ -483,6 +487,7 @@ fn expand_stage(
                     lint,
                     node_shell: None,
                     script: false,
+                    exec: false,
                 });
             }
             Instruction::GoMod(downloads) => {
@@ -497,6 +502,7 @@ fn expand_stage(
                     lint: Vec::new(),
                     node_shell: None,
                     script: false,
+                    exec: false,
                 });
                 download_caches.extend(cache);
             }
@@ -519,6 +525,7 @@ fn expand_stage(
                     lint: Vec::new(),
                     node_shell: None,
                     script: false,
+                    exec: false,
                 });
                 download_caches.extend(cache);
             }
@@ -536,8 +543,10 @@ fn render_steps(steps: Vec<Step>, level: Level) -> Vec<(String, Span, Vec<&'stat
         .into_iter()
         .map(|step| match step {
             Step::Other(text, span) => (text, span, Vec::new()),
-            Step::Run { commands, caches, mounts, span, lint, node_shell, script } => {
+            Step::Run { commands, caches, mounts, span, lint, node_shell, script, exec } => {
+                let words: Vec<&str> = commands.iter().map(String::as_str).collect();
                 let text = match (&node_shell, script) {
+                    _ if exec => encode::exec_array(&words),
                     (Some(shell), true) => run::script(&commands[0], shell, level),
                     (Some(shell), false) => run::join(&commands, run::shell_errexit(shell)),
                     (None, _) => commands.join(" \\\n    && "),
@@ -646,7 +655,16 @@ fn build_only_steps(
     mounts.dedup();
     lint.sort_unstable();
     lint.dedup();
-    steps.push(Step::Run { commands, caches, mounts, span, lint, node_shell: None, script: false });
+    steps.push(Step::Run {
+        commands,
+        caches,
+        mounts,
+        span,
+        lint,
+        node_shell: None,
+        script: false,
+        exec: false,
+    });
 }
 
 /// After a venv or `node_modules` copied from its builder (T34, T37), in a stage with no
@@ -674,6 +692,7 @@ fn linked_packages_steps(
         lint: Vec::new(),
         node_shell: None,
         script: false,
+        exec: false,
     });
     if let Some(user) = switch_back {
         steps.push(Step::Other(switch_user(user), span));
@@ -844,6 +863,7 @@ fn pip_steps(pip: &Pip, span: Span, cache: Option<String>, rendering: Rendering<
             lint: Vec::new(),
             node_shell: None,
             script: false,
+            exec: false,
         });
     }
     let (mut install, caches) = match cache {
@@ -906,6 +926,7 @@ fn pip_steps(pip: &Pip, span: Span, cache: Option<String>, rendering: Rendering<
         lint,
         node_shell: None,
         script: false,
+        exec: false,
     });
 }
 
@@ -985,6 +1006,7 @@ fn create_user_step(user: &User, span: Span) -> Option<Step> {
         lint: Vec::new(),
         node_shell: None,
         script: false,
+        exec: false,
     })
 }
 

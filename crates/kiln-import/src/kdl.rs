@@ -64,15 +64,6 @@ pub(crate) fn escape_braces(value: &str) -> String {
     out
 }
 
-/// A word for a POSIX shell, quoted when it needs to be.
-pub(crate) fn shell_word(word: &str) -> String {
-    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,7 +72,6 @@ mod tests {
     fn braces_and_quotes_survive() {
         assert_eq!(quoted("echo {a} ${HOME} \"x\""), r#""echo {{a}} ${HOME} \"x\"""#);
         assert_eq!(escape_braces("${races {not} a ${HOME}}"), "${{races {{not}} a ${HOME}}}");
-        assert_eq!(shell_word("a b"), "'a b'");
         assert_eq!(name("api"), "api");
         assert_eq!(name("org.opencontainers.image.title"), "org.opencontainers.image.title");
         assert_eq!(name("1x"), "\"1x\"");

@@ -498,7 +498,7 @@ impl<'a> ImageWriter<'a> {
         let at = instruction.at;
         let text = instruction.args.text();
         Ok(match instruction.keyword.as_str() {
-            "RUN" => vec![self.run(instruction)],
+            "RUN" => self.run(instruction).into_iter().collect(),
             "COPY" | "ADD" => self.copy(instruction)?.into_iter().collect(),
             "ENV" => vec![self.env(instruction)?],
             "LABEL" => vec![self.label(instruction)?],
@@ -611,7 +611,7 @@ impl<'a> ImageWriter<'a> {
         }
     }
 
-    fn run(&mut self, instruction: &Instruction) -> String {
+    fn run(&mut self, instruction: &Instruction) -> Option<String> {
         let at = instruction.at;
         let mut children = Vec::new();
         for flag in &instruction.flags {
@@ -694,13 +694,15 @@ impl<'a> ImageWriter<'a> {
             }
             // Each `run` node is a RUN of its own (T06): the command is kept as it is.
             Args::Shell(text) => format!("run {}", quoted(text)),
-            Args::Json(words) => {
-                self.note(at, Kind::Difference, "an exec-form RUN becomes a shell command (its words quoted for the shell): it now needs `/bin/sh` in the image");
-                format!(
-                    "run {}",
-                    quoted(&words.iter().map(|w| kdl::shell_word(w)).collect::<Vec<_>>().join(" "))
-                )
+            Args::Json(words) if words.is_empty() => {
+                self.note(
+                    at,
+                    Kind::Difference,
+                    "an empty exec-form RUN (which Docker refuses to run) is left out",
+                );
+                return None;
             }
+            Args::Json(words) => format!("run exec=#true {}", quoted_all(words.iter().map(String::as_str))),
         };
         if !children.is_empty() {
             node.push_str(" {\n");
@@ -709,7 +711,7 @@ impl<'a> ImageWriter<'a> {
             }
             node.push('}');
         }
-        node
+        Some(node)
     }
 
     fn copy(&mut self, instruction: &Instruction) -> Result<Option<String>, Refused> {

@@ -304,6 +304,10 @@ pub struct Run {
     /// are the script's, not commands of their own), as a Dockerfile heredoc runs.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub script: bool,
+    /// `exec=#true`: the arguments are a program and its arguments, run without a shell
+    /// (`RUN ["program", "arg"]`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exec: bool,
 }
 
 /// A secret a `run` reads, provided at build time (`kiln build --secret id=...`).

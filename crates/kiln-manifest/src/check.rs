@@ -636,7 +636,16 @@ fn check_url(url: &Text, diags: &mut Diagnostics) {
 fn check_run(run: &Run, level: Level, in_block: bool, shell: Option<&[Text]>, diags: &mut Diagnostics) {
     // Commands that kiln joins to others: several in the node, or one in a block.
     let joined = in_block || run.commands.len() > 1;
-    if run.script {
+    if run.exec {
+        // JSON carries any character, and no shell reads it; a block's RUN is a shell line.
+        if in_block {
+            diags.push(
+                Diagnostic::new(Code::Unexpressible, "a `run exec=#true` cannot be in a build-only block")
+                    .label(run.commands[0].span, "the block's RUN is one shell line")
+                    .help("write the program and its arguments as a shell command there"),
+            );
+        }
+    } else if run.script {
         check_script(&run.commands[0], level, in_block, diags);
     } else {
         for command in &run.commands {
@@ -644,6 +653,7 @@ fn check_run(run: &Run, level: Level, in_block: bool, shell: Option<&[Text]>, di
         }
     }
     if joined
+        && !run.exec
         && let Some(program) = shell.and_then(|words| words.first())
         && !is_posix_shell(&program.value)
     {

@@ -274,15 +274,25 @@ impl Lowerer<'_> {
     }
 
     fn run(&mut self, node: &KdlNode) -> Option<Instruction> {
-        let mut n = self.node(node, &["script"], true);
+        let mut n = self.node(node, &["script", "exec"], true);
         let script = n.prop_bool("script").unwrap_or(false);
+        let exec = n.prop_bool("exec").unwrap_or(false);
+        let span = n.node_span();
         if !n.arg_count(1, script.then_some(1)) {
+            return None;
+        }
+        if script && exec {
+            self.error(
+                Diagnostic::new(Code::ConflictingValues, "a `run` is a script or a program, not both")
+                    .label(span, "`script=#true` and `exec=#true`")
+                    .help("keep `exec=#true` to run a program without a shell, or `script=#true` for a shell script"),
+            );
             return None;
         }
         let args = n.arg_texts(0, "a shell command");
         let mut commands = Vec::new();
         for arg in args {
-            if script {
+            if script || exec {
                 commands.push(arg);
             } else {
                 commands.extend(self.split_commands(&arg));
@@ -324,7 +334,7 @@ impl Lowerer<'_> {
             );
             return None;
         }
-        Some(Instruction::Run(Run { commands, caches, secrets, ssh, script }))
+        Some(Instruction::Run(Run { commands, caches, secrets, ssh, script, exec }))
     }
 
     /// A `run` string may hold several commands, one per line. Lines ending in `\` go
