@@ -245,7 +245,7 @@ fn layout(read: &Value) -> Vec<String> {
             "ONBUILD" | "LABEL" | "MAINTAINER" => {}
             "ADD" => lines.push("COPY".to_owned()),
             "RUN" if !instruction["heredocs"].as_array().is_none_or(Vec::is_empty) => {
-                lines.push("RUN (script)".to_owned())
+                lines.push("RUN (script)".to_owned());
             }
             "RUN" if instruction["json"] == true && values.first().is_some_and(|v| v == "/bin/sh") => {
                 lines.push("RUN (script)".to_owned());
