@@ -68,6 +68,15 @@ impl Case {
     pub(crate) const fn needs(name: &'static str, run: fn(), needs: fn() -> Vec<String>) -> Self {
         Self { name, run, engine: false, tools: &[], needs: Some(needs) }
     }
+
+    /// An engine test that also needs these programs.
+    pub(crate) const fn engine_and_tools(
+        name: &'static str,
+        run: fn(),
+        tools: &'static [&'static str],
+    ) -> Self {
+        Self { name, run, engine: true, tools, needs: None }
+    }
 }
 
 /// The programs of `tools` that are not on the PATH.
