@@ -4,15 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The cache folder of this test run (`XDG_CACHE_HOME` for every `kiln` it starts), so
-/// that tests never write into the user's own `~/.cache/kiln`. Set once by `main`.
+/// The cache folder of this test run (`XDG_CACHE_HOME` for every `kiln` it starts, and
+/// its `state` folder `XDG_STATE_HOME`), so that tests never write into the user's own
+/// `~/.cache/kiln` or `~/.local/state/kiln`. Set once by `main`.
 pub(crate) static CACHE_HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 /// A command that runs the `kiln` binary under test, with the run's cache folder.
 pub(crate) fn kiln_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
     if let Some(cache) = CACHE_HOME.get() {
-        command.env("XDG_CACHE_HOME", cache);
+        command.env("XDG_CACHE_HOME", cache).env("XDG_STATE_HOME", cache.join("state"));
     }
     command
 }

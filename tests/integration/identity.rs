@@ -328,6 +328,11 @@ fn a_cold_engine_reuses_the_registry_cache_of_a_changed_image() {
     assert_eq!(expensive["cached"], true, "the registry's cache was not used: {steps:#?}");
 }
 
+/// The messages of `kiln explain --json`'s changes.
+fn change_messages(explained: &Value) -> Vec<&str> {
+    explained["changes"].as_array().expect("changes").iter().filter_map(|c| c["message"].as_str()).collect()
+}
+
 fn explain_says_why_an_image_is_built_again() {
     let Some(_engine) = engine::engine_test() else { return };
     let manifest = format!(
@@ -350,12 +355,7 @@ fn explain_says_why_an_image_is_built_again() {
     let changed = explain(&mut test, &["--label", "team=shop"]);
     assert_eq!(changed["status"], "changed");
     assert_eq!(changed["compared_with"]["id"], built["app"]["id"]);
-    let messages: Vec<&str> = changed["changes"]
-        .as_array()
-        .expect("changes")
-        .iter()
-        .filter_map(|c| c["message"].as_str())
-        .collect();
+    let messages = change_messages(&changed);
     assert_eq!(
         messages,
         [
@@ -371,6 +371,25 @@ fn explain_says_why_an_image_is_built_again() {
         "{text}"
     );
     assert!(text.contains("\n  - context file `src/c.txt` added\n"), "{text}");
+    // Where the last build was made elsewhere (no record of its files on this machine),
+    // the image's label still names the folder that changed.
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let mut test = test.env("XDG_STATE_HOME", &elsewhere.path().to_string_lossy());
+    let changed = explain(&mut test, &[]);
+    let messages = change_messages(&changed);
+    // `base`'s context is the project too.
+    assert_eq!(
+        messages[..2],
+        [
+            "dependency `base` changed (its own inputs did)",
+            "context folder `src/` changed (4 entries, was 3)"
+        ],
+        "{messages:?}"
+    );
+    assert!(
+        messages[2].ends_with("this machine has no record of that build's files, so only folders are named"),
+        "{messages:?}"
+    );
 }
 
 /// This module's tests, for the harness (`main.rs`).

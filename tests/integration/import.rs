@@ -33,10 +33,11 @@ pub(crate) fn files(image: &str) -> BTreeMap<String, String> {
             continue;
         }
         let header = entry.header().clone();
+        // The entry's, not the header's: a long or non-ASCII target is in an extension.
+        let link =
+            entry.link_name().ok().flatten().map(|l| l.to_string_lossy().into_owned()).unwrap_or_default();
         let mut content = Vec::new();
         std::io::Read::read_to_end(&mut entry, &mut content).expect("content");
-        let link =
-            header.link_name().ok().flatten().map(|l| l.to_string_lossy().into_owned()).unwrap_or_default();
         let description = format!(
             "{:?} {:o} {}:{} {} {}",
             header.entry_type(),

@@ -7,6 +7,7 @@
 //! `KILN_REQUIRE_DOCKER=1` (CI) such tests fail instead.
 
 mod harness;
+mod large;
 mod lifecycle;
 
 mod build;
@@ -100,6 +101,7 @@ const MODULES: &[(&str, &[Case])] = &[
     ("examples", examples::TESTS),
     ("identity", identity::TESTS),
     ("import", import::TESTS),
+    ("large", large::TESTS),
     ("lifecycle", lifecycle::TESTS),
     ("lock", lock::TESTS),
     ("oracle", oracle::TESTS),

@@ -11,7 +11,7 @@ use kiln_manifest::{ImageId, Project};
 use serde::Serialize;
 
 use crate::bases::{Bases, Registries};
-use crate::identity::Inputs;
+use crate::identity::{self, Inputs};
 use crate::prepare::{self, Prepared, Recipe};
 
 /// What a build would use, as a build would compute it.
@@ -81,8 +81,15 @@ pub struct Change {
 /// How many changed context files are named one by one.
 const LISTED_FILES: usize = 20;
 
-/// The inputs that differ between a build's record (`before`) and `now`.
-pub fn changes(before: &Inputs, now: &Inputs) -> Vec<Change> {
+/// The inputs that differ between a build's record (`before`, the image's label) and
+/// `now`. `before_files` are that build's context files when this machine recorded them
+/// (`crate::records`); without them, changed files are named by folder.
+pub fn changes(
+    before: &Inputs,
+    before_files: Option<&BTreeMap<String, String>>,
+    now: &Inputs,
+) -> Vec<Change> {
+    let now_files = now.recorded_files();
     let now = now.recorded();
     let mut out = Vec::new();
     let mut push = |input: &str, name: Option<&str>, message: String| {
@@ -135,40 +142,79 @@ pub fn changes(before: &Inputs, now: &Inputs) -> Vec<Change> {
     {
         for (name, was, is) in differences(was_map, is_map) {
             let what = if kind == "label" { "label" } else { "build argument" };
-            let verb = match (was, is) {
-                (Some(_), Some(_)) => "changed",
-                (None, Some(_)) => "added",
-                _ => "removed",
-            };
-            push(kind, Some(&name), format!("{what} `{name}` {verb}"));
+            push(kind, Some(&name), format!("{what} `{name}` {}", verb(was.as_ref(), is.as_ref())));
         }
     }
     if before.files_digest != now.files_digest {
-        if before.files.is_empty() && before.file_count > 0 || now.files.is_empty() && now.file_count > 0 {
-            push(
-                "files",
-                None,
-                format!(
-                    "the context changed ({} entries, too many to record one by one)",
-                    now.file_count.max(before.file_count)
-                ),
-            );
-        } else {
-            let changed = differences(&before.files, &now.files);
+        // A label of an older kiln may hold the files itself.
+        let before_files = before_files.or((!before.files.is_empty()).then_some(&before.files));
+        if let Some(before_files) = before_files {
+            let changed = differences(before_files, &now_files);
             for (path, was, is) in changed.iter().take(LISTED_FILES) {
-                let verb = match (was, is) {
-                    (Some(_), Some(_)) => "changed",
-                    (None, Some(_)) => "added",
-                    _ => "removed",
-                };
-                push("file", Some(path), format!("context file `{path}` {verb}"));
+                push(
+                    "file",
+                    Some(path),
+                    format!("context file `{path}` {}", verb(was.as_ref(), is.as_ref())),
+                );
             }
             if changed.len() > LISTED_FILES {
                 push("files", None, format!("and {} more context files", changed.len() - LISTED_FILES));
             }
+        } else if !before.folders.is_empty() || before.file_count == 0 {
+            for (name, was, is) in folder_changes(&before.folders, &now.folders).iter().take(LISTED_FILES) {
+                let what = match name.as_str() {
+                    identity::TOP_FILES => "the files at the top of the context".to_owned(),
+                    identity::OTHER_FOLDERS => "the other folders of the context".to_owned(),
+                    folder => format!("context folder `{folder}/`"),
+                };
+                let message = match (was, is) {
+                    (Some(was), Some(is)) => format!("{what} changed ({is} entries, was {was})"),
+                    (None, Some(is)) => format!("{what} is new ({is} entries)"),
+                    _ => format!("{what} is gone"),
+                };
+                push("folder", Some(name), message);
+            }
+            push(
+                "files",
+                None,
+                format!(
+                    "{} context entries (was {}); this machine has no record of that build's files, so only folders are named",
+                    now.file_count, before.file_count
+                ),
+            );
+        } else {
+            push(
+                "files",
+                None,
+                format!("the context changed ({} entries, was {})", now.file_count, before.file_count),
+            );
         }
     }
     out
+}
+
+/// `changed`, `added` or `removed`, from the values before and after.
+fn verb(was: Option<&String>, is: Option<&String>) -> &'static str {
+    match (was, is) {
+        (Some(_), Some(_)) => "changed",
+        (None, Some(_)) => "added",
+        _ => "removed",
+    }
+}
+
+/// The groups of context entries that differ, with their entry counts before and after.
+fn folder_changes(
+    before: &BTreeMap<String, identity::Folder>,
+    now: &BTreeMap<String, identity::Folder>,
+) -> Vec<(String, Option<usize>, Option<usize>)> {
+    let mut names: Vec<&String> = before.keys().chain(now.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|name| before.get(*name) != now.get(*name))
+        .map(|name| (name.clone(), before.get(name).map(|f| f.entries), now.get(name).map(|f| f.entries)))
+        .collect()
 }
 
 /// The keys whose values differ, with the value before and after.
@@ -223,7 +269,9 @@ mod tests {
         now.labels.remove("team");
         now.build_args.insert("MODE".into(), identity::hash(b"x"));
         now.builder = "classic".into();
-        let messages: Vec<String> = changes(&before, &now).into_iter().map(|c| c.message).collect();
+        let recorded_files = inputs().recorded_files();
+        let messages: Vec<String> =
+            changes(&before, Some(&recorded_files), &now).into_iter().map(|c| c.message).collect();
         assert_eq!(
             messages,
             [
@@ -235,6 +283,25 @@ mod tests {
                 "context file `src/new.py` added",
             ]
         );
-        assert!(changes(&before, &inputs()).is_empty(), "the same inputs, no change");
+        assert!(changes(&before, None, &inputs()).is_empty(), "the same inputs, no change");
+    }
+
+    #[test]
+    fn without_this_machines_record_names_the_folders() {
+        let before = inputs().recorded();
+        let mut now = inputs();
+        now.files.insert("src/app.py".into(), identity::hash(b"2"));
+        now.files.insert("docs/new.md".into(), identity::hash(b"n"));
+        now.file_count = 3;
+        now.files_digest = identity::hash(b"all2");
+        let messages: Vec<String> = changes(&before, None, &now).into_iter().map(|c| c.message).collect();
+        assert_eq!(
+            messages,
+            [
+                "context folder `docs/` is new (1 entries)",
+                "context folder `src/` changed (1 entries, was 1)",
+                "3 context entries (was 2); this machine has no record of that build's files, so only folders are named",
+            ]
+        );
     }
 }

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod labels;
 pub mod pool;
 pub mod prepare;
+pub mod records;
 pub mod run;
 pub mod schedule;
 

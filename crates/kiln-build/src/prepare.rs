@@ -100,6 +100,7 @@ pub fn prepare(
         file_count: files.len(),
         files: files.iter().map(|(path, hash)| (path.clone(), hash.to_hex().to_string())).collect(),
         files_digest: all_files.finalize().to_hex().to_string(),
+        folders: BTreeMap::new(),
     };
     for &dependency in recipe.graph.dependencies(index) {
         let identity = dependencies.get(&dependency).cloned().unwrap_or_default();

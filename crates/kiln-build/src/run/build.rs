@@ -16,6 +16,7 @@ use super::{BUILD_ATTEMPTS, Dependency, Failure, Shared, TaskResult, millis, rea
 use crate::event::{Event, Origin};
 use crate::labels;
 use crate::prepare::{self, DOCKERFILE, Prepared};
+use crate::records::Records;
 
 pub(super) async fn build(
     shared: &Arc<Shared>,
@@ -230,6 +231,10 @@ pub(super) async fn finish(
     }
     if let Some(old) = replaced {
         retire(here, &old, &content).await;
+    }
+    // This machine keeps the key's context files for `kiln explain`.
+    if let Some(records) = Records::open() {
+        records.save(&prepared.key, &prepared.inputs);
     }
     shared.add_holder(index, engine);
     let others: Vec<usize> = shared.tag_engines().filter(|&t| t != engine).collect();

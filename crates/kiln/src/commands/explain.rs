@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use kiln_build::explain::{self, Change};
 use kiln_build::identity::Inputs;
+use kiln_build::records::Records;
 use kiln_marks::labels;
 use serde::Serialize;
 
@@ -68,8 +69,9 @@ pub(crate) fn run(global: &GlobalArgs, args: &ExplainArgs, term: &Term) -> Resul
     } else if let Some(last) = last {
         let recorded =
             last.info.labels.get(labels::INPUTS).and_then(|text| serde_json::from_str::<Inputs>(text).ok());
+        let before_files = last.key().and_then(|key| Records::open()?.files(key));
         let changes = match recorded {
-            Some(before) => explain::changes(&before, &now.inputs),
+            Some(before) => explain::changes(&before, before_files.as_ref(), &now.inputs),
             None => vec![Change {
                 input: "record".to_owned(),
                 name: None,
