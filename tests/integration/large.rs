@@ -5,7 +5,10 @@
 //! a few KB whatever the context.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::Case;
 use crate::engine::{self, Cleanup};
@@ -22,6 +25,113 @@ const FAILED_BEFORE: usize = 600;
 
 /// What the record of an image's inputs (its `dev.kiln.inputs` label) may weigh.
 const MAX_RECORD: usize = 4096;
+
+/// What the request line and headers of any call kiln makes may weigh (the engine's
+/// HTTP stack refuses a URL past 64 KiB).
+const MAX_REQUEST_HEAD: usize = 8192;
+
+/// A socket between kiln and the engine that notes the head (request line and headers)
+/// of every HTTP request that goes through, and passes everything on as it is.
+struct RequestLog {
+    dir: tempfile::TempDir,
+    heads: Arc<Mutex<Vec<String>>>,
+}
+
+impl RequestLog {
+    fn start() -> Self {
+        let engine = std::env::var("DOCKER_HOST")
+            .ok()
+            .and_then(|host| host.strip_prefix("unix://").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let listener = UnixListener::bind(dir.path().join("engine.sock")).expect("bind");
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let noted = Arc::clone(&heads);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(upstream) = UnixStream::connect(&engine) else { return };
+                let noted = Arc::clone(&noted);
+                let (client_out, upstream_in) =
+                    (client.try_clone().expect("clone"), upstream.try_clone().expect("clone"));
+                std::thread::spawn(move || pipe(upstream_in, client_out));
+                std::thread::spawn(move || forward_requests(client, upstream, &noted));
+            }
+        });
+        Self { dir, heads }
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.dir.path().join("engine.sock").display())
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().expect("lock").clone()
+    }
+}
+
+fn pipe(mut from: UnixStream, mut to: UnixStream) {
+    let _ = std::io::copy(&mut from, &mut to);
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+/// Reads requests from the client one after the other (heads noted, bodies passed on
+/// by their length or their chunks), until an upgrade, after which bytes just flow.
+fn forward_requests(client: UnixStream, mut upstream: UnixStream, noted: &Mutex<Vec<String>>) {
+    let mut reader = BufReader::new(client);
+    loop {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            head.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        noted.lock().expect("lock").push(head.clone());
+        if upstream.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        let header = |name: &str| {
+            head.lines().find_map(|l| {
+                let (key, value) = l.split_once(':')?;
+                key.eq_ignore_ascii_case(name).then(|| value.trim().to_ascii_lowercase())
+            })
+        };
+        if header("upgrade").is_some() {
+            let _ = std::io::copy(&mut reader, &mut upstream);
+            return;
+        }
+        if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            loop {
+                let mut size_line = String::new();
+                if reader.read_line(&mut size_line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let size =
+                    usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+                let mut chunk = vec![0; size + 2];
+                if reader.read_exact(&mut chunk).is_err()
+                    || upstream.write_all(size_line.as_bytes()).is_err()
+                    || upstream.write_all(&chunk).is_err()
+                {
+                    return;
+                }
+                if size == 0 {
+                    break;
+                }
+            }
+        } else if let Some(length) = header("content-length").and_then(|v| v.parse::<u64>().ok())
+            && std::io::copy(&mut (&mut reader).take(length), &mut upstream).is_err()
+        {
+            return;
+        }
+    }
+}
 
 /// A path segment of 60 characters, so that four of them make paths past 240.
 fn segment(index: usize) -> String {
@@ -98,7 +208,8 @@ fn manifest(registry: &str, secret: bool) -> String {
 fn build_and_compare(builder: &str, secret: bool, files: usize) {
     let _engine = engine::engine_test();
     let registry = format!("kiln-it/large-{builder}-{files}{}", if secret { "-secret" } else { "" });
-    let mut test = Test::new().manifest(&manifest(&registry, secret));
+    let requests = RequestLog::start();
+    let mut test = Test::new().manifest(&manifest(&registry, secret)).env("DOCKER_HOST", &requests.host());
     let expected = write_context(test.path(), files);
     let outside = tempfile::tempdir().expect("temp dir");
     let token = outside.path().join("token");
@@ -138,6 +249,13 @@ fn build_and_compare(builder: &str, secret: bool, files: usize) {
         &image,
     ]);
     assert!(record.len() < MAX_RECORD, "the record is {} bytes: {record}", record.len());
+    let heads = requests.heads();
+    assert!(
+        heads.iter().any(|h| h.starts_with("POST /") && h.contains("/build?")),
+        "no build went through the log: {heads:?}"
+    );
+    let largest = heads.iter().max_by_key(|h| h.len()).expect("requests");
+    assert!(largest.len() < MAX_REQUEST_HEAD, "a request of {} bytes: {largest}", largest.len());
 }
 
 fn a_context_of_5000_files_builds_with_buildkit() {

@@ -9,6 +9,27 @@ use crate::harness::Test;
 
 const MANIFEST: &str = "allow runs-as-root\nregistry \"kiln-it/tls\"\nimage app {\n    from \"kiln-test/busybox:1\"\n    run \"echo over tls > /tls.txt\"\n    cmd \"cat\" \"/tls.txt\"\n}\n";
 
+/// A build that mounts a secret: kiln's own session and build call, over the same
+/// connection kinds.
+const SECRET_MANIFEST: &str = "dockerfile-level \"1.2\"\nallow runs-as-root\nregistry \"kiln-it/remote-secret\"\nimage app {\n    from \"kiln-test/busybox:1\"\n    run \"cp /run/secrets/token /got.txt\" {\n        secret token\n    }\n    cmd \"cat\" \"/got.txt\"\n}\n";
+
+/// Builds `SECRET_MANIFEST` with `env` and `args`, and returns what the image says.
+fn build_with_a_secret(env: &[(&str, &str)], args: &[&str], run: impl Fn(&[&str]) -> String) -> String {
+    let mut test = Test::new().manifest(SECRET_MANIFEST).env("KILN_IT_TOKEN", "remote-token");
+    for (key, value) in env {
+        test = test.env(key, value);
+    }
+    // Images on the local engine (through ssh) go with the test; a second engine's go
+    // with it.
+    let _cleanup = Cleanup::new(&test.path().join("kiln.kdl"));
+    let mut all =
+        vec!["build", "--network", "none", "--progress", "plain", "--secret", "id=token,env=KILN_IT_TOKEN"];
+    all.extend_from_slice(args);
+    let output = test.args(&all).run_unchecked();
+    assert_eq!(output.status, 0, "{}", output.stderr);
+    run(&["run", "--rm", "--network", "none", "kiln-it/remote-secret/app:latest"])
+}
+
 fn builds_through_a_tls_engine() {
     let Some(_engine) = engine::engine_test() else { return };
     assert_eq!(BUSYBOX, "kiln-test/busybox:1");
@@ -38,6 +59,16 @@ fn builds_through_a_tls_engine() {
         .args(&["build", "--network", "none", "--progress", "plain", "--host", &tls.host])
         .run_unchecked();
     assert_eq!(output.status, 0, "{}", output.stderr);
+    let said = build_with_a_secret(
+        &[("DOCKER_HOST", &tls.host), ("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", &certs)],
+        &[],
+        |args| {
+            let (ok, out) = tls.docker_try(args);
+            assert!(ok, "{out}");
+            out
+        },
+    );
+    assert_eq!(said, "remote-token");
 }
 
 /// A CA that did not sign the engine's certificate, plain TCP to a TLS port, missing
@@ -99,6 +130,12 @@ fn builds_through_ssh() {
         .run_unchecked();
     assert_eq!(output.status, 0, "{}", output.stderr);
     assert_eq!(engine::run_image("kiln-it/ssh/app:latest"), "over ssh\n");
+    let said = build_with_a_secret(
+        &[("KILN_SSH_COMMAND", &sshd.ssh_command)],
+        &["--host", &sshd.host],
+        engine::docker,
+    );
+    assert_eq!(said, "remote-token");
     // A key the server does not accept: what ssh said, with the endpoint.
     let output = Test::new()
         .manifest(&manifest)

@@ -4,9 +4,10 @@
 
 use std::collections::HashMap;
 
-use bollard::models::BuildInfoAux;
+use bollard::models::{BuildInfo, BuildInfoAux};
 use bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
+use http_body_util::BodyExt;
 use kiln_context::TarStream;
 
 use crate::{Engine, describe, describe_connection};
@@ -148,7 +149,8 @@ impl Steps {
 
 impl Engine {
     /// Builds an image and returns its ID. Intermediate containers are always removed,
-    /// even when the build fails. Dropping the returned future cancels the build.
+    /// even when the build fails. Dropping the returned future cancels the build. The
+    /// context is sent as it is read, never held whole.
     pub async fn build(
         &self,
         spec: &BuildSpec,
@@ -156,98 +158,196 @@ impl Engine {
         emit: &mut (dyn FnMut(BuildEvent) + Send),
     ) -> Result<String, BuildError> {
         if spec.builder == Builder::BuildKit && (!spec.secrets.is_empty() || spec.ssh) {
-            return self.build_with_secrets(spec, context, emit).await;
-        }
-        let mut options = BuildImageOptionsBuilder::default()
-            .dockerfile(&spec.dockerfile)
-            .rm(true)
-            .forcerm(true)
-            .buildargs(&spec.build_args)
-            .labels(&spec.labels)
-            .version(match spec.builder {
-                Builder::BuildKit => BuilderVersion::BuilderBuildKit,
-                Builder::Classic => BuilderVersion::BuilderV1,
-            });
-        if spec.builder == Builder::BuildKit {
-            options = options.session(&spec.session);
-        }
-        if let Some(platform) = &spec.platform {
-            options = options.platform(platform);
-        }
-        if let Some(network) = &spec.network {
-            options = options.networkmode(network);
-        }
-        if let Some(target) = &spec.target {
-            options = options.target(target);
-        }
-        if let Some(tag) = &spec.tag {
-            options = options.t(tag);
-        }
-        if spec.pull {
-            options = options.pull("1");
-        }
-        if spec.no_cache {
-            options = options.nocache(true);
-        }
-        if !spec.cache_from.is_empty() {
-            options = options.cachefrom(&spec.cache_from);
+            return self.build_with_session(spec, context, emit).await;
         }
         let body = bollard::body_try_stream(context);
-        let mut stream = self.docker.build_image(options.build(), None, Some(body));
-        let mut steps = Steps::default();
-        let mut image_id = None;
-        loop {
-            let item = match stream.try_next().await {
-                Ok(Some(item)) => item,
-                Ok(None) => break,
-                Err(err) => {
-                    // The engine did not fail the build: the connection went away under it.
-                    let message = if is_transport_error(&err) {
-                        format!(
-                            "lost the connection to the engine at {}: {}",
-                            self.endpoint,
-                            describe_connection(&err)
-                        )
-                    } else {
-                        describe(&err)
-                    };
-                    return Err(steps.failure(message));
-                }
-            };
-            if let Some(detail) = item.error_detail.as_ref().and_then(|d| d.message.clone()) {
-                return Err(steps.failure(detail));
+        let endpoint = &self.endpoint;
+        let stream = self.docker.build_image(options(spec), None, Some(body)).map_err(|err| {
+            // The engine did not fail the build: the connection went away under it.
+            if is_transport_error(&err) {
+                format!("lost the connection to the engine at {endpoint}: {}", describe_connection(&err))
+            } else {
+                describe(&err)
             }
-            match item.aux {
-                Some(BuildInfoAux::Default(id)) => image_id = id.id,
-                Some(BuildInfoAux::BuildKit(status)) => {
-                    for vertex in status.vertexes {
-                        let state = if !vertex.error.is_empty() {
-                            StepState::Failed(vertex.error.clone())
-                        } else if vertex.cached {
-                            StepState::Cached
-                        } else if vertex.completed.is_some() {
-                            StepState::Done
-                        } else if vertex.started.is_some() {
-                            StepState::Started
-                        } else {
-                            continue;
-                        };
-                        steps.update(&vertex.digest, &vertex.name, state, emit);
+        });
+        follow(stream, emit).await
+    }
+
+    /// A BuildKit build whose RUNs mount secrets or the ssh agent: bollard's session
+    /// serves neither, so kiln opens one of its own ([`crate::session`]) and sends the
+    /// build, naming it, on a connection of its own ([`crate::dial`]).
+    async fn build_with_session(
+        &self,
+        spec: &BuildSpec,
+        context: TarStream,
+        emit: &mut (dyn FnMut(BuildEvent) + Send),
+    ) -> Result<String, BuildError> {
+        let failed =
+            |message: String| BuildError { message, step: None, log: String::new(), lost_image: false };
+        let lost = |e: std::io::Error| {
+            failed(format!("lost the connection to the engine at {}: {e}", self.endpoint))
+        };
+        let agent = if spec.ssh {
+            let socket = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()).ok_or_else(|| {
+                failed("`--ssh default` forwards the agent of SSH_AUTH_SOCK, which is not set".to_owned())
+            })?;
+            Some(std::path::PathBuf::from(socket))
+        } else {
+            None
+        };
+        let _session = self.start_session(&spec.session, &spec.secrets, agent).await.map_err(lost)?;
+        let query = serde_urlencoded::to_string(options(spec))
+            .map_err(|e| failed(format!("internal error: the build's options: {e}")))?;
+        let body = BodyExt::boxed(http_body_util::StreamBody::new(context.map_ok(hyper::body::Frame::data)));
+        let request = self
+            .api_request(http::Method::POST, &format!("/build?{query}"))
+            .header(http::header::CONTENT_TYPE, "application/x-tar")
+            .body(body)
+            .map_err(|e| failed(format!("internal error: the build request: {e}")))?;
+        let response = self.request(request).await.map_err(lost)?;
+        let status = response.status();
+        if !status.is_success() {
+            let message = crate::dial::error_message(response).await;
+            return Err(failed(format!("the engine refused the build ({status}): {message}")));
+        }
+        let endpoint = self.endpoint.to_string();
+        follow(json_messages(response.into_body(), endpoint), emit).await
+    }
+}
+
+/// The engine's build options for `spec` (the query of `/build`).
+fn options(spec: &BuildSpec) -> bollard::query_parameters::BuildImageOptions {
+    let mut options = BuildImageOptionsBuilder::default()
+        .dockerfile(&spec.dockerfile)
+        .rm(true)
+        .forcerm(true)
+        .buildargs(&spec.build_args)
+        .labels(&spec.labels)
+        .version(match spec.builder {
+            Builder::BuildKit => BuilderVersion::BuilderBuildKit,
+            Builder::Classic => BuilderVersion::BuilderV1,
+        });
+    if spec.builder == Builder::BuildKit {
+        options = options.session(&spec.session);
+    }
+    if let Some(platform) = &spec.platform {
+        options = options.platform(platform);
+    }
+    if let Some(network) = &spec.network {
+        options = options.networkmode(network);
+    }
+    if let Some(target) = &spec.target {
+        options = options.target(target);
+    }
+    if let Some(tag) = &spec.tag {
+        options = options.t(tag);
+    }
+    if spec.pull {
+        options = options.pull("1");
+    }
+    if spec.no_cache {
+        options = options.nocache(true);
+    }
+    if !spec.cache_from.is_empty() {
+        options = options.cachefrom(&spec.cache_from);
+    }
+    options.build()
+}
+
+/// The engine's build messages, one JSON object after another, as they arrive.
+fn json_messages(
+    body: hyper::body::Incoming,
+    endpoint: String,
+) -> impl futures_util::Stream<Item = Result<BuildInfo, String>> {
+    futures_util::stream::unfold((body, Vec::new(), false), move |(mut body, mut buffer, done)| {
+        let endpoint = endpoint.clone();
+        async move {
+            loop {
+                // A whole message in the buffer first.
+                let mut messages = serde_json::Deserializer::from_slice(&buffer).into_iter::<BuildInfo>();
+                match messages.next() {
+                    Some(Ok(message)) => {
+                        let used = messages.byte_offset();
+                        buffer.drain(..used);
+                        return Some((Ok(message), (body, buffer, done)));
                     }
-                    for log in status.logs {
-                        let text = String::from_utf8_lossy(&log.msg).into_owned();
-                        steps.log(Some(&log.vertex), &text, emit);
+                    Some(Err(e)) if !e.is_eof() => {
+                        return Some((
+                            Err(format!("the engine sent a message kiln cannot read: {e}")),
+                            (body, Vec::new(), true),
+                        ));
+                    }
+                    _ if done => return None,
+                    _ => {}
+                }
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            buffer.extend_from_slice(&data);
+                        }
+                    }
+                    Some(Err(e)) => {
+                        return Some((
+                            Err(format!("lost the connection to the engine at {endpoint}: {e}")),
+                            (body, Vec::new(), true),
+                        ));
+                    }
+                    None if buffer.iter().all(u8::is_ascii_whitespace) => return None,
+                    None => {
+                        return Some((
+                            Err("the engine's last build message was cut short".to_owned()),
+                            (body, Vec::new(), true),
+                        ));
                     }
                 }
-                None => {}
-            }
-            if let Some(text) = item.stream.as_deref() {
-                classic_text(&mut steps, text, emit);
             }
         }
-        // A build can stop without an error message when the engine goes away.
-        image_id.ok_or_else(|| steps.failure("the engine ended the build without an image".into()))
+    })
+}
+
+/// Follows a build's messages into events, to its image ID or its failure.
+async fn follow(
+    stream: impl futures_util::Stream<Item = Result<BuildInfo, String>>,
+    emit: &mut (dyn FnMut(BuildEvent) + Send),
+) -> Result<String, BuildError> {
+    let mut stream = std::pin::pin!(stream);
+    let mut steps = Steps::default();
+    let mut image_id = None;
+    while let Some(item) = stream.next().await {
+        let item = item.map_err(|message| steps.failure(message))?;
+        if let Some(detail) = item.error_detail.as_ref().and_then(|d| d.message.clone()) {
+            return Err(steps.failure(detail));
+        }
+        match item.aux {
+            Some(BuildInfoAux::Default(id)) => image_id = id.id,
+            Some(BuildInfoAux::BuildKit(status)) => {
+                for vertex in status.vertexes {
+                    let state = if !vertex.error.is_empty() {
+                        StepState::Failed(vertex.error.clone())
+                    } else if vertex.cached {
+                        StepState::Cached
+                    } else if vertex.completed.is_some() {
+                        StepState::Done
+                    } else if vertex.started.is_some() {
+                        StepState::Started
+                    } else {
+                        continue;
+                    };
+                    steps.update(&vertex.digest, &vertex.name, state, emit);
+                }
+                for log in status.logs {
+                    let text = String::from_utf8_lossy(&log.msg).into_owned();
+                    steps.log(Some(&log.vertex), &text, emit);
+                }
+            }
+            None => {}
+        }
+        if let Some(text) = item.stream.as_deref() {
+            classic_text(&mut steps, text, emit);
+        }
     }
+    // A build can stop without an error message when the engine goes away.
+    image_id.ok_or_else(|| steps.failure("the engine ended the build without an image".into()))
 }
 
 /// The classic builder streams text: `Step 2/4 : COPY a b` starts a step, the rest is

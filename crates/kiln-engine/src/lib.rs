@@ -4,9 +4,10 @@
 //! calls the scheduler and the image commands need.
 
 mod build;
+mod dial;
 pub mod endpoint;
 mod registry;
-mod secret_build;
+mod session;
 mod ssh;
 
 use std::collections::HashMap;
@@ -93,7 +94,7 @@ pub struct Engine {
     pub endpoint: Endpoint,
     /// For an `ssh://` engine: the tunnel the connection goes through, alive as long as
     /// a clone of the engine is.
-    _ssh: Option<std::sync::Arc<ssh::SshTunnel>>,
+    ssh_tunnel: Option<std::sync::Arc<ssh::SshTunnel>>,
     /// The engine's version, such as `20.10.24`.
     pub version: String,
     /// The API version both sides speak.
@@ -199,7 +200,7 @@ impl Engine {
             }
         };
         Ok(Self {
-            _ssh: tunnel,
+            ssh_tunnel: tunnel,
             api_version: info.api_version.clone().unwrap_or_default(),
             version: info.version.unwrap_or_default(),
             docker,
